@@ -1,0 +1,130 @@
+#include <cstdio>
+#include <filesystem>
+
+#include "common.h"
+#include "yak/base/error.h"
+#include "yak/base/json.h"
+#include "yak/base/thread_pool.h"
+#include "yak/base/utf8.h"
+#include "yak/tokenizer/chat_template.h"
+
+namespace yak::cli {
+namespace fs = std::filesystem;
+
+namespace {
+
+struct GenerateFlags {
+  std::string model, tokenizer, file, chat_template, system;
+  std::vector<std::string> prompts, prompt_ids, stop;
+  int64_t max_new_tokens = -1;
+  int threads = 0;
+  bool ids = false, verbose = false, ignore_eos = false, no_think = false;
+  SamplingFlags sampling;
+};
+
+tok::ChatTemplate pick_template(const std::string& name, const std::string& model_dir, const io::ModelConfig& cfg) {
+  if (name != "auto") return tok::ChatTemplate::by_name(name);
+  Json tc = Json::object();
+  fs::path p = fs::path(model_dir) / "tokenizer_config.json";
+  if (fs::exists(p)) tc = read_json_file(p);
+  return tok::ChatTemplate::by_name(tok::ChatTemplate::detect(tc, io::arch_name(cfg.arch)));
+}
+
+void run_generate(const GenerateFlags& f) {
+  set_num_threads(f.threads);
+  auto model = model::DecoderModel::load(f.model);
+  auto tokenizer = load_model_tokenizer(f.model, f.tokenizer);
+  const auto& cfg = model->config();
+  auto defaults = io::GenerationDefaults::load(f.model);
+  infer::Engine engine(*model, tokenizer.get());
+
+  std::vector<std::string> texts = f.prompts;
+  if (!f.file.empty()) texts.push_back(read_input(f.file));
+  std::vector<infer::GenerateRequest> reqs;
+  std::optional<tok::ChatTemplate> tmpl;
+  if (!f.chat_template.empty()) tmpl = pick_template(f.chat_template, f.model, cfg);
+  for (size_t i = 0; i < texts.size(); ++i) {
+    if (size_t bad = utf8::find_invalid(texts[i]); bad != std::string::npos)
+      throw Error("prompt " + std::to_string(i + 1) + ": invalid UTF-8 at byte " + std::to_string(bad));
+    if (!tokenizer) throw Error(f.model + ": no tokenizer found (tokenizer.json, vocab.json + merges.txt or tokenizer.model); use --prompt-ids or --tokenizer");
+    infer::GenerateRequest r;
+    if (tmpl) {
+      std::vector<tok::ChatMessage> msgs;
+      if (!f.system.empty()) msgs.push_back({"system", f.system});
+      msgs.push_back({"user", texts[i]});
+      tok::ChatOptions opt;
+      opt.enable_thinking = !f.no_think;
+      r.prompt = tokenizer->encode(tmpl->render(msgs, opt), !tmpl->adds_bos());
+      r.stop = tmpl->stop_strings();
+    } else {
+      r.prompt = tokenizer->encode(texts[i], true);
+    }
+    reqs.push_back(std::move(r));
+  }
+  for (auto& s : f.prompt_ids) {
+    infer::GenerateRequest r;
+    r.prompt = parse_ids(s);
+    reqs.push_back(std::move(r));
+  }
+  if (reqs.empty()) throw Error("nothing to generate from: give -p TEXT, -f FILE or --prompt-ids IDS");
+  auto sampling = f.sampling.resolve(defaults);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    auto& r = reqs[i];
+    r.sampling = sampling;
+    r.sampling.seed = sampling.seed + i;
+    r.max_new_tokens = f.max_new_tokens >= 0 ? f.max_new_tokens : defaults.max_new_tokens.value_or(256);
+    r.ignore_eos = f.ignore_eos;
+    for (auto& s : f.stop) r.stop.push_back(s);
+    if (r.prompt.empty()) throw Error("prompt " + std::to_string(i + 1) + " has no tokens");
+  }
+
+  const bool stream = reqs.size() == 1 && !f.ids && tokenizer;
+  auto results = engine.generate(reqs, stream ? infer::TextCallback([](size_t, const std::string& t) {
+    std::fwrite(t.data(), 1, t.size(), stdout);
+    std::fflush(stdout);
+  }) : infer::TextCallback{});
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (f.ids) {
+      std::string line;
+      for (auto id : results[i].tokens) line += (line.empty() ? "" : " ") + std::to_string(id);
+      std::printf("%s\n", line.c_str());
+    } else if (!stream) {
+      if (results.size() > 1) std::printf("=== %zu ===\n", i + 1);
+      std::printf("%s\n", results[i].text.c_str());
+    } else {
+      std::printf("\n");
+    }
+  }
+  if (f.verbose) {
+    const auto& st = engine.last_stats();
+    std::fprintf(stderr, "prefill: %lld tokens in %.3f s (%.1f tok/s); decode: %lld tokens in %.3f s (%.1f tok/s); threads %d\n",
+                 static_cast<long long>(st.prefill_tokens), st.prefill_seconds, st.prefill_tps(),
+                 static_cast<long long>(st.decode_tokens), st.decode_seconds, st.decode_tps(), num_threads());
+  }
+}
+
+}  // namespace
+
+void register_generate(CLI::App& app) {
+  auto f = std::make_shared<GenerateFlags>();
+  auto* sub = app.add_subcommand("generate", "Continue prompts with a model (streamed when one prompt)");
+  sub->add_option("-m,--model", f->model, "Hugging Face model folder")->required();
+  sub->add_option("-p,--prompt", f->prompts, "Prompt text (repeat for a batch)");
+  sub->add_option("-f,--file", f->file, "Read the prompt from a file ('-' = stdin)");
+  sub->add_option("--prompt-ids", f->prompt_ids, "Prompt as token ids, e.g. \"1 15 27\" (repeatable)");
+  sub->add_option("-n,--max-new-tokens", f->max_new_tokens, "Tokens to generate (default: generation_config or 256)");
+  sub->add_option("--stop", f->stop, "Stop string (repeatable)");
+  sub->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
+  sub->add_option("--tokenizer", f->tokenizer, "Tokenizer file or folder (default: the model folder)");
+  sub->add_option("--chat-template", f->chat_template,
+                  "Wrap the prompt as a user turn: auto, chatml, qwen3, llama2, alpaca2, plain");
+  sub->add_option("--system", f->system, "System prompt (with --chat-template)");
+  sub->add_flag("--no-think", f->no_think, "Qwen3: disable thinking (enable_thinking=false)");
+  sub->add_flag("--ids", f->ids, "Print generated token ids instead of text");
+  sub->add_flag("--ignore-eos", f->ignore_eos, "Keep generating past EOS");
+  sub->add_flag("-v,--verbose", f->verbose, "Print prefill and decode speed");
+  f->sampling.add(*sub);
+  sub->callback([f] { run_generate(*f); });
+}
+
+}  // namespace yak::cli

@@ -1,0 +1,90 @@
+#include "common.h"
+
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "yak/base/error.h"
+#include "yak/base/mmap.h"
+
+namespace yak::cli {
+namespace fs = std::filesystem;
+
+void SamplingFlags::add(CLI::App& app) {
+  app.add_option("--temp,--temperature", temperature, "Sampling temperature; 0 = greedy");
+  app.add_option("--top-k", top_k, "Keep the k most likely tokens (0 = off)");
+  app.add_option("--top-p", top_p, "Nucleus sampling mass (1 = off)");
+  app.add_option("--min-p", min_p, "Drop tokens below min_p x the top probability (0 = off)");
+  app.add_option("--repeat-penalty,--repetition-penalty", repetition_penalty,
+                 "transformers repetition penalty over prompt and output (1 = off)");
+  app.add_option("--frequency-penalty", frequency_penalty, "OpenAI frequency penalty (0 = off)");
+  app.add_option("--presence-penalty", presence_penalty, "OpenAI presence penalty (0 = off)");
+  app.add_option("--seed", seed, "Random seed for reproducible sampling");
+}
+
+infer::SamplingParams SamplingFlags::resolve(const io::GenerationDefaults& d) const {
+  infer::SamplingParams p;
+  p.do_sample = d.do_sample.value_or(false);
+  if (d.temperature) p.temperature = static_cast<float>(*d.temperature);
+  if (d.top_k) p.top_k = static_cast<int>(*d.top_k);
+  if (d.top_p) p.top_p = static_cast<float>(*d.top_p);
+  if (d.min_p) p.min_p = static_cast<float>(*d.min_p);
+  if (d.repetition_penalty) p.repetition_penalty = static_cast<float>(*d.repetition_penalty);
+  if (temperature) {
+    p.temperature = *temperature;
+    p.do_sample = *temperature > 0;
+  }
+  if (top_k) p.top_k = *top_k;
+  if (top_p) p.top_p = *top_p;
+  if (min_p) p.min_p = *min_p;
+  if (repetition_penalty) p.repetition_penalty = *repetition_penalty;
+  p.frequency_penalty = frequency_penalty;
+  p.presence_penalty = presence_penalty;
+  p.seed = seed.value_or(std::random_device{}());
+  check(p.top_p > 0 && p.top_p <= 1, "--top-p must be in (0, 1]");
+  check(p.min_p >= 0 && p.min_p <= 1, "--min-p must be in [0, 1]");
+  check(p.top_k >= 0, "--top-k must be >= 0");
+  check(p.repetition_penalty > 0, "--repeat-penalty must be > 0");
+  return p;
+}
+
+std::unique_ptr<tok::Tokenizer> load_model_tokenizer(const std::string& model_dir, const std::string& tokenizer_path) {
+  if (!tokenizer_path.empty()) return tok::load_tokenizer(tokenizer_path);
+  fs::path d(model_dir);
+  for (const char* f : {"tokenizer.json", "vocab.json", "tokenizer.model"})
+    if (fs::exists(d / f)) return tok::load_tokenizer(d);
+  return nullptr;
+}
+
+std::string read_input(const std::string& path) {
+  if (path == "-") {
+    std::ostringstream ss;
+    ss << std::cin.rdbuf();
+    return ss.str();
+  }
+  return read_text_file(path);
+}
+
+std::vector<int32_t> parse_ids(const std::string& text) {
+  std::vector<int32_t> ids;
+  std::string s = text;
+  for (char& c : s)
+    if (c == ',' || c == '[' || c == ']') c = ' ';
+  std::istringstream in(s);
+  std::string word;
+  while (in >> word) {
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(word, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != word.size() || v < 0 || v > INT32_MAX)
+      throw Error("token ids: '" + word + "' is not a non-negative integer id");
+    ids.push_back(static_cast<int32_t>(v));
+  }
+  return ids;
+}
+
+}  // namespace yak::cli

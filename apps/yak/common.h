@@ -1,0 +1,39 @@
+// Shared pieces of the CLI subcommands: model/tokenizer loading and sampling flags. Only flag
+// parsing and printing live in apps/yak; the work is done by the library.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "yak/infer/engine.h"
+#include "yak/io/hf_config.h"
+#include "yak/model/decoder.h"
+#include "yak/tokenizer/tokenizer.h"
+
+namespace yak::cli {
+
+struct SamplingFlags {
+  std::optional<float> temperature, top_p, min_p, repetition_penalty;
+  std::optional<int> top_k;
+  float frequency_penalty = 0, presence_penalty = 0;
+  std::optional<uint64_t> seed;
+  void add(CLI::App& app);
+  // generation_config.json defaults, then flags on top.
+  infer::SamplingParams resolve(const io::GenerationDefaults& defaults) const;
+};
+
+// Loads the tokenizer of a model folder, or from --tokenizer; null when the folder has none.
+std::unique_ptr<tok::Tokenizer> load_model_tokenizer(const std::string& model_dir, const std::string& tokenizer_path);
+
+// Reads a file or "-" for stdin.
+std::string read_input(const std::string& path);
+std::vector<int32_t> parse_ids(const std::string& text);
+
+void register_generate(CLI::App& app);
+void register_chat(CLI::App& app);
+void register_info(CLI::App& app);
+void register_tokenize(CLI::App& app);
+
+}  // namespace yak::cli

@@ -1,0 +1,38 @@
+// yak: one binary, one subcommand per job. Bad input exits 2 with one line; internal failure 1.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+
+#include "common.h"
+#include "yak/base/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"yak: run, adapt, align and serve language models, in C++"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "yak 0.1.0");
+  yak::cli::register_generate(app);
+  yak::cli::register_chat(app);
+  yak::cli::register_info(app);
+  yak::cli::register_tokenize(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "yak: error: %s\n", e.what());
+    return 2;
+  } catch (const yak::Error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "yak: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "yak: internal error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,84 @@
+// Generation on top of the decoder: batched prefill and decode with a KV cache, sampling, EOS and
+// stop strings, streaming text, timing. A Session keeps its cache between calls (chat turns reuse
+// the common prefix instead of recomputing it).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "yak/infer/sampler.h"
+#include "yak/model/decoder.h"
+#include "yak/tokenizer/tokenizer.h"
+
+namespace yak::infer {
+
+struct GenerateRequest {
+  std::vector<int32_t> prompt;
+  SamplingParams sampling;
+  int64_t max_new_tokens = 128;
+  std::vector<std::string> stop;  // stop strings; the text returned ends before the first one
+  bool ignore_eos = false;
+};
+
+struct GenerateResult {
+  std::vector<int32_t> tokens;  // generated ids (EOS excluded)
+  std::string text;             // detokenized, stop string excluded
+  std::string finish_reason;    // "stop" (EOS or stop string) or "length"
+};
+
+struct GenerateStats {
+  int64_t prefill_tokens = 0, decode_tokens = 0;
+  double prefill_seconds = 0, decode_seconds = 0;
+  double prefill_tps() const { return prefill_seconds > 0 ? prefill_tokens / prefill_seconds : 0; }
+  double decode_tps() const { return decode_seconds > 0 ? decode_tokens / decode_seconds : 0; }
+};
+
+// Called with (request index, newly final text) as text becomes final.
+using TextCallback = std::function<void(size_t, const std::string&)>;
+
+class Session;
+
+class Engine {
+ public:
+  // tok may be null: then no text, no stop strings, ids only.
+  Engine(model::DecoderModel& model, const tok::Tokenizer* tok);
+
+  // All requests run together: one forward per step covers every live sequence.
+  std::vector<GenerateResult> generate(const std::vector<GenerateRequest>& requests,
+                                       const TextCallback& on_text = {});
+  const GenerateStats& last_stats() const { return stats_; }
+  const std::vector<int32_t>& eos_ids() const { return eos_; }
+  model::DecoderModel& model() { return model_; }
+  const tok::Tokenizer* tokenizer() const { return tok_; }
+  // Tokens of prefill per forward call (bounds activation memory on long prompts).
+  int64_t prefill_chunk = 512;
+
+ private:
+  friend class Session;
+  struct Seq;
+  std::vector<GenerateResult> run(std::vector<Seq>& seqs, model::KVCache& cache, const TextCallback& on_text);
+
+  model::DecoderModel& model_;
+  const tok::Tokenizer* tok_;
+  std::vector<int32_t> eos_;
+  GenerateStats stats_;
+};
+
+// A single conversation whose KV cache persists: each call prefills only the tokens after the
+// longest prefix shared with what the cache already holds.
+class Session {
+ public:
+  Session(Engine& engine, int64_t capacity);
+  GenerateResult generate(const GenerateRequest& request, const TextCallback& on_text = {});
+  void reset() { cached_.clear(); }
+  int64_t capacity() const { return cache_.capacity(); }
+
+ private:
+  Engine& engine_;
+  model::KVCache cache_;
+  std::vector<int32_t> cached_;  // tokens whose K/V are in the cache, in order
+};
+
+}  // namespace yak::infer

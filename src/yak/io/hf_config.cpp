@@ -1,0 +1,205 @@
+#include "yak/io/hf_config.h"
+
+#include <cmath>
+
+namespace yak::io {
+
+const char* arch_name(Arch a) {
+  switch (a) {
+    case Arch::Llama: return "LlamaForCausalLM";
+    case Arch::Mistral: return "MistralForCausalLM";
+    case Arch::Qwen2: return "Qwen2ForCausalLM";
+    case Arch::Qwen3: return "Qwen3ForCausalLM";
+  }
+  return "?";
+}
+
+const char* rope_type_name(RopeType t) {
+  switch (t) {
+    case RopeType::Default: return "default";
+    case RopeType::Linear: return "linear";
+    case RopeType::Dynamic: return "dynamic";
+    case RopeType::Yarn: return "yarn";
+    case RopeType::Llama3: return "llama3";
+  }
+  return "?";
+}
+
+namespace {
+
+std::vector<int64_t> id_list(const Json& j, const std::string& key, const std::string& where) {
+  std::vector<int64_t> out;
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return out;
+  if (it->is_number_integer()) {
+    out.push_back(it->get<int64_t>());
+  } else if (it->is_array()) {
+    for (auto& v : *it) {
+      if (!v.is_number_integer()) throw Error(where + ": field '" + key + "' must hold integer ids");
+      out.push_back(v.get<int64_t>());
+    }
+  } else {
+    throw Error(where + ": field '" + key + "' must be an integer or a list of integers");
+  }
+  return out;
+}
+
+std::optional<int64_t> opt_int(const Json& j, const std::string& key, const std::string& where) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return std::nullopt;
+  if (!it->is_number_integer()) throw Error(where + ": field '" + key + "' must be an integer");
+  return it->get<int64_t>();
+}
+
+std::optional<double> opt_num(const Json& j, const std::string& key, const std::string& where) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return std::nullopt;
+  if (!it->is_number()) throw Error(where + ": field '" + key + "' must be a number");
+  return it->get<double>();
+}
+
+void parse_rope(const Json& j, const std::string& where, RopeConfig& r) {
+  // v4: rope_theta at the top, rope_scaling {type|rope_type, factor, ...} or null.
+  // v5: rope_parameters {rope_type, rope_theta, factor, ...}.
+  if (auto t = opt_num(j, "rope_theta", where)) r.theta = *t;
+  const Json* s = nullptr;
+  std::string field = "rope_scaling";
+  if (auto it = j.find("rope_parameters"); it != j.end() && it->is_object()) {
+    s = &*it;
+    field = "rope_parameters";
+  } else if (auto it2 = j.find("rope_scaling"); it2 != j.end() && it2->is_object()) {
+    s = &*it2;
+  }
+  if (!s) return;
+  const std::string w = where + ": " + field;
+  if (auto t = opt_num(*s, "rope_theta", w)) r.theta = *t;
+  std::string type = json_get_or<std::string>(*s, "rope_type", "", w);
+  if (type.empty()) type = json_get_or<std::string>(*s, "type", "default", w);
+  if (type == "default") r.type = RopeType::Default;
+  else if (type == "linear") r.type = RopeType::Linear;
+  else if (type == "dynamic") r.type = RopeType::Dynamic;
+  else if (type == "yarn") r.type = RopeType::Yarn;
+  else if (type == "llama3") r.type = RopeType::Llama3;
+  else
+    throw Error(w + ": unsupported rope type '" + type +
+                "' (expected default, linear, dynamic, yarn or llama3)");
+  if (r.type != RopeType::Default) {
+    auto f = opt_num(*s, "factor", w);
+    if (!f) throw Error(w + ": rope type '" + type + "' needs a numeric 'factor'");
+    if (!(*f > 0)) throw Error(w + ": 'factor' must be positive");
+    r.factor = *f;
+  }
+  r.original_max_position_embeddings = opt_int(*s, "original_max_position_embeddings", w);
+  r.attention_factor = opt_num(*s, "attention_factor", w);
+  if (auto v = opt_num(*s, "beta_fast", w)) r.beta_fast = *v;
+  if (auto v = opt_num(*s, "beta_slow", w)) r.beta_slow = *v;
+  r.mscale = opt_num(*s, "mscale", w);
+  r.mscale_all_dim = opt_num(*s, "mscale_all_dim", w);
+  r.truncate = json_get_or<bool>(*s, "truncate", true, w);
+  if (auto v = opt_num(*s, "low_freq_factor", w)) r.low_freq_factor = *v;
+  if (auto v = opt_num(*s, "high_freq_factor", w)) r.high_freq_factor = *v;
+  if (r.type == RopeType::Llama3 && !r.original_max_position_embeddings)
+    throw Error(w + ": rope type 'llama3' needs 'original_max_position_embeddings'");
+}
+
+}  // namespace
+
+ModelConfig ModelConfig::from_json(const Json& j, const std::string& where) {
+  if (!j.is_object()) throw Error(where + ": expected a JSON object");
+  ModelConfig c;
+  std::string arch;
+  if (auto it = j.find("architectures"); it != j.end() && it->is_array() && !it->empty() &&
+                                         (*it)[0].is_string())
+    arch = (*it)[0].get<std::string>();
+  c.model_type = json_get_or<std::string>(j, "model_type", "", where);
+  if (arch.empty()) {
+    static const std::pair<const char*, const char*> by_type[] = {
+        {"llama", "LlamaForCausalLM"}, {"mistral", "MistralForCausalLM"},
+        {"qwen2", "Qwen2ForCausalLM"}, {"qwen3", "Qwen3ForCausalLM"}};
+    for (auto& [t, a] : by_type)
+      if (c.model_type == t) arch = a;
+  }
+  if (arch == "LlamaForCausalLM") c.arch = Arch::Llama;
+  else if (arch == "MistralForCausalLM") c.arch = Arch::Mistral;
+  else if (arch == "Qwen2ForCausalLM") c.arch = Arch::Qwen2;
+  else if (arch == "Qwen3ForCausalLM") c.arch = Arch::Qwen3;
+  else
+    throw Error(where + ": field 'architectures': unsupported architecture '" + arch +
+                "' (expected LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM or Qwen3ForCausalLM)");
+
+  c.vocab_size = json_get<int64_t>(j, "vocab_size", where);
+  c.hidden_size = json_get<int64_t>(j, "hidden_size", where);
+  c.intermediate_size = json_get<int64_t>(j, "intermediate_size", where);
+  c.num_layers = json_get<int64_t>(j, "num_hidden_layers", where);
+  c.num_heads = json_get<int64_t>(j, "num_attention_heads", where);
+  c.num_kv_heads = json_get_or<int64_t>(j, "num_key_value_heads", c.num_heads, where);
+  auto positive = [&](int64_t v, const char* name) {
+    if (v <= 0) throw Error(where + ": field '" + name + "' must be positive, got " + std::to_string(v));
+  };
+  positive(c.vocab_size, "vocab_size");
+  positive(c.hidden_size, "hidden_size");
+  positive(c.intermediate_size, "intermediate_size");
+  positive(c.num_layers, "num_hidden_layers");
+  positive(c.num_heads, "num_attention_heads");
+  positive(c.num_kv_heads, "num_key_value_heads");
+  if (c.num_heads % c.num_kv_heads != 0)
+    throw Error(where + ": num_attention_heads (" + std::to_string(c.num_heads) +
+                ") must be a multiple of num_key_value_heads (" + std::to_string(c.num_kv_heads) + ")");
+  auto hd = opt_int(j, "head_dim", where);
+  if (hd) {
+    c.head_dim = *hd;
+  } else {
+    if (c.hidden_size % c.num_heads != 0)
+      throw Error(where + ": hidden_size must be divisible by num_attention_heads when head_dim is absent");
+    c.head_dim = c.hidden_size / c.num_heads;
+  }
+  positive(c.head_dim, "head_dim");
+  if (c.head_dim % 2 != 0) throw Error(where + ": field 'head_dim' must be even for RoPE");
+  c.rms_norm_eps = json_get_or<double>(j, "rms_norm_eps", 1e-6, where);
+  c.max_position_embeddings = json_get_or<int64_t>(j, "max_position_embeddings", 2048, where);
+  c.tie_word_embeddings = json_get_or<bool>(j, "tie_word_embeddings", false, where);
+  c.hidden_act = json_get_or<std::string>(j, "hidden_act", "silu", where);
+  if (c.hidden_act != "silu")
+    throw Error(where + ": field 'hidden_act': only 'silu' is supported, got '" + c.hidden_act + "'");
+  c.torch_dtype = json_get_or<std::string>(j, "torch_dtype", json_get_or<std::string>(j, "dtype", "float32", where), where);
+  c.attention_bias = c.arch == Arch::Qwen2 || json_get_or<bool>(j, "attention_bias", false, where);
+  c.qk_norm = c.arch == Arch::Qwen3;
+  parse_rope(j, where, c.rope);
+  if (c.arch == Arch::Mistral) {
+    c.sliding_window = opt_int(j, "sliding_window", where);
+  } else if (c.arch == Arch::Qwen2 || c.arch == Arch::Qwen3) {
+    if (json_get_or<bool>(j, "use_sliding_window", false, where)) c.sliding_window = opt_int(j, "sliding_window", where);
+  }
+  c.bos_token_id = opt_int(j, "bos_token_id", where);
+  c.pad_token_id = opt_int(j, "pad_token_id", where);
+  c.eos_token_ids = id_list(j, "eos_token_id", where);
+  return c;
+}
+
+ModelConfig ModelConfig::load(const std::filesystem::path& dir) {
+  auto path = dir / "config.json";
+  if (!std::filesystem::exists(path)) throw Error(dir.string() + ": no config.json (is this a Hugging Face model folder?)");
+  return from_json(read_json_file(path), path.string());
+}
+
+GenerationDefaults GenerationDefaults::load(const std::filesystem::path& dir) {
+  GenerationDefaults g;
+  auto path = dir / "generation_config.json";
+  if (!std::filesystem::exists(path)) return g;
+  Json j = read_json_file(path);
+  const std::string w = path.string();
+  if (!j.is_object()) throw Error(w + ": expected a JSON object");
+  if (auto it = j.find("do_sample"); it != j.end() && it->is_boolean()) g.do_sample = it->get<bool>();
+  g.temperature = opt_num(j, "temperature", w);
+  g.top_p = opt_num(j, "top_p", w);
+  g.min_p = opt_num(j, "min_p", w);
+  g.repetition_penalty = opt_num(j, "repetition_penalty", w);
+  g.top_k = opt_int(j, "top_k", w);
+  g.max_new_tokens = opt_int(j, "max_new_tokens", w);
+  g.eos_token_ids = id_list(j, "eos_token_id", w);
+  g.bos_token_id = opt_int(j, "bos_token_id", w);
+  g.pad_token_id = opt_int(j, "pad_token_id", w);
+  return g;
+}
+
+}  // namespace yak::io

@@ -1,0 +1,72 @@
+// config.json and generation_config.json of a Hugging Face checkpoint as typed structs.
+// Accepts both the v4 spelling (rope_theta, rope_scaling) and the v5 one (rope_parameters).
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "yak/base/json.h"
+#include "yak/tensor/dtype.h"
+
+namespace yak::io {
+
+enum class Arch { Llama, Mistral, Qwen2, Qwen3 };
+const char* arch_name(Arch a);  // the HF class name, e.g. "Qwen2ForCausalLM"
+
+enum class RopeType { Default, Linear, Dynamic, Yarn, Llama3 };
+const char* rope_type_name(RopeType t);
+
+struct RopeConfig {
+  RopeType type = RopeType::Default;
+  double theta = 10000.0;
+  double factor = 1.0;
+  // yarn / llama3 / dynamic: the context length the model was trained with.
+  std::optional<int64_t> original_max_position_embeddings;
+  // yarn
+  std::optional<double> attention_factor;
+  double beta_fast = 32.0, beta_slow = 1.0;
+  std::optional<double> mscale, mscale_all_dim;
+  bool truncate = true;
+  // llama3
+  double low_freq_factor = 1.0, high_freq_factor = 4.0;
+};
+
+struct ModelConfig {
+  Arch arch = Arch::Llama;
+  std::string model_type;
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_layers = 0;
+  int64_t num_heads = 0;
+  int64_t num_kv_heads = 0;
+  int64_t head_dim = 0;
+  double rms_norm_eps = 1e-6;
+  RopeConfig rope;
+  int64_t max_position_embeddings = 2048;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;  // q/k/v biases (Qwen2 always; LLaMA when attention_bias=true)
+  bool qk_norm = false;         // per-head RMSNorm on q and k before RoPE (Qwen3)
+  std::optional<int64_t> sliding_window;  // only when the checkpoint enables it
+  std::string hidden_act = "silu";
+  std::string torch_dtype = "float32";
+  std::optional<int64_t> bos_token_id, pad_token_id;
+  std::vector<int64_t> eos_token_ids;
+
+  static ModelConfig from_json(const Json& j, const std::string& where);
+  static ModelConfig load(const std::filesystem::path& dir);  // reads dir/config.json
+};
+
+struct GenerationDefaults {
+  std::optional<bool> do_sample;
+  std::optional<double> temperature, top_p, min_p, repetition_penalty;
+  std::optional<int64_t> top_k, max_new_tokens;
+  std::vector<int64_t> eos_token_ids;
+  std::optional<int64_t> bos_token_id, pad_token_id;
+  // Reads dir/generation_config.json when present (all fields optional).
+  static GenerationDefaults load(const std::filesystem::path& dir);
+};
+
+}  // namespace yak::io
