@@ -27,8 +27,13 @@ struct Engine::Seq {
 Engine::Engine(model::DecoderModel& model, const tok::Tokenizer* tok) : model_(model), tok_(tok) {
   for (auto id : model_.config().eos_token_ids) eos_.push_back(static_cast<int32_t>(id));
   if (tok_ && tok_->eos_id()) eos_.push_back(*tok_->eos_id());
-  std::sort(eos_.begin(), eos_.end());
-  eos_.erase(std::unique(eos_.begin(), eos_.end()), eos_.end());
+  set_eos_ids(eos_);
+}
+
+void Engine::set_eos_ids(std::vector<int32_t> ids) {
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  eos_ = std::move(ids);
 }
 
 namespace {

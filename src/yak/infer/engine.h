@@ -50,6 +50,7 @@ class Engine {
                                        const TextCallback& on_text = {});
   const GenerateStats& last_stats() const { return stats_; }
   const std::vector<int32_t>& eos_ids() const { return eos_; }
+  void set_eos_ids(std::vector<int32_t> ids);
   model::DecoderModel& model() { return model_; }
   const tok::Tokenizer* tokenizer() const { return tok_; }
   // Tokens of prefill per forward call (bounds activation memory on long prompts).

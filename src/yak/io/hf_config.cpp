@@ -162,6 +162,8 @@ ModelConfig ModelConfig::from_json(const Json& j, const std::string& where) {
   if (c.hidden_act != "silu")
     throw Error(where + ": field 'hidden_act': only 'silu' is supported, got '" + c.hidden_act + "'");
   c.torch_dtype = json_get_or<std::string>(j, "torch_dtype", json_get_or<std::string>(j, "dtype", "float32", where), where);
+  if (json_get_or<bool>(j, "mlp_bias", false, where))
+    throw Error(where + ": field 'mlp_bias': MLP biases are not supported");
   c.attention_bias = c.arch == Arch::Qwen2 || json_get_or<bool>(j, "attention_bias", false, where);
   c.qk_norm = c.arch == Arch::Qwen3;
   parse_rope(j, where, c.rope);
