@@ -83,16 +83,22 @@ void parse_rope(const Json& j, const std::string& where, RopeConfig& r) {
   else
     throw Error(w + ": unsupported rope type '" + type +
                 "' (expected default, linear, dynamic, yarn or llama3)");
+  r.original_max_position_embeddings = opt_int(*s, "original_max_position_embeddings", w);
+  // A top-level original_max_position_embeddings wins over the one in the rope dict (transformers).
+  if (auto top = opt_int(j, "original_max_position_embeddings", where)) r.original_max_position_embeddings = top;
   if (r.type != RopeType::Default) {
     auto f = opt_num(*s, "factor", w);
+    if (!f && r.type == RopeType::Yarn && r.original_max_position_embeddings && *r.original_max_position_embeddings > 0)
+      f = static_cast<double>(json_get_or<int64_t>(j, "max_position_embeddings", 2048, where)) /
+          static_cast<double>(*r.original_max_position_embeddings);
     if (!f) throw Error(w + ": rope type '" + type + "' needs a numeric 'factor'");
     if (!(*f > 0)) throw Error(w + ": 'factor' must be positive");
     r.factor = *f;
   }
-  r.original_max_position_embeddings = opt_int(*s, "original_max_position_embeddings", w);
   r.attention_factor = opt_num(*s, "attention_factor", w);
-  if (auto v = opt_num(*s, "beta_fast", w)) r.beta_fast = *v;
-  if (auto v = opt_num(*s, "beta_slow", w)) r.beta_slow = *v;
+  // transformers reads these with `or`: 0 means the default too.
+  if (auto v = opt_num(*s, "beta_fast", w); v && *v != 0) r.beta_fast = *v;
+  if (auto v = opt_num(*s, "beta_slow", w); v && *v != 0) r.beta_slow = *v;
   r.mscale = opt_num(*s, "mscale", w);
   r.mscale_all_dim = opt_num(*s, "mscale_all_dim", w);
   r.truncate = json_get_or<bool>(*s, "truncate", true, w);
@@ -168,9 +174,28 @@ ModelConfig ModelConfig::from_json(const Json& j, const std::string& where) {
   c.qk_norm = c.arch == Arch::Qwen3;
   parse_rope(j, where, c.rope);
   if (c.arch == Arch::Mistral) {
-    c.sliding_window = opt_int(j, "sliding_window", where);
+    // MistralConfig's default is a 4096-token window; an explicit null turns it off.
+    c.sliding_window = j.contains("sliding_window") ? opt_int(j, "sliding_window", where) : std::optional<int64_t>(4096);
   } else if (c.arch == Arch::Qwen2 || c.arch == Arch::Qwen3) {
-    if (json_get_or<bool>(j, "use_sliding_window", false, where)) c.sliding_window = opt_int(j, "sliding_window", where);
+    // Qwen ignores sliding_window unless use_sliding_window is set, and then only from layer
+    // max_window_layers on.
+    if (json_get_or<bool>(j, "use_sliding_window", false, where)) {
+      c.sliding_window = opt_int(j, "sliding_window", where);
+      c.sliding_window_from_layer = json_get_or<int64_t>(j, "max_window_layers", 0, where);
+    }
+  }
+  // v5 configs list each layer's attention kind; that list, when present, is the truth.
+  c.sliding_layers.assign(static_cast<size_t>(c.num_layers), false);
+  if (c.sliding_window) {
+    auto lt = j.find("layer_types");
+    if (lt != j.end() && lt->is_array()) {
+      if (lt->size() != static_cast<size_t>(c.num_layers))
+        throw Error(where + ": field 'layer_types' has " + std::to_string(lt->size()) + " entries for " +
+                    std::to_string(c.num_layers) + " layers");
+      for (size_t i = 0; i < lt->size(); ++i) c.sliding_layers[i] = (*lt)[i] == "sliding_attention";
+    } else {
+      for (int64_t i = c.sliding_window_from_layer; i < c.num_layers; ++i) c.sliding_layers[static_cast<size_t>(i)] = true;
+    }
   }
   c.bos_token_id = opt_int(j, "bos_token_id", where);
   c.pad_token_id = opt_int(j, "pad_token_id", where);

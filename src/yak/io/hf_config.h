@@ -50,6 +50,8 @@ struct ModelConfig {
   bool attention_bias = false;  // q/k/v biases (Qwen2 always; LLaMA when attention_bias=true)
   bool qk_norm = false;         // per-head RMSNorm on q and k before RoPE (Qwen3)
   std::optional<int64_t> sliding_window;  // only when the checkpoint enables it
+  int64_t sliding_window_from_layer = 0;  // layers below this index attend to everything
+  std::vector<bool> sliding_layers;       // per layer: does the window apply
   std::string hidden_act = "silu";
   std::string torch_dtype = "float32";
   std::optional<int64_t> bos_token_id, pad_token_id;

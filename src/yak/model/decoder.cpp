@@ -201,7 +201,7 @@ void DecoderModel::attention(const Batch& batch, KVCache& cache, int64_t layer, 
       const int64_t t = idx / H, hh = idx % H, kvh = hh / group;
       const int64_t p = batch.pos[t];
       int64_t start = 0;
-      if (cfg_.sliding_window && *cfg_.sliding_window > 0) start = std::max<int64_t>(0, p - *cfg_.sliding_window + 1);
+      if (cfg_.sliding_window && *cfg_.sliding_window > 0 && cfg_.sliding_layers[layer]) start = std::max<int64_t>(0, p - *cfg_.sliding_window + 1);
       const float* qv = q + t * H * hd + hh * hd;
       const float* K = cache.keys(layer, batch.slot[t]);
       const float* V = cache.values(layer, batch.slot[t]);
