@@ -28,14 +28,17 @@ void run_chat(ChatFlags& f) {
   auto tokenizer = load_model_tokenizer(f.model, f.tokenizer);
   if (!tokenizer) throw Error(f.model + ": no tokenizer found; chat needs one (or --tokenizer PATH)");
   infer::Engine engine(*model, tokenizer.get());
-  std::string name = f.chat_template;
-  if (name == "auto") {
+  std::optional<tok::ChatTemplate> picked;
+  if (f.chat_template == "auto") {
     Json tc = Json::object();
     fs::path p = fs::path(f.model) / "tokenizer_config.json";
     if (fs::exists(p)) tc = read_json_file(p);
-    name = tok::ChatTemplate::detect(tc, io::arch_name(model->config().arch));
+    picked = tok::ChatTemplate::from_config(tc, io::arch_name(model->config().arch));
+  } else {
+    picked = tok::ChatTemplate::by_name(f.chat_template);
   }
-  auto tmpl = tok::ChatTemplate::by_name(name);
+  const tok::ChatTemplate& tmpl = *picked;
+  const std::string name = tmpl.name();
   std::optional<std::string> system;
   if (!f.system.empty()) system = f.system;
   infer::Conversation conv(engine, tmpl, system, f.context);

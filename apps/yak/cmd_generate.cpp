@@ -27,7 +27,7 @@ tok::ChatTemplate pick_template(const std::string& name, const std::string& mode
   Json tc = Json::object();
   fs::path p = fs::path(model_dir) / "tokenizer_config.json";
   if (fs::exists(p)) tc = read_json_file(p);
-  return tok::ChatTemplate::by_name(tok::ChatTemplate::detect(tc, io::arch_name(cfg.arch)));
+  return tok::ChatTemplate::from_config(tc, io::arch_name(cfg.arch));
 }
 
 void run_generate(const GenerateFlags& f) {

@@ -179,6 +179,11 @@ std::vector<GenerateResult> Engine::run(std::vector<Seq>& seqs, model::KVCache& 
 
 std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>& requests, const TextCallback& on_text) {
   if (requests.empty()) return {};
+  const int64_t V = model_.config().vocab_size;
+  for (size_t i = 0; i < requests.size(); ++i)
+    for (auto id : requests[i].prompt)
+      check(id >= 0 && id < V, "prompt " + std::to_string(i + 1) + ": token id " + std::to_string(id) +
+                                   " is outside the vocabulary of " + std::to_string(V));
   int64_t capacity = 0;
   for (auto& r : requests) capacity = std::max<int64_t>(capacity, static_cast<int64_t>(r.prompt.size()) + std::max<int64_t>(r.max_new_tokens, 0));
   if (capacity > model_.config().max_position_embeddings &&

@@ -41,7 +41,7 @@ class Loader {
 }  // namespace
 
 std::unique_ptr<DecoderModel> DecoderModel::load(const fs::path& dir) {
-  if (!fs::is_directory(dir)) throw Error(dir.string() + ": not a model folder");
+  if (!fs::is_directory(dir)) throw Error(dir.string() + ": not a model folder (no config.json)");
   auto cfg = io::ModelConfig::load(dir);
   auto store = io::WeightStore::open_dir(dir);
   return std::make_unique<DecoderModel>(std::move(cfg), std::move(store));

@@ -1,0 +1,197 @@
+#include "yak/tokenizer/chat_template.h"
+
+#include "yak/base/error.h"
+
+namespace yak::tok {
+
+namespace {
+
+const char* const kQwenSystem = "You are a helpful assistant.";
+const char* const kAlpaca2System = "You are a helpful assistant. 你是一个乐于助人的助手。";
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+// Python's str.strip()/lstrip()/rstrip() with a character set (ASCII whitespace by default).
+std::string strip(std::string_view s, std::string_view chars = {}, bool left = true, bool right = true) {
+  auto drop = [&](char c) { return chars.empty() ? is_space(c) : chars.find(c) != std::string_view::npos; };
+  size_t b = 0, e = s.size();
+  if (left)
+    while (b < e && drop(s[b])) ++b;
+  if (right)
+    while (e > b && drop(s[e - 1])) --e;
+  return std::string(s.substr(b, e - b));
+}
+
+std::string render_chatml(std::span<const ChatMessage> msgs, const ChatOptions& o,
+                          const std::optional<std::string>& def_system) {
+  std::string out;
+  if (def_system && (msgs.empty() || msgs[0].role != "system"))
+    out += "<|im_start|>system\n" + *def_system + "<|im_end|>\n";
+  for (const auto& m : msgs) out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+  if (o.add_generation_prompt) out += "<|im_start|>assistant\n";
+  return out;
+}
+
+bool is_tool_response(const std::string& c) {
+  const std::string a = "<tool_response>", b = "</tool_response>";
+  return c.size() >= a.size() && c.compare(0, a.size(), a) == 0 && c.size() >= b.size() &&
+         c.compare(c.size() - b.size(), b.size(), b) == 0;
+}
+
+// Qwen3's official template, tools aside: reasoning is kept only for assistant turns after the
+// last user query, and enable_thinking=false pre-fills an empty think block.
+std::string render_qwen3(std::span<const ChatMessage> msgs, const ChatOptions& o) {
+  std::string out;
+  if (!msgs.empty() && msgs[0].role == "system") out += "<|im_start|>system\n" + msgs[0].content + "<|im_end|>\n";
+  long last_query = static_cast<long>(msgs.size()) - 1;
+  for (long i = static_cast<long>(msgs.size()) - 1; i >= 0; --i) {
+    if (msgs[i].role == "user" && !is_tool_response(msgs[i].content)) {
+      last_query = i;
+      break;
+    }
+  }
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    const auto& m = msgs[i];
+    bool last = i + 1 == msgs.size();
+    if (m.role == "user" || (m.role == "system" && i != 0)) {
+      out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+    } else if (m.role == "assistant") {
+      std::string content = m.content, reasoning;
+      size_t close = m.content.find("</think>");
+      if (close != std::string::npos) {
+        size_t last_close = m.content.rfind("</think>");
+        content = strip(std::string_view(m.content).substr(last_close + 8), "\n", true, false);
+        reasoning = strip(std::string_view(m.content).substr(0, close), "\n", false, true);
+        size_t open = reasoning.rfind("<think>");
+        if (open != std::string::npos) reasoning = reasoning.substr(open + 7);
+        reasoning = strip(reasoning, "\n", true, false);
+      }
+      if (static_cast<long>(i) > last_query && (last || !reasoning.empty())) {
+        out += "<|im_start|>assistant\n<think>\n" + strip(reasoning, "\n") + "\n</think>\n\n" +
+               strip(content, "\n", true, false);
+      } else {
+        out += "<|im_start|>assistant\n" + content;
+      }
+      out += "<|im_end|>\n";
+    } else if (m.role == "tool") {
+      if (i == 0 || msgs[i - 1].role != "tool") out += "<|im_start|>user";
+      out += "\n<tool_response>\n" + m.content + "\n</tool_response>";
+      if (last || msgs[i + 1].role != "tool") out += "<|im_end|>\n";
+    }
+  }
+  if (o.add_generation_prompt) {
+    out += "<|im_start|>assistant\n";
+    if (!o.enable_thinking) out += "<think>\n\n</think>\n\n";
+  }
+  return out;
+}
+
+// Llama-2-chat's template: the system prompt folds into the first user turn.
+std::string render_llama2(std::span<const ChatMessage> msgs, const std::optional<std::string>& def_system) {
+  std::optional<std::string> system = def_system;
+  size_t start = 0;
+  if (!msgs.empty() && msgs[0].role == "system") {
+    system = msgs[0].content;
+    start = 1;
+  }
+  std::string out;
+  for (size_t i = start; i < msgs.size(); ++i) {
+    const auto& m = msgs[i];
+    bool want_user = (i - start) % 2 == 0;
+    if ((m.role == "user") != want_user)
+      throw Error("chat template llama2: conversation roles must alternate user/assistant/user/... (message " +
+                  std::to_string(i) + " is '" + m.role + "')");
+    std::string content = m.content;
+    if (i == start && system) content = "<<SYS>>\n" + *system + "\n<</SYS>>\n\n" + m.content;
+    if (m.role == "user")
+      out += "<s>[INST] " + strip(content) + " [/INST]";
+    else if (m.role == "assistant")
+      out += " " + strip(content) + " </s>";
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> ChatTemplate::known_names() { return {"chatml", "qwen3", "llama2", "alpaca2", "plain"}; }
+
+ChatTemplate ChatTemplate::by_name(const std::string& name) {
+  ChatTemplate t;
+  t.name_ = name;
+  if (name == "chatml") {
+    t.default_system_ = kQwenSystem;
+  } else if (name == "alpaca2") {
+    t.default_system_ = kAlpaca2System;
+  } else if (name != "qwen3" && name != "llama2" && name != "plain") {
+    std::string known;
+    for (const auto& n : known_names()) known += (known.empty() ? "" : ", ") + n;
+    throw Error("unknown chat template '" + name + "' (known: " + known + ")");
+  }
+  return t;
+}
+
+std::string ChatTemplate::detect(const Json& cfg, const std::string& arch) {
+  std::string src;
+  if (cfg.is_object()) {
+    auto it = cfg.find("chat_template");
+    if (it != cfg.end() && it->is_string()) src = it->get<std::string>();
+    if (it != cfg.end() && it->is_array())
+      for (const auto& e : *it)
+        if (e.is_object() && e.value("name", "") == "default" && e.contains("template") && e["template"].is_string())
+          src = e["template"].get<std::string>();
+  }
+  if (src.find("enable_thinking") != std::string::npos || arch == "Qwen3ForCausalLM" || arch == "Qwen3MoeForCausalLM")
+    return "qwen3";
+  if (src.find("<|im_start|>") != std::string::npos) return "chatml";
+  if (src.find("[INST]") != std::string::npos)
+    return src.find("你是一个乐于助人的助手") != std::string::npos ? "alpaca2" : "llama2";
+  if (src.empty() && (arch == "Qwen2ForCausalLM" || arch == "Qwen2MoeForCausalLM")) return "chatml";
+  if (src.empty() && arch == "LlamaForCausalLM") return "llama2";
+  return "plain";
+}
+
+ChatTemplate ChatTemplate::from_config(const Json& cfg, const std::string& arch) {
+  ChatTemplate t = by_name(detect(cfg, arch));
+  if (t.name_ != "chatml" || !cfg.is_object() || !cfg.contains("chat_template") || !cfg["chat_template"].is_string())
+    return t;
+  // A ChatML template names its default system prompt either as a literal system turn or as
+  // `set system_message = '...'`; without either, the conversation gets no default system turn.
+  const std::string src = cfg["chat_template"].get<std::string>();
+  t.default_system_.reset();
+  for (const std::string marker : {"<|im_start|>system\\n", "<|im_start|>system\n"}) {
+    size_t p = src.find(marker);
+    if (p == std::string::npos) continue;
+    size_t b = p + marker.size(), e = src.find("<|im_end|>", b);
+    if (e == std::string::npos) continue;
+    std::string lit = src.substr(b, e - b);
+    if (lit.find('\'') == std::string::npos && lit.find('"') == std::string::npos && lit.find('+') == std::string::npos &&
+        lit.find('{') == std::string::npos) {
+      t.default_system_ = lit;
+      return t;
+    }
+  }
+  const std::string set = "set system_message = '";
+  size_t p = src.find(set);
+  if (p != std::string::npos) {
+    size_t e = src.find('\'', p + set.size());
+    if (e != std::string::npos) t.default_system_ = src.substr(p + set.size(), e - p - set.size());
+  }
+  return t;
+}
+
+std::string ChatTemplate::render(std::span<const ChatMessage> msgs, const ChatOptions& o) const {
+  if (name_ == "chatml") return render_chatml(msgs, o, default_system_);
+  if (name_ == "qwen3") return render_qwen3(msgs, o);
+  if (name_ == "llama2" || name_ == "alpaca2") return render_llama2(msgs, default_system_);
+  std::string out;
+  for (const auto& m : msgs) out += m.content;
+  return out;
+}
+
+std::vector<std::string> ChatTemplate::stop_strings() const {
+  if (name_ == "chatml" || name_ == "qwen3") return {"<|im_end|>", "<|endoftext|>"};
+  if (name_ == "llama2" || name_ == "alpaca2") return {"</s>"};
+  return {};
+}
+
+}  // namespace yak::tok

@@ -1,0 +1,51 @@
+// Built-in chat template families (ChatML/Qwen2, Qwen3 thinking switch, Llama-2, Chinese-Alpaca-2,
+// plain completion) rendered in C++, matching the official Jinja templates without a Jinja engine.
+#pragma once
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "yak/base/json.h"
+
+namespace yak::tok {
+
+struct ChatMessage {
+  std::string role;  // system, user, assistant (qwen3 also: tool)
+  std::string content;
+};
+
+struct ChatOptions {
+  bool add_generation_prompt = true;
+  bool enable_thinking = true;  // qwen3 only: false pre-fills an empty <think></think> block
+};
+
+class ChatTemplate {
+ public:
+  // Known names: chatml, qwen3, llama2, alpaca2, plain. Throws yak::Error listing them otherwise.
+  static ChatTemplate by_name(const std::string& name);
+  static std::vector<std::string> known_names();
+  // Family name for a checkpoint: from the Jinja source in tokenizer_config.json, then the
+  // architecture (config.json "architectures"[0]).
+  static std::string detect(const Json& tokenizer_config, const std::string& architecture);
+  // by_name(detect(...)) with the template's own default system prompt when it has one.
+  static ChatTemplate from_config(const Json& tokenizer_config, const std::string& architecture);
+
+  const std::string& name() const { return name_; }
+  // Throws yak::Error when the messages break the family's rules (e.g. llama2 role order).
+  std::string render(std::span<const ChatMessage> messages, const ChatOptions& options = {}) const;
+  // Strings that end a reply in this family (the engine also stops on EOS).
+  std::vector<std::string> stop_strings() const;
+  // True when rendered text already starts with BOS (<s>), so the engine must not add another.
+  bool adds_bos() const { return name_ == "llama2" || name_ == "alpaca2"; }
+
+  // System prompt used when the conversation has none (chatml: Qwen2's; alpaca2: Chinese-Alpaca-2's).
+  const std::optional<std::string>& default_system() const { return default_system_; }
+  void set_default_system(std::optional<std::string> s) { default_system_ = std::move(s); }
+
+ private:
+  std::string name_;
+  std::optional<std::string> default_system_;
+};
+
+}  // namespace yak::tok

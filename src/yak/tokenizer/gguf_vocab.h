@@ -1,0 +1,23 @@
+// Tokenizers built from a GGUF file's tokenizer.ggml.* metadata: "gpt2" (byte-level BPE with
+// the pre-tokenizer named by tokenizer.ggml.pre), "llama" (score-based SentencePiece BPE with
+// byte fallback) and "bert" (WordPiece).
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "yak/io/gguf.h"
+#include "yak/tokenizer/tokenizer.h"
+
+namespace yak::tok {
+
+// Throws yak::Error naming the file and the metadata key when the vocabulary is missing,
+// inconsistent or of an unsupported kind.
+std::unique_ptr<Tokenizer> tokenizer_from_gguf(const io::GgufFile& gguf);
+std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::filesystem::path& path);
+
+// Regexes (applied in sequence) for a tokenizer.ggml.pre name; throws for unknown names.
+std::vector<std::string> gguf_pre_tokenizer_regexes(const std::string& pre, bool* ignore_merges);
+
+}  // namespace yak::tok

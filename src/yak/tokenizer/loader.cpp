@@ -1,0 +1,34 @@
+#include <algorithm>
+
+#include "yak/base/error.h"
+#include "yak/tokenizer/bpe.h"
+#include "yak/tokenizer/gguf_vocab.h"
+#include "yak/tokenizer/sentencepiece_tokenizer.h"
+#include "yak/tokenizer/tokenizer.h"
+
+namespace yak::tok {
+
+namespace fs = std::filesystem;
+
+std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    if (fs::exists(path / "tokenizer.json")) return BpeTokenizer::from_tokenizer_json(path / "tokenizer.json");
+    if (fs::exists(path / "vocab.json") && fs::exists(path / "merges.txt")) return BpeTokenizer::from_vocab_merges(path);
+    if (fs::exists(path / "tokenizer.model")) return SentencePieceTokenizer::from_file(path / "tokenizer.model");
+    throw Error(path.string() + ": no tokenizer found (expected tokenizer.json, vocab.json + merges.txt, or tokenizer.model)");
+  }
+  if (!fs::exists(path, ec)) throw Error(path.string() + ": no such file or directory");
+  std::string name = path.filename().string(), ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (ext == ".json") {
+    if (name == "vocab.json") return BpeTokenizer::from_vocab_merges(path.parent_path());
+    return BpeTokenizer::from_tokenizer_json(path);
+  }
+  if (ext == ".model") return SentencePieceTokenizer::from_file(path);
+  if (ext == ".gguf") return load_gguf_tokenizer(path);
+  if (name == "merges.txt") return BpeTokenizer::from_vocab_merges(path.parent_path());
+  throw Error(path.string() + ": unknown tokenizer file (expected tokenizer.json, *.model or *.gguf)");
+}
+
+}  // namespace yak::tok
