@@ -56,7 +56,7 @@ TEST(TokenizerChatTemplate, DetectsTheSharedQwen2Config) {
   EXPECT_EQ(t.name(), "chatml");
   EXPECT_EQ(t.default_system(), "You are a helpful assistant.");
   EXPECT_EQ(t.stop_strings().front(), "<|im_end|>");
-  EXPECT_FALSE(t.adds_bos());
+  EXPECT_FALSE(t.add_special_tokens());
 }
 
 TEST(TokenizerChatTemplate, ErrorsAndPlain) {
@@ -67,7 +67,8 @@ TEST(TokenizerChatTemplate, ErrorsAndPlain) {
     EXPECT_NE(std::string(e.what()).find("chatml"), std::string::npos);
   }
   auto l = ChatTemplate::by_name("llama2");
-  EXPECT_TRUE(l.adds_bos());
+  EXPECT_FALSE(l.add_special_tokens());
+  EXPECT_TRUE(ChatTemplate::by_name("plain").add_special_tokens());
   std::vector<ChatMessage> bad{{"assistant", "hi"}};
   EXPECT_THROW(l.render(bad), yak::Error);
   std::vector<ChatMessage> p{{"user", "Once upon a time"}};

@@ -30,10 +30,7 @@ void run_chat(ChatFlags& f) {
   infer::Engine engine(*model, tokenizer.get());
   std::optional<tok::ChatTemplate> picked;
   if (f.chat_template == "auto") {
-    Json tc = Json::object();
-    fs::path p = fs::path(f.model) / "tokenizer_config.json";
-    if (fs::exists(p)) tc = read_json_file(p);
-    picked = tok::ChatTemplate::from_config(tc, io::arch_name(model->config().arch));
+    picked = tok::ChatTemplate::from_config(load_tokenizer_config(f.model), io::arch_name(model->config().arch));
   } else {
     picked = tok::ChatTemplate::by_name(f.chat_template);
   }

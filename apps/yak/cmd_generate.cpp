@@ -24,10 +24,7 @@ struct GenerateFlags {
 
 tok::ChatTemplate pick_template(const std::string& name, const std::string& model_dir, const io::ModelConfig& cfg) {
   if (name != "auto") return tok::ChatTemplate::by_name(name);
-  Json tc = Json::object();
-  fs::path p = fs::path(model_dir) / "tokenizer_config.json";
-  if (fs::exists(p)) tc = read_json_file(p);
-  return tok::ChatTemplate::from_config(tc, io::arch_name(cfg.arch));
+  return tok::ChatTemplate::from_config(load_tokenizer_config(model_dir), io::arch_name(cfg.arch));
 }
 
 void run_generate(const GenerateFlags& f) {
@@ -54,7 +51,7 @@ void run_generate(const GenerateFlags& f) {
       msgs.push_back({"user", texts[i]});
       tok::ChatOptions opt;
       opt.enable_thinking = !f.no_think;
-      r.prompt = tokenizer->encode(tmpl->render(msgs, opt), !tmpl->adds_bos());
+      r.prompt = tokenizer->encode(tmpl->render(msgs, opt), tmpl->add_special_tokens());
       r.stop = tmpl->stop_strings();
     } else {
       r.prompt = tokenizer->encode(texts[i], true);

@@ -61,11 +61,10 @@ void run_info(const std::string& dir, int64_t context) {
               eos.empty() ? "-" : eos.c_str());
   auto tokenizer = load_model_tokenizer(dir, "");
   std::printf("tokenizer        %s\n", tokenizer ? tokenizer->describe().c_str() : "none found");
-  Json tc = Json::object();
-  if (fs::exists(fs::path(dir) / "tokenizer_config.json")) tc = read_json_file(fs::path(dir) / "tokenizer_config.json");
+  Json tc = load_tokenizer_config(dir);
   std::string tmpl = tok::ChatTemplate::detect(tc, io::arch_name(c.arch));
   bool has_source = tc.contains("chat_template");
-  std::printf("chat template    %s%s\n", tmpl.c_str(), has_source ? " (from tokenizer_config.json)" : " (by architecture)");
+  std::printf("chat template    %s%s\n", tmpl.c_str(), has_source ? " (from the checkpoint's template)" : " (by architecture)");
 }
 
 }  // namespace

@@ -56,6 +56,16 @@ std::unique_ptr<tok::Tokenizer> load_model_tokenizer(const std::string& model_di
   return nullptr;
 }
 
+Json load_tokenizer_config(const std::string& model_dir) {
+  fs::path d(model_dir);
+  Json tc = Json::object();
+  if (fs::exists(d / "tokenizer_config.json")) tc = read_json_file(d / "tokenizer_config.json");
+  if (!tc.is_object()) throw Error((d / "tokenizer_config.json").string() + ": expected a JSON object");
+  if (!tc.contains("chat_template") && fs::exists(d / "chat_template.jinja"))
+    tc["chat_template"] = read_text_file(d / "chat_template.jinja");
+  return tc;
+}
+
 std::string read_input(const std::string& path) {
   if (path == "-") {
     std::ostringstream ss;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "yak/base/json.h"
 #include "yak/infer/engine.h"
 #include "yak/io/hf_config.h"
 #include "yak/model/decoder.h"
@@ -26,6 +27,10 @@ struct SamplingFlags {
 
 // Loads the tokenizer of a model folder, or from --tokenizer; null when the folder has none.
 std::unique_ptr<tok::Tokenizer> load_model_tokenizer(const std::string& model_dir, const std::string& tokenizer_path);
+
+// tokenizer_config.json of a model folder ({} when absent), with the chat template from
+// chat_template.jinja (where transformers 5 saves it) when the JSON has none.
+Json load_tokenizer_config(const std::string& model_dir);
 
 // Reads a file or "-" for stdin.
 std::string read_input(const std::string& path);

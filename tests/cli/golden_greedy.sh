@@ -6,6 +6,7 @@ yak=$1 golden=$2
 fails=0 passes=0
 for dir in "$golden"/models/*/; do
   name=$(basename "$dir")
+  [[ -f $dir/golden.json ]] || continue
   mapfile -t lines < <(python3 - "$dir/golden.json" <<'PY'
 import json, sys
 g = json.load(open(sys.argv[1]))

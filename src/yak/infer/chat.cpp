@@ -23,8 +23,7 @@ void Conversation::set_system(std::optional<std::string> s) {
 
 std::vector<int32_t> Conversation::render_tokens() const {
   std::string text = tmpl_.render(messages_, options);
-  // Templates that write <s> themselves must not get a second BOS from the tokenizer.
-  return engine_.tokenizer()->encode(text, !tmpl_.adds_bos());
+  return engine_.tokenizer()->encode(text, tmpl_.add_special_tokens());
 }
 
 GenerateResult Conversation::reply(const std::string& user, const SamplingParams& sampling, int64_t max_new_tokens,

@@ -17,6 +17,8 @@ class Conversation {
   // keeps it in the history.
   GenerateResult reply(const std::string& user, const SamplingParams& sampling, int64_t max_new_tokens,
                        const TextCallback& on_text = {});
+  // Appends a message to the history without generating (e.g. an earlier assistant answer).
+  void push(tok::ChatMessage message) { messages_.push_back(std::move(message)); }
   void reset();                                   // forget the turns, keep the system prompt
   void set_system(std::optional<std::string> s);  // takes effect from a fresh conversation
   const std::vector<tok::ChatMessage>& messages() const { return messages_; }

@@ -36,8 +36,10 @@ class ChatTemplate {
   std::string render(std::span<const ChatMessage> messages, const ChatOptions& options = {}) const;
   // Strings that end a reply in this family (the engine also stops on EOS).
   std::vector<std::string> stop_strings() const;
-  // True when rendered text already starts with BOS (<s>), so the engine must not add another.
-  bool adds_bos() const { return name_ == "llama2" || name_ == "alpaca2"; }
+  // Whether rendered text is tokenized with the tokenizer's own special tokens (BOS) added. Only
+  // plain completion does; templates write what they need themselves (llama2 writes <s>), exactly
+  // as transformers' apply_chat_template tokenizes without add_special_tokens.
+  bool add_special_tokens() const { return name_ == "plain"; }
 
   // System prompt used when the conversation has none (chatml: Qwen2's; alpaca2: Chinese-Alpaca-2's).
   const std::optional<std::string>& default_system() const { return default_system_; }
