@@ -19,7 +19,10 @@ void run_tokenize(const TokenizeFlags& f) {
   auto ids = tok->encode(text, f.add_special);
   if (f.json) {
     Json out = Json::array();
-    for (auto id : ids) out.push_back({{"id", id}, {"piece", tok->id_to_token(id)}});
+    for (auto id : ids) {
+      const int32_t one[1] = {id};
+      out.push_back({{"id", id}, {"piece", tok->id_to_token(id)}, {"text", tok->decode(one, false)}});
+    }
     std::printf("%s\n", out.dump(-1, ' ', false, Json::error_handler_t::replace).c_str());
     return;
   }
@@ -48,7 +51,7 @@ void register_tokenize(CLI::App& app) {
   sub->add_option("--file", f->file, "Read the text from a file ('-' = stdin)");
   sub->add_option("text", f->text, "Text to tokenize");
   sub->add_flag("--add-special", f->add_special, "Add BOS/EOS as the tokenizer config says");
-  sub->add_flag("--json", f->json, "Print [{id, piece}] as JSON");
+  sub->add_flag("--json", f->json, "Print [{id, piece, text}] as JSON");
   sub->callback([f] { run_tokenize(*f); });
 
   auto g = std::make_shared<TokenizeFlags>();
