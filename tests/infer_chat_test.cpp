@@ -70,3 +70,42 @@ TEST(Conversation, ResetAndContextLimit) {
 }
 
 }  // namespace
+
+namespace {
+
+// Stop strings cut the text before the first occurrence, streaming never shows any part of it,
+// and a seeded sampler repeats itself exactly.
+TEST(Engine, StopStringsAndSeededSampling) {
+  Json golden = read_json_file(kDir / "chat_golden.json");
+  const auto& c = golden["cases"][0];
+  auto model = model::DecoderModel::load(kDir);
+  auto tokenizer = tok::load_tokenizer(kDir);
+  infer::Engine engine(*model, tokenizer.get());
+  infer::GenerateRequest r;
+  r.prompt = c["prompt_ids"].get<std::vector<int32_t>>();
+  r.max_new_tokens = golden["max_new_tokens"].get<int64_t>();
+  const std::string full = c["greedy_text"].get<std::string>();
+  const std::string stop = " l l";  // occurs mid-way through the greedy text
+  const size_t at = full.find(stop);
+  ASSERT_NE(at, std::string::npos);
+  r.stop = {"never-there", stop};
+  std::string streamed;
+  auto out = engine.generate({r}, [&](size_t, const std::string& t) { streamed += t; })[0];
+  EXPECT_EQ(out.text, full.substr(0, at));
+  EXPECT_EQ(streamed, out.text);
+  EXPECT_EQ(out.finish_reason, "stop");
+  EXPECT_LT(out.tokens.size(), c["greedy_ids"].size());
+
+  infer::GenerateRequest s = r;
+  s.stop.clear();
+  s.sampling.do_sample = true;
+  s.sampling.temperature = 1.5f;
+  s.sampling.top_p = 0.95f;
+  s.sampling.seed = 42;
+  auto a = engine.generate({s})[0], b = engine.generate({s})[0];
+  EXPECT_EQ(a.tokens, b.tokens);
+  s.sampling.seed = 43;
+  EXPECT_NE(engine.generate({s})[0].tokens, a.tokens);
+}
+
+}  // namespace

@@ -156,6 +156,12 @@ def variants():
                                dict(bf16=True, shard="100KB",
                                     note="Qwen2 with biases, untied, bfloat16 weights saved in shards "
                                          "with model.safetensors.index.json."))
+    v["qwen3_f16"] = (lambda: (Qwen3Config(**dict(COMMON, vocab_size=320, num_attention_heads=4,
+                                                  num_key_value_heads=2, head_dim=16, intermediate_size=128,
+                                                  max_position_embeddings=256, tie_word_embeddings=True,
+                                                  use_sliding_window=False, rope_theta=1000000.0)),
+                               Qwen3ForCausalLM),
+                      dict(f16=True, note="Qwen3 with float16 weights (tied), golden computed in f32 from the f16 values."))
     v["llama_sharded_f32"] = (lambda: llama(tie_word_embeddings=False, intermediate_size=128),
                               dict(shard="150KB", note="LLaMA GQA untied float32 saved in shards with "
                                                        "model.safetensors.index.json."))
@@ -291,6 +297,9 @@ def make(name, build, opts, seed):
     if bf16:
         model = model.to(torch.bfloat16)
         model.config.dtype = torch.bfloat16
+    elif opts.get("f16"):
+        model = model.to(torch.float16)
+        model.config.dtype = torch.float16
     else:
         model.config.dtype = torch.float32
     save_kw = {"safe_serialization": True}
@@ -353,7 +362,7 @@ def make(name, build, opts, seed):
         "name": name,
         "architecture": cfg_json["architectures"][0],
         "note": opts["note"],
-        "weights_dtype": "bfloat16" if bf16 else "float32",
+        "weights_dtype": "bfloat16" if bf16 else ("float16" if opts.get("f16") else "float32"),
         "config_form": config_form,
         "attn_implementation": ATTN,
         "rope_attention_scaling": float(rot.attention_scaling),
