@@ -25,7 +25,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double secs(Clock::time_point a) { return std::chrono::duration<double>(Clock::now() - a).count(); }
+double secs(Clock::time_point a) {
+  return std::chrono::duration<double>(Clock::now() - a).count();
+}
 
 struct Shape05B {
   int64_t vocab = 151936, hidden = 896, inter = 4864, layers = 24, heads = 14, kv = 2, hd = 64;
@@ -33,11 +35,21 @@ struct Shape05B {
 
 void write_model(const fs::path& dir, const Shape05B& s) {
   fs::create_directories(dir);
-  Json cfg = {{"architectures", {"Qwen2ForCausalLM"}}, {"model_type", "qwen2"}, {"vocab_size", s.vocab},
-              {"hidden_size", s.hidden}, {"intermediate_size", s.inter}, {"num_hidden_layers", s.layers},
-              {"num_attention_heads", s.heads}, {"num_key_value_heads", s.kv}, {"rms_norm_eps", 1e-6},
-              {"rope_theta", 1000000.0}, {"max_position_embeddings", 32768}, {"tie_word_embeddings", true},
-              {"torch_dtype", "bfloat16"}, {"hidden_act", "silu"}, {"eos_token_id", 151643}};
+  Json cfg = {{"architectures", {"Qwen2ForCausalLM"}},
+              {"model_type", "qwen2"},
+              {"vocab_size", s.vocab},
+              {"hidden_size", s.hidden},
+              {"intermediate_size", s.inter},
+              {"num_hidden_layers", s.layers},
+              {"num_attention_heads", s.heads},
+              {"num_key_value_heads", s.kv},
+              {"rms_norm_eps", 1e-6},
+              {"rope_theta", 1000000.0},
+              {"max_position_embeddings", 32768},
+              {"tie_word_embeddings", true},
+              {"torch_dtype", "bfloat16"},
+              {"hidden_act", "silu"},
+              {"eos_token_id", 151643}};
   io::write_file_atomic(dir / "config.json", cfg.dump(2));
   std::mt19937 rng(1);
   std::normal_distribution<float> nd(0.0f, 0.02f);
@@ -108,7 +120,8 @@ Bandwidth measure_bandwidth() {
 double sgemm_gflops(const Shape05B& s, int64_t M) {
   const int64_t D = s.hidden;
   std::vector<std::pair<int64_t, int64_t>> nk = {{s.heads * s.hd, D}, {s.kv * s.hd, D}, {s.kv * s.hd, D},
-                                                 {D, s.heads * s.hd}, {s.inter, D}, {s.inter, D}, {D, s.inter}};
+                                                 {D, s.heads * s.hd}, {s.inter, D},     {s.inter, D},
+                                                 {D, s.inter}};
   std::vector<float> x(static_cast<size_t>(M * s.inter), 0.5f), y(static_cast<size_t>(M * s.inter));
   std::vector<std::vector<float>> w;
   for (auto [n, k] : nk) w.emplace_back(static_cast<size_t>(n * k), 0.01f);
@@ -118,8 +131,8 @@ double sgemm_gflops(const Shape05B& s, int64_t M) {
   for (int rep = 0; rep < 4; ++rep) {
     auto t = Clock::now();
     for (size_t i = 0; i < nk.size(); ++i)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk[i].first, nk[i].second, 1.0f, x.data(),
-                  nk[i].second, w[i].data(), nk[i].second, 0.0f, y.data(), nk[i].first);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk[i].first, nk[i].second, 1.0f, x.data(), nk[i].second,
+                  w[i].data(), nk[i].second, 0.0f, y.data(), nk[i].first);
     best = std::max(best, flops / secs(t) / 1e9);
   }
   return best;
@@ -140,10 +153,13 @@ int main(int argc, char** argv) {
   double weight_bytes = 0;
   for (auto& [name, b] : model->weight_bytes_by_dtype()) weight_bytes += static_cast<double>(b);
   // flops per prompt token: the projections (2 per weight) of all layers; lm_head runs once per prompt.
-  const double layer_params = static_cast<double>(s.hidden) * (s.heads * s.hd * 2 + s.kv * s.hd * 2) + 3.0 * s.hidden * s.inter;
+  const double layer_params =
+      static_cast<double>(s.hidden) * (s.heads * s.hd * 2 + s.kv * s.hd * 2) + 3.0 * s.hidden * s.inter;
   const double flops_per_token = 2.0 * layer_params * s.layers;
 
-  std::printf("| threads | decode tok/s | copy GB/s | decode bound (copy) tok/s | decode / bound (copy) | read GB/s | decode / bound (read) | prefill tok/s | sgemm GFLOP/s | prefill bound tok/s | prefill / bound |\n");
+  std::printf(
+      "| threads | decode tok/s | copy GB/s | decode bound (copy) tok/s | decode / bound (copy) | read GB/s | decode / "
+      "bound (read) | prefill tok/s | sgemm GFLOP/s | prefill bound tok/s | prefill / bound |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (int threads : {1, 2}) {
     set_num_threads(threads);
@@ -166,7 +182,8 @@ int main(int argc, char** argv) {
                 100.0 * st.prefill_tps() / prefill_bound);
     std::fflush(stdout);
   }
-  std::printf("\nmodel: random Qwen2.5-0.5B shape, bf16, %.0f MB of weights; prompt %lld tokens, decode %lld tokens (greedy)\n",
-              weight_bytes / 1e6, static_cast<long long>(prompt_len), static_cast<long long>(decode_len));
+  std::printf(
+      "\nmodel: random Qwen2.5-0.5B shape, bf16, %.0f MB of weights; prompt %lld tokens, decode %lld tokens (greedy)\n",
+      weight_bytes / 1e6, static_cast<long long>(prompt_len), static_cast<long long>(decode_len));
   return 0;
 }

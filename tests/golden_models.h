@@ -11,7 +11,9 @@
 
 namespace yak::golden {
 
-inline std::filesystem::path golden_models_dir() { return std::filesystem::path(YAK_GOLDEN_DIR) / "models"; }
+inline std::filesystem::path golden_models_dir() {
+  return std::filesystem::path(YAK_GOLDEN_DIR) / "models";
+}
 
 inline std::vector<std::string> golden_model_names() {
   std::vector<std::string> names;

@@ -88,14 +88,15 @@ const Case* find_case(const std::vector<Case>& all, const std::string& name) {
   return nullptr;
 }
 
-#define REQUIRE_GOLDENS(all)                                                             \
-  if ((all).empty()) GTEST_SKIP() << "no goldens at " YAK_GOLDEN_DIR "/sampler/processors.json " \
-                                     "(run tools/golden/make_sampler_goldens.py)"
+#define REQUIRE_GOLDENS(all)                      \
+  if ((all).empty())                              \
+  GTEST_SKIP() << "no goldens at " YAK_GOLDEN_DIR \
+                  "/sampler/processors.json "     \
+                  "(run tools/golden/make_sampler_goldens.py)"
 
 // Removed tokens must match exactly; kept logits to 1e-6 relative (they go through the same
 // float32 operations as torch, so in practice they are bit-equal).
-void expect_logits_eq(const std::vector<float>& got, const std::vector<float>& want,
-                      const std::string& what) {
+void expect_logits_eq(const std::vector<float>& got, const std::vector<float>& want, const std::string& what) {
   ASSERT_EQ(got.size(), want.size()) << what;
   int bad = 0;
   for (size_t i = 0; i < want.size() && bad < 5; ++i) {
@@ -121,8 +122,7 @@ TEST(SamplerGolden, ProcessLogitsMatchesTransformers) {
     expect_logits_eq(x, c.processed, c.name + " processed");
     std::vector<float> p(x.size());
     softmax(x, p);
-    for (size_t i = 0; i < p.size(); ++i)
-      ASSERT_NEAR(p[i], c.probs[i], 1e-6) << c.name << " prob of token " << i;
+    for (size_t i = 0; i < p.size(); ++i) ASSERT_NEAR(p[i], c.probs[i], 1e-6) << c.name << " prob of token " << i;
   }
 }
 
@@ -150,8 +150,8 @@ TEST(SamplerGolden, SampleLeavesProcessedRowAndDrawsAKeptToken) {
 TEST(SamplerGolden, EmpiricalFrequenciesMatchProbabilities) {
   const std::vector<Case> all = cases();
   REQUIRE_GOLDENS(all);
-  for (const char* name : {"normal/topp", "normal/all", "flat/temp_topk", "ties/topk_small",
-                           "masked/minp", "normal/freq_pres"}) {
+  for (const char* name :
+       {"normal/topp", "normal/all", "flat/temp_topk", "ties/topk_small", "masked/minp", "normal/freq_pres"}) {
     const Case* c = find_case(all, name);
     ASSERT_NE(c, nullptr) << name;
     SamplingParams p = c->params;
@@ -299,9 +299,13 @@ TEST(Sampler, LargeVocabularyMatchesFullSortReference) {
   std::mt19937 gen(11);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   const size_t v = 152064;
-  struct P { int k; float p; float scale; };
-  for (P cfg : {P{50, 0.9f, 3.0f}, P{0, 0.9f, 3.0f}, P{0, 0.5f, 0.3f}, P{0, 0.99f, 6.0f},
-                P{5000, 1.0f, 1.0f}, P{20, 1.0f, 1.0f}, P{6000, 0.7f, 0.5f}}) {
+  struct P {
+    int k;
+    float p;
+    float scale;
+  };
+  for (P cfg : {P{50, 0.9f, 3.0f}, P{0, 0.9f, 3.0f}, P{0, 0.5f, 0.3f}, P{0, 0.99f, 6.0f}, P{5000, 1.0f, 1.0f},
+                P{20, 1.0f, 1.0f}, P{6000, 0.7f, 0.5f}}) {
     std::vector<float> row(v);
     for (float& x : row) x = std::round(nd(gen) * cfg.scale * 64.0f) / 64.0f;  // with ties
     const std::vector<bool> want = reference_kept(row, cfg.k, cfg.p);
@@ -322,8 +326,8 @@ TEST(Sampler, LargeVocabularyMatchesFullSortReference) {
         ASSERT_EQ(x[i], row[i]);
       }
     }
-    EXPECT_EQ(diff, 0u) << "top_k " << cfg.k << " top_p " << cfg.p << ": kept " << n_got
-                        << ", reference kept " << n_want;
+    EXPECT_EQ(diff, 0u) << "top_k " << cfg.k << " top_p " << cfg.p << ": kept " << n_got << ", reference kept "
+                        << n_want;
   }
 }
 

@@ -90,10 +90,15 @@ TEST(Safetensors, BrokenFilesNameTheProblem) {
   write_bytes(p, raw_file(R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4));
   EXPECT_NE(error_of([&] { io::SafetensorsFile::open(p); }).find("non-negative"), std::string::npos);
 
-  write_bytes(p, raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12));
+  write_bytes(
+      p,
+      raw_file(
+          R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+          12));
   EXPECT_NE(error_of([&] { io::SafetensorsFile::open(p); }).find("overlap"), std::string::npos);
 
-  EXPECT_NE(error_of([&] { io::SafetensorsFile::open(dir / "missing.safetensors"); }).find("cannot open"), std::string::npos);
+  EXPECT_NE(error_of([&] { io::SafetensorsFile::open(dir / "missing.safetensors"); }).find("cannot open"),
+            std::string::npos);
   fs::remove_all(dir);
 }
 
@@ -133,16 +138,22 @@ TEST(HfConfig, ReadsBothRopeSpellings) {
 TEST(HfConfig, BadConfigsNameTheField) {
   Json j = base_config();
   j["architectures"] = {"GPT2LMHeadModel"};
-  EXPECT_NE(error_of([&] { io::ModelConfig::from_json(j, "x/config.json"); }).find("unsupported architecture 'GPT2LMHeadModel'"), std::string::npos);
+  EXPECT_NE(error_of([&] {
+              io::ModelConfig::from_json(j, "x/config.json");
+            }).find("unsupported architecture 'GPT2LMHeadModel'"),
+            std::string::npos);
   j = base_config();
   j["rope_scaling"] = {{"type", "longrope"}, {"factor", 2.0}};
-  EXPECT_NE(error_of([&] { io::ModelConfig::from_json(j, "x/config.json"); }).find("unsupported rope type 'longrope'"), std::string::npos);
+  EXPECT_NE(error_of([&] { io::ModelConfig::from_json(j, "x/config.json"); }).find("unsupported rope type 'longrope'"),
+            std::string::npos);
   j = base_config();
   j.erase("hidden_size");
-  EXPECT_NE(error_of([&] { io::ModelConfig::from_json(j, "x/config.json"); }).find("missing field 'hidden_size'"), std::string::npos);
+  EXPECT_NE(error_of([&] { io::ModelConfig::from_json(j, "x/config.json"); }).find("missing field 'hidden_size'"),
+            std::string::npos);
   j = base_config();
   j["num_key_value_heads"] = 3;
-  EXPECT_NE(error_of([&] { io::ModelConfig::from_json(j, "x/config.json"); }).find("multiple of num_key_value_heads"), std::string::npos);
+  EXPECT_NE(error_of([&] { io::ModelConfig::from_json(j, "x/config.json"); }).find("multiple of num_key_value_heads"),
+            std::string::npos);
   j = base_config();
   j["vocab_size"] = "many";
   EXPECT_NE(error_of([&] { io::ModelConfig::from_json(j, "x/config.json"); }).find("wrong type"), std::string::npos);

@@ -45,7 +45,8 @@ TEST_P(GoldenLogits, MatchesTransformers) {
     EXPECT_LE(d, 1e-4f) << GetParam() << " prompt " << i;
     if (g.logits->has("logits_bf16compute_" + std::to_string(i))) {
       Tensor r2 = g.logits->get("logits_bf16compute_" + std::to_string(i));
-      worst_vs_bf16_compute = std::max(worst_vs_bf16_compute, max_abs_diff(out.data<float>(), r2.to_f32().data<float>(), L * V));
+      worst_vs_bf16_compute =
+          std::max(worst_vs_bf16_compute, max_abs_diff(out.data<float>(), r2.to_f32().data<float>(), L * V));
     }
 
     // Same logits token by token through the KV cache (the decode path), rope tables included.
@@ -64,13 +65,16 @@ TEST_P(GoldenLogits, MatchesTransformers) {
     // so a prefix processed alone uses a different base than the full prompt: skip there.
     if (model->config().rope.type != io::RopeType::Dynamic) EXPECT_LE(worst_step, 1e-4f) << "incremental, prompt " << i;
   }
-  std::printf("[parity] %-22s max |logit diff| %.3g%s\n", GetParam().c_str(), worst,
-              g.bf16() ? (" (vs transformers bf16 compute: " + std::to_string(worst_vs_bf16_compute) + ")").c_str() : "");
+  std::printf(
+      "[parity] %-22s max |logit diff| %.3g%s\n", GetParam().c_str(), worst,
+      g.bf16() ? (" (vs transformers bf16 compute: " + std::to_string(worst_vs_bf16_compute) + ")").c_str() : "");
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, GoldenLogits, ::testing::ValuesIn(golden::golden_model_names()),
                          [](const auto& info) { return info.param; });
 
-TEST(GoldenModels, ArePresent) { EXPECT_GE(golden::golden_model_names().size(), 10u); }
+TEST(GoldenModels, ArePresent) {
+  EXPECT_GE(golden::golden_model_names().size(), 10u);
+}
 
 }  // namespace

@@ -114,17 +114,24 @@ TEST(TokenizerBpe, BrokenTokenizerJsonNamesFileAndField) {
   EXPECT_NE(e.find("model.type"), std::string::npos) << e;
   e = error_of(R"({"model": {"type": "BPE", "vocab": {"a": "x"}, "merges": []}})");
   EXPECT_NE(e.find("'a'"), std::string::npos) << e;
-  e = error_of(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "Whitespace"}})");
+  e = error_of(
+      R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "Whitespace"}})");
   EXPECT_NE(e.find("pre_tokenizer"), std::string::npos) << e;
-  e = error_of(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(("}}})");
+  e = error_of(
+      R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(("}}})");
   EXPECT_NE(e.find("regex"), std::string::npos) << e;
   EXPECT_THROW(load_tokenizer("/nonexistent/tokenizer.json"), yak::Error);
 }
 
 TEST(TokenizerBpe, AddedTokenStripFlags) {
   Json j = read_json_file(golden("tiny_bpe.json"));
-  j["added_tokens"].push_back({{"id", 501}, {"content", "<mask>"}, {"special", true}, {"lstrip", true},
-                               {"rstrip", true}, {"normalized", false}, {"single_word", false}});
+  j["added_tokens"].push_back({{"id", 501},
+                               {"content", "<mask>"},
+                               {"special", true},
+                               {"lstrip", true},
+                               {"rstrip", true},
+                               {"normalized", false},
+                               {"single_word", false}});
   auto tok = BpeTokenizer::from_json_string(j.dump(), "tiny+mask");
   auto a = tok->encode("x  <mask>  y", false);
   auto b = tok->encode("x<mask>y", false);

@@ -179,8 +179,9 @@ TEST_P(LlamaCppVocab, MatchesReferenceIds) {
     auto ids = tok->encode(inputs[k], false);
     if (ids != expected[k]) {
       ++mismatches;
-      ADD_FAILURE() << GetParam() << " case " << k << " '" << show(inputs[k]) << "'\n got:  "
-                    << ::testing::PrintToString(ids) << "\n want: " << ::testing::PrintToString(expected[k]);
+      ADD_FAILURE() << GetParam() << " case " << k << " '" << show(inputs[k])
+                    << "'\n got:  " << ::testing::PrintToString(ids)
+                    << "\n want: " << ::testing::PrintToString(expected[k]);
     }
   }
   EXPECT_EQ(mismatches, 0);

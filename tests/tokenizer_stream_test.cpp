@@ -30,7 +30,9 @@ void check_streaming(const Tokenizer& tok) {
   }
 }
 
-TEST(TokenizerStream, TinyBpe) { check_streaming(*load_tokenizer(golden("tiny_bpe.json"))); }
+TEST(TokenizerStream, TinyBpe) {
+  check_streaming(*load_tokenizer(golden("tiny_bpe.json")));
+}
 
 TEST(TokenizerStream, Qwen2) {
   YAK_SKIP_UNLESS_SHARED("tokenizers/qwen2/vocab.json");

@@ -41,7 +41,8 @@ void run_chat(ChatFlags& f) {
   infer::Conversation conv(engine, tmpl, system, f.context);
   conv.options.enable_thinking = !f.no_think;
   auto sampling = f.sampling.resolve(io::GenerationDefaults::load(f.model));
-  std::fprintf(stderr, "yak chat: %s, template %s. /reset starts over, /system TEXT sets the system prompt, /quit ends.\n",
+  std::fprintf(stderr,
+               "yak chat: %s, template %s. /reset starts over, /system TEXT sets the system prompt, /quit ends.\n",
                io::arch_name(model->config().arch), name.c_str());
   std::string line;
   for (;;) {

@@ -43,7 +43,10 @@ void run_generate(const GenerateFlags& f) {
   for (size_t i = 0; i < texts.size(); ++i) {
     if (size_t bad = utf8::find_invalid(texts[i]); bad != std::string::npos)
       throw Error("prompt " + std::to_string(i + 1) + ": invalid UTF-8 at byte " + std::to_string(bad));
-    if (!tokenizer) throw Error(f.model + ": no tokenizer found (tokenizer.json, vocab.json + merges.txt or tokenizer.model); use --prompt-ids or --tokenizer");
+    if (!tokenizer)
+      throw Error(f.model +
+                  ": no tokenizer found (tokenizer.json, vocab.json + merges.txt or tokenizer.model); use --prompt-ids "
+                  "or --tokenizer");
     infer::GenerateRequest r;
     if (tmpl) {
       std::vector<tok::ChatMessage> msgs;
@@ -77,9 +80,10 @@ void run_generate(const GenerateFlags& f) {
 
   const bool stream = reqs.size() == 1 && !f.ids && tokenizer;
   auto results = engine.generate(reqs, stream ? infer::TextCallback([](size_t, const std::string& t) {
-    std::fwrite(t.data(), 1, t.size(), stdout);
-    std::fflush(stdout);
-  }) : infer::TextCallback{});
+                                   std::fwrite(t.data(), 1, t.size(), stdout);
+                                   std::fflush(stdout);
+                                 })
+                                              : infer::TextCallback{});
   for (size_t i = 0; i < results.size(); ++i) {
     if (f.ids) {
       std::string line;
@@ -94,9 +98,10 @@ void run_generate(const GenerateFlags& f) {
   }
   if (f.verbose) {
     const auto& st = engine.last_stats();
-    std::fprintf(stderr, "prefill: %lld tokens in %.3f s (%.1f tok/s); decode: %lld tokens in %.3f s (%.1f tok/s); threads %d\n",
-                 static_cast<long long>(st.prefill_tokens), st.prefill_seconds, st.prefill_tps(),
-                 static_cast<long long>(st.decode_tokens), st.decode_seconds, st.decode_tps(), num_threads());
+    std::fprintf(
+        stderr, "prefill: %lld tokens in %.3f s (%.1f tok/s); decode: %lld tokens in %.3f s (%.1f tok/s); threads %d\n",
+        static_cast<long long>(st.prefill_tokens), st.prefill_seconds, st.prefill_tps(),
+        static_cast<long long>(st.decode_tokens), st.decode_seconds, st.decode_tps(), num_threads());
   }
 }
 

@@ -22,10 +22,14 @@ std::string human_bytes(double b) {
 
 std::string human_count(double n) {
   char buf[32];
-  if (n >= 1e9) std::snprintf(buf, sizeof buf, "%.2fB", n / 1e9);
-  else if (n >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", n / 1e6);
-  else if (n >= 1e3) std::snprintf(buf, sizeof buf, "%.1fK", n / 1e3);
-  else std::snprintf(buf, sizeof buf, "%.0f", n);
+  if (n >= 1e9)
+    std::snprintf(buf, sizeof buf, "%.2fB", n / 1e9);
+  else if (n >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.2fM", n / 1e6);
+  else if (n >= 1e3)
+    std::snprintf(buf, sizeof buf, "%.1fK", n / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f", n);
   return buf;
 }
 
@@ -42,12 +46,13 @@ void run_info(const std::string& dir, int64_t context) {
     weight_bytes += bytes;
   }
   std::printf("weights          %s (torch_dtype %s)\n", dtypes.c_str(), c.torch_dtype.c_str());
-  std::printf("layers           %lld, hidden %lld, intermediate %lld, vocab %lld\n", static_cast<long long>(c.num_layers),
-              static_cast<long long>(c.hidden_size), static_cast<long long>(c.intermediate_size),
-              static_cast<long long>(c.vocab_size));
-  std::printf("attention        %lld heads, %lld kv heads (%s), head_dim %lld%s%s\n", static_cast<long long>(c.num_heads),
-              static_cast<long long>(c.num_kv_heads), c.num_heads == c.num_kv_heads ? "MHA" : "GQA",
-              static_cast<long long>(c.head_dim), c.attention_bias ? ", qkv bias" : "", c.qk_norm ? ", q/k norm" : "");
+  std::printf("layers           %lld, hidden %lld, intermediate %lld, vocab %lld\n",
+              static_cast<long long>(c.num_layers), static_cast<long long>(c.hidden_size),
+              static_cast<long long>(c.intermediate_size), static_cast<long long>(c.vocab_size));
+  std::printf("attention        %lld heads, %lld kv heads (%s), head_dim %lld%s%s\n",
+              static_cast<long long>(c.num_heads), static_cast<long long>(c.num_kv_heads),
+              c.num_heads == c.num_kv_heads ? "MHA" : "GQA", static_cast<long long>(c.head_dim),
+              c.attention_bias ? ", qkv bias" : "", c.qk_norm ? ", q/k norm" : "");
   std::printf("rope             %s, theta %g, factor %g; max positions %lld\n", io::rope_type_name(c.rope.type),
               c.rope.theta, c.rope.factor, static_cast<long long>(c.max_position_embeddings));
   std::printf("tied embeddings  %s\n", c.tie_word_embeddings ? "yes" : "no");
@@ -64,7 +69,8 @@ void run_info(const std::string& dir, int64_t context) {
   Json tc = load_tokenizer_config(dir);
   std::string tmpl = tok::ChatTemplate::detect(tc, io::arch_name(c.arch));
   bool has_source = tc.contains("chat_template");
-  std::printf("chat template    %s%s\n", tmpl.c_str(), has_source ? " (from the checkpoint's template)" : " (by architecture)");
+  std::printf("chat template    %s%s\n", tmpl.c_str(),
+              has_source ? " (from the checkpoint's template)" : " (by architecture)");
 }
 
 }  // namespace

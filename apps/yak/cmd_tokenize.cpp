@@ -36,7 +36,8 @@ void run_detokenize(const TokenizeFlags& f) {
   auto ids = parse_ids(f.file.empty() ? f.text : read_input(f.file));
   for (auto id : ids)
     if (id >= tok->vocab_size())
-      throw Error("token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(tok->vocab_size()));
+      throw Error("token id " + std::to_string(id) + " is outside the vocabulary of " +
+                  std::to_string(tok->vocab_size()));
   std::string s = tok->decode(ids, f.skip_special);
   std::fwrite(s.data(), 1, s.size(), stdout);
   std::printf("\n");

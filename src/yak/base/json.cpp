@@ -18,8 +18,7 @@ Json parse_json(const std::string& text, const std::string& where) {
         ++col;
       }
     }
-    throw Error(where + ": invalid JSON at line " + std::to_string(line) + ", column " +
-                std::to_string(col));
+    throw Error(where + ": invalid JSON at line " + std::to_string(line) + ", column " + std::to_string(col));
   } catch (const nlohmann::json::exception& e) {
     // e.g. a number too large to represent
     throw Error(where + ": invalid JSON (" + std::string(e.what()) + ")");

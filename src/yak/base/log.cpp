@@ -8,8 +8,12 @@ namespace {
 std::atomic<int> g_level{static_cast<int>(Level::Warn)};
 }
 
-void set_level(Level l) { g_level = static_cast<int>(l); }
-Level level() { return static_cast<Level>(g_level.load()); }
+void set_level(Level l) {
+  g_level = static_cast<int>(l);
+}
+Level level() {
+  return static_cast<Level>(g_level.load());
+}
 
 void write(Level l, const std::string& message) {
   if (static_cast<int>(l) < g_level) return;

@@ -10,7 +10,9 @@ namespace yak::utf8 {
 
 // Byte offset of the first invalid sequence, or npos when the whole string is valid.
 size_t find_invalid(std::string_view s);
-inline bool is_valid(std::string_view s) { return find_invalid(s) == std::string_view::npos; }
+inline bool is_valid(std::string_view s) {
+  return find_invalid(s) == std::string_view::npos;
+}
 
 // Length of a trailing prefix of a multi-byte character that is still missing bytes (0..3).
 size_t incomplete_tail(std::string_view s);

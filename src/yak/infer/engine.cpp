@@ -9,16 +9,16 @@
 namespace yak::infer {
 
 struct Engine::Seq {
-  size_t index = 0;     // request index, for callbacks
+  size_t index = 0;  // request index, for callbacks
   int32_t slot = 0;
   std::vector<int32_t> tokens;  // prompt + generated
   size_t prompt_len = 0;
-  size_t cached = 0;            // tokens already in the KV cache
+  size_t cached = 0;  // tokens already in the KV cache
   const GenerateRequest* req = nullptr;
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<tok::StreamDecoder> decoder;
-  std::string text;      // final text so far
-  size_t emitted = 0;    // bytes of text passed to the callback
+  std::string text;    // final text so far
+  size_t emitted = 0;  // bytes of text passed to the callback
   bool done = false;
   std::string finish;
   std::vector<int32_t> generated;
@@ -38,7 +38,9 @@ void Engine::set_eos_ids(std::vector<int32_t> ids) {
 
 namespace {
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // Length of the longest suffix of text that is a proper prefix of some stop string: that much must
 // be held back from streaming because the next token might complete a stop string.
@@ -177,7 +179,8 @@ std::vector<GenerateResult> Engine::run(std::vector<Seq>& seqs, model::KVCache& 
   return out;
 }
 
-std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>& requests, const TextCallback& on_text) {
+std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>& requests,
+                                             const TextCallback& on_text) {
   if (requests.empty()) return {};
   const int64_t V = model_.config().vocab_size;
   for (size_t i = 0; i < requests.size(); ++i)
@@ -185,9 +188,10 @@ std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>&
       check(id >= 0 && id < V, "prompt " + std::to_string(i + 1) + ": token id " + std::to_string(id) +
                                    " is outside the vocabulary of " + std::to_string(V));
   int64_t capacity = 0;
-  for (auto& r : requests) capacity = std::max<int64_t>(capacity, static_cast<int64_t>(r.prompt.size()) + std::max<int64_t>(r.max_new_tokens, 0));
-  if (capacity > model_.config().max_position_embeddings &&
-      model_.config().rope.type != io::RopeType::Dynamic)
+  for (auto& r : requests)
+    capacity =
+        std::max<int64_t>(capacity, static_cast<int64_t>(r.prompt.size()) + std::max<int64_t>(r.max_new_tokens, 0));
+  if (capacity > model_.config().max_position_embeddings && model_.config().rope.type != io::RopeType::Dynamic)
     log::warn("generating " + std::to_string(capacity) + " positions, past the model's max_position_embeddings (" +
               std::to_string(model_.config().max_position_embeddings) + ")");
   model::KVCache cache(model_.config(), static_cast<int64_t>(requests.size()), capacity);
@@ -201,8 +205,7 @@ std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>&
   return run(seqs, cache, on_text);
 }
 
-Session::Session(Engine& engine, int64_t capacity)
-    : engine_(engine), cache_(engine.model().config(), 1, capacity) {}
+Session::Session(Engine& engine, int64_t capacity) : engine_(engine), cache_(engine.model().config(), 1, capacity) {}
 
 GenerateResult Session::generate(const GenerateRequest& request, const TextCallback& on_text) {
   std::vector<Engine::Seq> seqs(1);

@@ -46,8 +46,7 @@ class Engine {
   Engine(model::DecoderModel& model, const tok::Tokenizer* tok);
 
   // All requests run together: one forward per step covers every live sequence.
-  std::vector<GenerateResult> generate(const std::vector<GenerateRequest>& requests,
-                                       const TextCallback& on_text = {});
+  std::vector<GenerateResult> generate(const std::vector<GenerateRequest>& requests, const TextCallback& on_text = {});
   const GenerateStats& last_stats() const { return stats_; }
   const std::vector<int32_t>& eos_ids() const { return eos_; }
   void set_eos_ids(std::vector<int32_t> ids);

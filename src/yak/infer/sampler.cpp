@@ -44,8 +44,7 @@ bool softmax_candidates(std::vector<Cand>& c) {
 
 // TopKLogitsWarper: keep logit >= k-th largest. A min-heap of size k rejects most of a large
 // vocabulary with a single comparison.
-void select_top_k(std::span<const float> logits, int top_k, std::vector<Cand>& out,
-                  std::vector<float>& heap) {
+void select_top_k(std::span<const float> logits, int top_k, std::vector<Cand>& out, std::vector<float>& heap) {
   const size_t v = logits.size();
   if (top_k <= 0 || static_cast<size_t>(top_k) >= v) {
     all_candidates(logits, out);
@@ -159,8 +158,8 @@ void apply_repetition_penalty(std::span<float> logits, std::span<const int32_t> 
   }
 }
 
-void apply_frequency_presence(std::span<float> logits, std::span<const int32_t> generated,
-                              float frequency_penalty, float presence_penalty) {
+void apply_frequency_presence(std::span<float> logits, std::span<const int32_t> generated, float frequency_penalty,
+                              float presence_penalty) {
   if ((frequency_penalty == 0.0f && presence_penalty == 0.0f) || generated.empty()) return;
   std::vector<int32_t> u(generated.begin(), generated.end());
   std::sort(u.begin(), u.end());
@@ -181,8 +180,7 @@ void apply_penalties(std::span<float> logits, std::span<const int32_t> history, 
                      const SamplingParams& p) {
   apply_repetition_penalty(logits, history, p.repetition_penalty);
   const size_t n = std::min(n_generated, history.size());
-  apply_frequency_presence(logits, history.subspan(history.size() - n), p.frequency_penalty,
-                           p.presence_penalty);
+  apply_frequency_presence(logits, history.subspan(history.size() - n), p.frequency_penalty, p.presence_penalty);
 }
 
 void apply_temperature(std::span<float> logits, float temperature) {
@@ -250,8 +248,7 @@ int32_t argmax(std::span<const float> logits) {
 
 Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
 
-int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> history,
-                        size_t n_generated) {
+int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> history, size_t n_generated) {
   if (logits.empty()) return 0;
   apply_penalties(logits, history, n_generated, params_);
   if (params_.greedy()) return argmax(logits);

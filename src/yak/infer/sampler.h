@@ -10,14 +10,14 @@
 namespace yak::infer {
 
 struct SamplingParams {
-  bool do_sample = false;          // false: greedy (argmax after penalties)
-  float temperature = 1.0f;        // <= 0 forces greedy
-  int top_k = 0;                   // 0: off
-  float top_p = 1.0f;              // 1: off
-  float min_p = 0.0f;              // 0: off
-  float repetition_penalty = 1.0f; // 1: off; applied over prompt + generated ids
-  float frequency_penalty = 0.0f;  // 0: off; over generated ids only
-  float presence_penalty = 0.0f;   // 0: off; over generated ids only
+  bool do_sample = false;           // false: greedy (argmax after penalties)
+  float temperature = 1.0f;         // <= 0 forces greedy
+  int top_k = 0;                    // 0: off
+  float top_p = 1.0f;               // 1: off
+  float min_p = 0.0f;               // 0: off
+  float repetition_penalty = 1.0f;  // 1: off; applied over prompt + generated ids
+  float frequency_penalty = 0.0f;   // 0: off; over generated ids only
+  float presence_penalty = 0.0f;    // 0: off; over generated ids only
   uint64_t seed = 0;
   bool greedy() const { return !do_sample || temperature <= 0.0f; }
 };
@@ -55,8 +55,8 @@ class Sampler {
 void apply_repetition_penalty(std::span<float> logits, std::span<const int32_t> ids, float penalty);
 // OpenAI: logit[j] -= count[j] * frequency_penalty + (count[j] > 0) * presence_penalty, counts
 // over `generated` only.
-void apply_frequency_presence(std::span<float> logits, std::span<const int32_t> generated,
-                              float frequency_penalty, float presence_penalty);
+void apply_frequency_presence(std::span<float> logits, std::span<const int32_t> generated, float frequency_penalty,
+                              float presence_penalty);
 // Both penalty steps in the sampler's order: repetition, then frequency/presence.
 void apply_penalties(std::span<float> logits, std::span<const int32_t> history, size_t n_generated,
                      const SamplingParams& params);

@@ -48,11 +48,24 @@ class Reader {
 
 size_t min_size(GgufType t) {
   switch (t) {
-    case GgufType::U8: case GgufType::I8: case GgufType::BOOL: return 1;
-    case GgufType::U16: case GgufType::I16: return 2;
-    case GgufType::U32: case GgufType::I32: case GgufType::F32: return 4;
-    case GgufType::U64: case GgufType::I64: case GgufType::F64: case GgufType::STRING: return 8;
-    case GgufType::ARRAY: return 12;
+    case GgufType::U8:
+    case GgufType::I8:
+    case GgufType::BOOL:
+      return 1;
+    case GgufType::U16:
+    case GgufType::I16:
+      return 2;
+    case GgufType::U32:
+    case GgufType::I32:
+    case GgufType::F32:
+      return 4;
+    case GgufType::U64:
+    case GgufType::I64:
+    case GgufType::F64:
+    case GgufType::STRING:
+      return 8;
+    case GgufType::ARRAY:
+      return 12;
   }
   return 1;
 }
@@ -61,27 +74,58 @@ GgufValue read_value(Reader& r, GgufType type, const std::string& key, int depth
   GgufValue v;
   v.type = type;
   switch (type) {
-    case GgufType::U8: v.u = r.read<uint8_t>(key); v.i = static_cast<int64_t>(v.u); break;
-    case GgufType::I8: v.i = r.read<int8_t>(key); v.u = static_cast<uint64_t>(v.i); break;
-    case GgufType::U16: v.u = r.read<uint16_t>(key); v.i = static_cast<int64_t>(v.u); break;
-    case GgufType::I16: v.i = r.read<int16_t>(key); v.u = static_cast<uint64_t>(v.i); break;
-    case GgufType::U32: v.u = r.read<uint32_t>(key); v.i = static_cast<int64_t>(v.u); break;
-    case GgufType::I32: v.i = r.read<int32_t>(key); v.u = static_cast<uint64_t>(v.i); break;
-    case GgufType::U64: v.u = r.read<uint64_t>(key); v.i = static_cast<int64_t>(v.u); break;
-    case GgufType::I64: v.i = r.read<int64_t>(key); v.u = static_cast<uint64_t>(v.i); break;
-    case GgufType::F32: v.f = r.read<float>(key); break;
-    case GgufType::F64: v.f = r.read<double>(key); break;
+    case GgufType::U8:
+      v.u = r.read<uint8_t>(key);
+      v.i = static_cast<int64_t>(v.u);
+      break;
+    case GgufType::I8:
+      v.i = r.read<int8_t>(key);
+      v.u = static_cast<uint64_t>(v.i);
+      break;
+    case GgufType::U16:
+      v.u = r.read<uint16_t>(key);
+      v.i = static_cast<int64_t>(v.u);
+      break;
+    case GgufType::I16:
+      v.i = r.read<int16_t>(key);
+      v.u = static_cast<uint64_t>(v.i);
+      break;
+    case GgufType::U32:
+      v.u = r.read<uint32_t>(key);
+      v.i = static_cast<int64_t>(v.u);
+      break;
+    case GgufType::I32:
+      v.i = r.read<int32_t>(key);
+      v.u = static_cast<uint64_t>(v.i);
+      break;
+    case GgufType::U64:
+      v.u = r.read<uint64_t>(key);
+      v.i = static_cast<int64_t>(v.u);
+      break;
+    case GgufType::I64:
+      v.i = r.read<int64_t>(key);
+      v.u = static_cast<uint64_t>(v.i);
+      break;
+    case GgufType::F32:
+      v.f = r.read<float>(key);
+      break;
+    case GgufType::F64:
+      v.f = r.read<double>(key);
+      break;
     case GgufType::BOOL: {
       uint8_t b = r.read<uint8_t>(key);
       if (b > 1) r.corrupt("key '" + key + "': bool value " + std::to_string(b));
       v.b = b != 0;
       break;
     }
-    case GgufType::STRING: v.s = r.str(key); break;
+    case GgufType::STRING:
+      v.s = r.str(key);
+      break;
     case GgufType::ARRAY: {
       if (depth >= kMaxDepth) r.corrupt("key '" + key + "': arrays nested too deeply");
       uint32_t et = r.read<uint32_t>(key + " (array element type)");
-      if (et > static_cast<uint32_t>(GgufType::F64)) r.corrupt("key '" + key + "': unknown array element type " + std::to_string(et));
+      if (et > static_cast<uint32_t>(GgufType::F64))
+        r.corrupt("key '" + key + "': unknown array element type " + std::to_string(et));
       v.elem_type = static_cast<GgufType>(et);
       uint64_t n = r.read<uint64_t>(key + " (array length)");
       // Every element needs at least min_size bytes: reject impossible counts before allocating.
@@ -100,27 +144,41 @@ GgufValue read_value(Reader& r, GgufType type, const std::string& key, int depth
 }  // namespace
 
 const char* gguf_type_name(GgufType t) {
-  static const char* names[] = {"u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64"};
+  static const char* names[] = {"u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",
+                                "bool", "string", "array", "u64", "i64", "f64"};
   auto i = static_cast<uint32_t>(t);
   return i < 13 ? names[i] : "unknown";
 }
 
 bool GgufValue::is_integer() const {
   switch (type) {
-    case GgufType::U8: case GgufType::I8: case GgufType::U16: case GgufType::I16: case GgufType::U32:
-    case GgufType::I32: case GgufType::U64: case GgufType::I64: return true;
-    default: return false;
+    case GgufType::U8:
+    case GgufType::I8:
+    case GgufType::U16:
+    case GgufType::I16:
+    case GgufType::U32:
+    case GgufType::I32:
+    case GgufType::U64:
+    case GgufType::I64:
+      return true;
+    default:
+      return false;
   }
 }
 
 uint64_t ggml_type_nbytes(uint32_t t, uint64_t n) {
   // {block elements, block bytes} for ggml types (ggml.h enum order).
-  struct B { uint32_t blck, size; };
+  struct B {
+    uint32_t blck, size;
+  };
   static const B table[] = {
-      {1, 4},     {1, 2},     {32, 18},  {32, 20},  {0, 0},    {0, 0},    {32, 22},  {32, 24},   // F32 F16 Q4_0 Q4_1 - - Q5_0 Q5_1
-      {32, 34},   {32, 36},   {256, 84}, {256, 110}, {256, 144}, {256, 176}, {256, 210}, {256, 292},  // Q8_0 Q8_1 Q2_K..Q8_K
-      {256, 66},  {256, 74},  {256, 98}, {256, 50},  {32, 18},  {256, 110}, {256, 82},  {256, 136},  // IQ2_XXS IQ2_XS IQ3_XXS IQ1_S IQ4_NL IQ3_S IQ2_S IQ4_XS
-      {1, 1},     {1, 2},     {1, 4},    {1, 8},    {1, 8},    {256, 56}, {1, 2},                  // I8 I16 I32 I64 F64 IQ1_M BF16
+      {1, 4},     {1, 2},    {32, 18},  {32, 20},   {0, 0},     {0, 0},     {32, 22},
+      {32, 24},  // F32 F16 Q4_0 Q4_1 - - Q5_0 Q5_1
+      {32, 34},   {32, 36},  {256, 84}, {256, 110}, {256, 144}, {256, 176}, {256, 210},
+      {256, 292},  // Q8_0 Q8_1 Q2_K..Q8_K
+      {256, 66},  {256, 74}, {256, 98}, {256, 50},  {32, 18},   {256, 110}, {256, 82},
+      {256, 136},  // IQ2_XXS IQ2_XS IQ3_XXS IQ1_S IQ4_NL IQ3_S IQ2_S IQ4_XS
+      {1, 1},     {1, 2},    {1, 4},    {1, 8},     {1, 8},     {256, 56},  {1, 2},  // I8 I16 I32 I64 F64 IQ1_M BF16
   };
   if (t >= sizeof(table) / sizeof(table[0])) return 0;
   B b = table[t];
@@ -152,7 +210,8 @@ GgufFile GgufFile::parse(const uint8_t* data, size_t size, const std::string& wh
   for (uint64_t k = 0; k < n_kv; ++k) {
     std::string key = r.str("metadata key #" + std::to_string(k));
     uint32_t t = r.read<uint32_t>("type of key '" + key + "'");
-    if (t > static_cast<uint32_t>(GgufType::F64)) r.corrupt("key '" + key + "': unknown value type " + std::to_string(t));
+    if (t > static_cast<uint32_t>(GgufType::F64))
+      r.corrupt("key '" + key + "': unknown value type " + std::to_string(t));
     GgufValue v = read_value(r, static_cast<GgufType>(t), key, 0);
     if (!g.kv_.emplace(key, std::move(v)).second) r.corrupt("duplicate metadata key '" + key + "'");
   }
@@ -166,7 +225,8 @@ GgufFile GgufFile::parse(const uint8_t* data, size_t size, const std::string& wh
     GgufTensorInfo ti;
     ti.name = r.str("tensor #" + std::to_string(k) + " name");
     uint32_t nd = r.read<uint32_t>("tensor '" + ti.name + "' n_dims");
-    if (nd == 0 || nd > kMaxDims) r.corrupt("tensor '" + ti.name + "' has " + std::to_string(nd) + " dims (expected 1..4)");
+    if (nd == 0 || nd > kMaxDims)
+      r.corrupt("tensor '" + ti.name + "' has " + std::to_string(nd) + " dims (expected 1..4)");
     uint64_t ne = 1;
     for (uint32_t d = 0; d < nd; ++d) {
       uint64_t dim = r.read<uint64_t>("tensor '" + ti.name + "' dims");

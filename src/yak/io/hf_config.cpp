@@ -6,21 +6,30 @@ namespace yak::io {
 
 const char* arch_name(Arch a) {
   switch (a) {
-    case Arch::Llama: return "LlamaForCausalLM";
-    case Arch::Mistral: return "MistralForCausalLM";
-    case Arch::Qwen2: return "Qwen2ForCausalLM";
-    case Arch::Qwen3: return "Qwen3ForCausalLM";
+    case Arch::Llama:
+      return "LlamaForCausalLM";
+    case Arch::Mistral:
+      return "MistralForCausalLM";
+    case Arch::Qwen2:
+      return "Qwen2ForCausalLM";
+    case Arch::Qwen3:
+      return "Qwen3ForCausalLM";
   }
   return "?";
 }
 
 const char* rope_type_name(RopeType t) {
   switch (t) {
-    case RopeType::Default: return "default";
-    case RopeType::Linear: return "linear";
-    case RopeType::Dynamic: return "dynamic";
-    case RopeType::Yarn: return "yarn";
-    case RopeType::Llama3: return "llama3";
+    case RopeType::Default:
+      return "default";
+    case RopeType::Linear:
+      return "linear";
+    case RopeType::Dynamic:
+      return "dynamic";
+    case RopeType::Yarn:
+      return "yarn";
+    case RopeType::Llama3:
+      return "llama3";
   }
   return "?";
 }
@@ -75,14 +84,18 @@ void parse_rope(const Json& j, const std::string& where, RopeConfig& r) {
   if (auto t = opt_num(*s, "rope_theta", w)) r.theta = *t;
   std::string type = json_get_or<std::string>(*s, "rope_type", "", w);
   if (type.empty()) type = json_get_or<std::string>(*s, "type", "default", w);
-  if (type == "default") r.type = RopeType::Default;
-  else if (type == "linear") r.type = RopeType::Linear;
-  else if (type == "dynamic") r.type = RopeType::Dynamic;
-  else if (type == "yarn") r.type = RopeType::Yarn;
-  else if (type == "llama3") r.type = RopeType::Llama3;
+  if (type == "default")
+    r.type = RopeType::Default;
+  else if (type == "linear")
+    r.type = RopeType::Linear;
+  else if (type == "dynamic")
+    r.type = RopeType::Dynamic;
+  else if (type == "yarn")
+    r.type = RopeType::Yarn;
+  else if (type == "llama3")
+    r.type = RopeType::Llama3;
   else
-    throw Error(w + ": unsupported rope type '" + type +
-                "' (expected default, linear, dynamic, yarn or llama3)");
+    throw Error(w + ": unsupported rope type '" + type + "' (expected default, linear, dynamic, yarn or llama3)");
   r.original_max_position_embeddings = opt_int(*s, "original_max_position_embeddings", w);
   // A top-level original_max_position_embeddings wins over the one in the rope dict (transformers).
   if (auto top = opt_int(j, "original_max_position_embeddings", where)) r.original_max_position_embeddings = top;
@@ -114,21 +127,25 @@ ModelConfig ModelConfig::from_json(const Json& j, const std::string& where) {
   if (!j.is_object()) throw Error(where + ": expected a JSON object");
   ModelConfig c;
   std::string arch;
-  if (auto it = j.find("architectures"); it != j.end() && it->is_array() && !it->empty() &&
-                                         (*it)[0].is_string())
+  if (auto it = j.find("architectures"); it != j.end() && it->is_array() && !it->empty() && (*it)[0].is_string())
     arch = (*it)[0].get<std::string>();
   c.model_type = json_get_or<std::string>(j, "model_type", "", where);
   if (arch.empty()) {
-    static const std::pair<const char*, const char*> by_type[] = {
-        {"llama", "LlamaForCausalLM"}, {"mistral", "MistralForCausalLM"},
-        {"qwen2", "Qwen2ForCausalLM"}, {"qwen3", "Qwen3ForCausalLM"}};
+    static const std::pair<const char*, const char*> by_type[] = {{"llama", "LlamaForCausalLM"},
+                                                                  {"mistral", "MistralForCausalLM"},
+                                                                  {"qwen2", "Qwen2ForCausalLM"},
+                                                                  {"qwen3", "Qwen3ForCausalLM"}};
     for (auto& [t, a] : by_type)
       if (c.model_type == t) arch = a;
   }
-  if (arch == "LlamaForCausalLM") c.arch = Arch::Llama;
-  else if (arch == "MistralForCausalLM") c.arch = Arch::Mistral;
-  else if (arch == "Qwen2ForCausalLM") c.arch = Arch::Qwen2;
-  else if (arch == "Qwen3ForCausalLM") c.arch = Arch::Qwen3;
+  if (arch == "LlamaForCausalLM")
+    c.arch = Arch::Llama;
+  else if (arch == "MistralForCausalLM")
+    c.arch = Arch::Mistral;
+  else if (arch == "Qwen2ForCausalLM")
+    c.arch = Arch::Qwen2;
+  else if (arch == "Qwen3ForCausalLM")
+    c.arch = Arch::Qwen3;
   else
     throw Error(where + ": field 'architectures': unsupported architecture '" + arch +
                 "' (expected LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM or Qwen3ForCausalLM)");
@@ -167,7 +184,8 @@ ModelConfig ModelConfig::from_json(const Json& j, const std::string& where) {
   c.hidden_act = json_get_or<std::string>(j, "hidden_act", "silu", where);
   if (c.hidden_act != "silu")
     throw Error(where + ": field 'hidden_act': only 'silu' is supported, got '" + c.hidden_act + "'");
-  c.torch_dtype = json_get_or<std::string>(j, "torch_dtype", json_get_or<std::string>(j, "dtype", "float32", where), where);
+  c.torch_dtype =
+      json_get_or<std::string>(j, "torch_dtype", json_get_or<std::string>(j, "dtype", "float32", where), where);
   if (json_get_or<bool>(j, "mlp_bias", false, where))
     throw Error(where + ": field 'mlp_bias': MLP biases are not supported");
   c.attention_bias = c.arch == Arch::Qwen2 || json_get_or<bool>(j, "attention_bias", false, where);
@@ -175,7 +193,8 @@ ModelConfig ModelConfig::from_json(const Json& j, const std::string& where) {
   parse_rope(j, where, c.rope);
   if (c.arch == Arch::Mistral) {
     // MistralConfig's default is a 4096-token window; an explicit null turns it off.
-    c.sliding_window = j.contains("sliding_window") ? opt_int(j, "sliding_window", where) : std::optional<int64_t>(4096);
+    c.sliding_window =
+        j.contains("sliding_window") ? opt_int(j, "sliding_window", where) : std::optional<int64_t>(4096);
   } else if (c.arch == Arch::Qwen2 || c.arch == Arch::Qwen3) {
     // Qwen ignores sliding_window unless use_sliding_window is set, and then only from layer
     // max_window_layers on.
@@ -194,7 +213,8 @@ ModelConfig ModelConfig::from_json(const Json& j, const std::string& where) {
                     std::to_string(c.num_layers) + " layers");
       for (size_t i = 0; i < lt->size(); ++i) c.sliding_layers[i] = (*lt)[i] == "sliding_attention";
     } else {
-      for (int64_t i = c.sliding_window_from_layer; i < c.num_layers; ++i) c.sliding_layers[static_cast<size_t>(i)] = true;
+      for (int64_t i = c.sliding_window_from_layer; i < c.num_layers; ++i)
+        c.sliding_layers[static_cast<size_t>(i)] = true;
     }
   }
   c.bos_token_id = opt_int(j, "bos_token_id", where);
@@ -205,7 +225,8 @@ ModelConfig ModelConfig::from_json(const Json& j, const std::string& where) {
 
 ModelConfig ModelConfig::load(const std::filesystem::path& dir) {
   auto path = dir / "config.json";
-  if (!std::filesystem::exists(path)) throw Error(dir.string() + ": no config.json (is this a Hugging Face model folder?)");
+  if (!std::filesystem::exists(path))
+    throw Error(dir.string() + ": no config.json (is this a Hugging Face model folder?)");
   return from_json(read_json_file(path), path.string());
 }
 

@@ -18,20 +18,19 @@ namespace {
 constexpr uint64_t kMaxHeader = 100ull << 20;  // what the reference implementation allows
 }
 
-std::map<std::string, TensorEntry> SafetensorsFile::parse_header(
-    const uint8_t* data, size_t size, const std::string& where,
-    std::map<std::string, std::string>* metadata) {
+std::map<std::string, TensorEntry> SafetensorsFile::parse_header(const uint8_t* data, size_t size,
+                                                                 const std::string& where,
+                                                                 std::map<std::string, std::string>* metadata) {
   if (size < 8) throw Error(where + ": not a safetensors file (shorter than the 8-byte header length)");
   uint64_t n = 0;
   std::memcpy(&n, data, 8);
   if (n > kMaxHeader || n > size - 8)
-    throw Error(where + ": header length " + std::to_string(n) + " exceeds the file size " +
-                std::to_string(size) + " (truncated or not safetensors)");
+    throw Error(where + ": header length " + std::to_string(n) + " exceeds the file size " + std::to_string(size) +
+                " (truncated or not safetensors)");
   const size_t data_size = size - 8 - n;
   Json header;
   try {
-    header = Json::parse(reinterpret_cast<const char*>(data) + 8,
-                         reinterpret_cast<const char*>(data) + 8 + n);
+    header = Json::parse(reinterpret_cast<const char*>(data) + 8, reinterpret_cast<const char*>(data) + 8 + n);
   } catch (const nlohmann::json::exception&) {
     throw Error(where + ": header is not valid JSON");
   }
@@ -83,8 +82,7 @@ std::map<std::string, TensorEntry> SafetensorsFile::parse_header(
   }
   std::sort(ranges.begin(), ranges.end());
   for (size_t i = 1; i < ranges.size(); ++i)
-    if (ranges[i].first < ranges[i - 1].second)
-      throw Error(where + ": tensors overlap in the data section");
+    if (ranges[i].first < ranges[i - 1].second) throw Error(where + ": tensors overlap in the data section");
   return out;
 }
 
@@ -121,8 +119,7 @@ WeightStore WeightStore::open_dir(const fs::path& dir) {
   if (fs::exists(index)) {
     Json j = read_json_file(index);
     auto wm = j.find("weight_map");
-    if (wm == j.end() || !wm->is_object())
-      throw Error(index.string() + ": missing object field 'weight_map'");
+    if (wm == j.end() || !wm->is_object()) throw Error(index.string() + ": missing object field 'weight_map'");
     std::set<std::string> shard_names;
     for (auto& [name, f] : wm->items()) {
       if (!f.is_string()) throw Error(index.string() + ": weight_map['" + name + "'] must be a file name");
@@ -145,8 +142,7 @@ WeightStore WeightStore::open_dir(const fs::path& dir) {
   for (auto& f : files) {
     s.files_.push_back(SafetensorsFile::open(f));
     for (auto& [name, e] : s.files_.back()->entries()) {
-      if (s.where_.count(name))
-        throw Error(f.string() + ": tensor '" + name + "' also appears in another shard");
+      if (s.where_.count(name)) throw Error(f.string() + ": tensor '" + name + "' also appears in another shard");
       s.where_[name] = s.files_.size() - 1;
     }
   }
@@ -210,9 +206,8 @@ void write_safetensors(const fs::path& path, const std::vector<std::pair<std::st
   size_t offset = 0;
   for (auto& [name, t] : tensors) {
     size_t n = t.nbytes();
-    header[name] = {{"dtype", dtype_to_safetensors(t.dtype())},
-                    {"shape", t.shape()},
-                    {"data_offsets", {offset, offset + n}}};
+    header[name] = {
+        {"dtype", dtype_to_safetensors(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {offset, offset + n}}};
     offset += n;
   }
   std::string h = header.dump();

@@ -23,9 +23,8 @@ class SafetensorsFile {
   // Throws yak::Error naming the file and the offending tensor/field when the file is malformed.
   static std::unique_ptr<SafetensorsFile> open(const std::filesystem::path& path);
   // Parses a header held in memory (used by the fuzzer and by open()).
-  static std::map<std::string, TensorEntry> parse_header(const uint8_t* data, size_t size,
-                                                          const std::string& where,
-                                                          std::map<std::string, std::string>* metadata);
+  static std::map<std::string, TensorEntry> parse_header(const uint8_t* data, size_t size, const std::string& where,
+                                                         std::map<std::string, std::string>* metadata);
 
   const std::map<std::string, TensorEntry>& entries() const { return entries_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
@@ -60,8 +59,7 @@ class WeightStore {
 
 // Writes tensors (any dtype) to path atomically: a temporary file in the same folder, fsync,
 // rename. A crash mid-write leaves the old file (if any) untouched.
-void write_safetensors(const std::filesystem::path& path,
-                       const std::vector<std::pair<std::string, Tensor>>& tensors,
+void write_safetensors(const std::filesystem::path& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
 // Writes text to path atomically (same temporary-file-and-rename scheme).

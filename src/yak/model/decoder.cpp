@@ -22,8 +22,8 @@ class Loader {
   Tensor weight(const std::string& name, const Shape& shape) const {
     Tensor t = store_.get(name);
     if (t.shape() != shape)
-      throw Error(where_ + ": tensor '" + name + "' has shape " + shape_str(t.shape()) +
-                  " but config.json implies " + shape_str(shape));
+      throw Error(where_ + ": tensor '" + name + "' has shape " + shape_str(t.shape()) + " but config.json implies " +
+                  shape_str(shape));
     if (!dtype_info(t.dtype()).is_float || t.dtype() == DType::F64)
       throw Error(where_ + ": tensor '" + name + "' has dtype " + dtype_name(t.dtype()) +
                   " (expected f32, bf16 or f16)");
@@ -59,7 +59,8 @@ DecoderModel::DecoderModel(io::ModelConfig cfg, io::WeightStore store)
   } else if (cfg_.tie_word_embeddings) {
     lm_head_ = embed_;
   } else {
-    throw Error(store_.source().string() + ": checkpoint has no tensor 'lm_head.weight' and config.json says tie_word_embeddings is false");
+    throw Error(store_.source().string() +
+                ": checkpoint has no tensor 'lm_head.weight' and config.json says tie_word_embeddings is false");
   }
   for (int64_t i = 0; i < cfg_.num_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
@@ -110,12 +111,12 @@ Tensor DecoderModel::forward(const Batch& batch, KVCache& cache) {
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
   int64_t max_pos = 0;
   for (int64_t t = 0; t < T; ++t) {
-    check(batch.ids[t] >= 0 && batch.ids[t] < cfg_.vocab_size,
-          "token id " + std::to_string(batch.ids[t]) + " is outside the vocabulary of " +
-              std::to_string(cfg_.vocab_size));
-    check(batch.pos[t] >= 0 && batch.pos[t] < cache.capacity(),
-          "position " + std::to_string(batch.pos[t]) + " exceeds the KV cache capacity " +
-              std::to_string(cache.capacity()));
+    check(batch.ids[t] >= 0 && batch.ids[t] < cfg_.vocab_size, "token id " + std::to_string(batch.ids[t]) +
+                                                                   " is outside the vocabulary of " +
+                                                                   std::to_string(cfg_.vocab_size));
+    check(batch.pos[t] >= 0 && batch.pos[t] < cache.capacity(), "position " + std::to_string(batch.pos[t]) +
+                                                                    " exceeds the KV cache capacity " +
+                                                                    std::to_string(cache.capacity()));
     check(batch.slot[t] >= 0 && batch.slot[t] < cache.slots(), "sequence slot out of range");
     max_pos = std::max<int64_t>(max_pos, batch.pos[t]);
   }
@@ -201,7 +202,8 @@ void DecoderModel::attention(const Batch& batch, KVCache& cache, int64_t layer, 
       const int64_t t = idx / H, hh = idx % H, kvh = hh / group;
       const int64_t p = batch.pos[t];
       int64_t start = 0;
-      if (cfg_.sliding_window && *cfg_.sliding_window > 0 && cfg_.sliding_layers[layer]) start = std::max<int64_t>(0, p - *cfg_.sliding_window + 1);
+      if (cfg_.sliding_window && *cfg_.sliding_window > 0 && cfg_.sliding_layers[layer])
+        start = std::max<int64_t>(0, p - *cfg_.sliding_window + 1);
       const float* qv = q + t * H * hd + hh * hd;
       const float* K = cache.keys(layer, batch.slot[t]);
       const float* V = cache.values(layer, batch.slot[t]);

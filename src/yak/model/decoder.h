@@ -17,9 +17,9 @@
 namespace yak::model {
 
 struct LayerWeights {
-  Tensor attn_norm, q, k, v, o;  // projections: [out, in], checkpoint dtype
-  Tensor q_bias, k_bias, v_bias; // f32, Qwen2 (empty otherwise)
-  Tensor q_norm, k_norm;         // f32 [head_dim], Qwen3 (empty otherwise)
+  Tensor attn_norm, q, k, v, o;   // projections: [out, in], checkpoint dtype
+  Tensor q_bias, k_bias, v_bias;  // f32, Qwen2 (empty otherwise)
+  Tensor q_norm, k_norm;          // f32 [head_dim], Qwen3 (empty otherwise)
   Tensor mlp_norm, gate, up, down;
 };
 

@@ -96,8 +96,8 @@ const RopeTable& Rope::table(int64_t seq_len) {
   if (cfg_.type != io::RopeType::Dynamic || seq_len <= max_pos_) return base_;
   if (seq_len != dynamic_len_) {
     const double factor = cfg_.factor;
-    double base = cfg_.theta * std::pow(factor * seq_len / max_pos_ - (factor - 1),
-                                        static_cast<double>(dim_) / (dim_ - 2));
+    double base =
+        cfg_.theta * std::pow(factor * seq_len / max_pos_ - (factor - 1), static_cast<double>(dim_) / (dim_ - 2));
     dynamic_ = to_table(default_inv_freq(base, dim_), 1.0);
     dynamic_len_ = seq_len;
   }

@@ -9,8 +9,8 @@
 namespace yak::model {
 
 struct RopeTable {
-  std::vector<float> inv_freq;  // head_dim / 2 entries
-  float attention_scale = 1.0f; // multiplies cos and sin (YaRN)
+  std::vector<float> inv_freq;   // head_dim / 2 entries
+  float attention_scale = 1.0f;  // multiplies cos and sin (YaRN)
 };
 
 class Rope {

@@ -19,7 +19,9 @@ struct DTypeInfo {
 };
 
 const DTypeInfo& dtype_info(DType t);
-inline const char* dtype_name(DType t) { return dtype_info(t).name; }
+inline const char* dtype_name(DType t) {
+  return dtype_info(t).name;
+}
 // Bytes for n elements; n must be a multiple of the block size.
 size_t dtype_bytes(DType t, int64_t n);
 // safetensors spelling ("F32", "BF16", ...) to DType; nullopt for types yak does not read.

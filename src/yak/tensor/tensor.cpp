@@ -48,8 +48,7 @@ Tensor Tensor::view(Shape shape, DType dtype, const void* data, std::shared_ptr<
 }
 
 Tensor Tensor::reshape(Shape shape) const {
-  check(shape_numel(shape) == numel(),
-        "cannot reshape " + shape_str(shape_) + " to " + shape_str(shape));
+  check(shape_numel(shape) == numel(), "cannot reshape " + shape_str(shape_) + " to " + shape_str(shape));
   Tensor t = *this;
   t.shape_ = std::move(shape);
   return t;

@@ -32,9 +32,13 @@ class Tensor {
   size_t nbytes() const { return dtype_bytes(dtype_, numel()); }
 
   template <typename T>
-  T* data() { return reinterpret_cast<T*>(data_); }
+  T* data() {
+    return reinterpret_cast<T*>(data_);
+  }
   template <typename T>
-  const T* data() const { return reinterpret_cast<const T*>(data_); }
+  const T* data() const {
+    return reinterpret_cast<const T*>(data_);
+  }
   const void* raw() const { return data_; }
   void* raw() { return data_; }
 

@@ -8,8 +8,7 @@
 
 namespace yak::tok {
 
-const char* const kGpt2Pattern =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+const char* const kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 const char* const kQwen2Pattern =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 const char* const kLlama3Pattern =
@@ -72,8 +71,10 @@ BpeTokenizer::BpeTokenizer(BpeSpec spec)
   eos_id_ = spec.eos;
   pad_id_ = spec.pad;
   chat_template_ = std::move(spec.chat_template);
-  for (auto id : prefix_ids_) check(id >= 0 && id < static_cast<int32_t>(n), where + ": post_processor id out of range");
-  for (auto id : suffix_ids_) check(id >= 0 && id < static_cast<int32_t>(n), where + ": post_processor id out of range");
+  for (auto id : prefix_ids_)
+    check(id >= 0 && id < static_cast<int32_t>(n), where + ": post_processor id out of range");
+  for (auto id : suffix_ids_)
+    check(id >= 0 && id < static_cast<int32_t>(n), where + ": post_processor id out of range");
 }
 
 std::optional<int32_t> BpeTokenizer::token_to_id(std::string_view token) const {
@@ -87,7 +88,9 @@ std::string BpeTokenizer::id_to_token(int32_t id) const {
   return id_to_tok_[id];
 }
 
-bool BpeTokenizer::is_special(int32_t id) const { return id >= 0 && id < vocab_size() && kind_[id] == 2; }
+bool BpeTokenizer::is_special(int32_t id) const {
+  return id >= 0 && id < vocab_size() && kind_[id] == 2;
+}
 
 std::string BpeTokenizer::describe() const {
   return "byte-level BPE (" + source_ + "), " + std::to_string(vocab_size()) + " tokens";
@@ -291,7 +294,8 @@ void parse_post_processor(const Json& p, BpeSpec& spec, const std::string& where
     return;
   }
   if (type != "TemplateProcessing")
-    throw Error(where + ": post_processor type '" + type + "' is not supported (expected TemplateProcessing or ByteLevel)");
+    throw Error(where + ": post_processor type '" + type +
+                "' is not supported (expected TemplateProcessing or ByteLevel)");
   std::string w = where + ": post_processor";
   auto single = json_get<Json>(p, "single", w);
   auto specials = json_get_or<Json>(p, "special_tokens", Json::object(), w);
@@ -305,7 +309,8 @@ void parse_post_processor(const Json& p, BpeSpec& spec, const std::string& where
     } else if (item.is_object() && item.contains("SpecialToken") && item["SpecialToken"].is_object()) {
       std::string name = json_get<std::string>(item["SpecialToken"], "id", w + ".single");
       auto st = specials.find(name);
-      if (st == specials.end() || !st->is_object()) throw Error(w + ": special token '" + name + "' is not in special_tokens");
+      if (st == specials.end() || !st->is_object())
+        throw Error(w + ": special token '" + name + "' is not in special_tokens");
       auto ids = json_get<std::vector<int32_t>>(*st, "ids", w + ".special_tokens");
       auto& dst = seen_a ? spec.suffix_ids : spec.prefix_ids;
       dst.insert(dst.end(), ids.begin(), ids.end());
@@ -516,7 +521,8 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_vocab_merges(const std::filesys
     Json at = read_json_file(dir / "added_tokens.json");
     if (!at.is_object()) throw Error((dir / "added_tokens.json").string() + ": expected an object of token -> id");
     for (auto it = at.begin(); it != at.end(); ++it) {
-      if (!it->is_number_integer()) throw Error((dir / "added_tokens.json").string() + ": '" + it.key() + "' needs an integer id");
+      if (!it->is_number_integer())
+        throw Error((dir / "added_tokens.json").string() + ": '" + it.key() + "' needs an integer id");
       int32_t id = it->get<int32_t>();
       if (id < 0 || id >= (1 << 30)) throw Error((dir / "added_tokens.json").string() + ": id out of range");
       if (added.count(id)) continue;
@@ -543,8 +549,10 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_vocab_merges(const std::filesys
   auto ids = content_ids(spec);
   apply_config(stmap, spec, ids);
   apply_config(cfg, spec, ids);
-  if (json_get_or<bool>(cfg, "add_bos_token", false, "tokenizer_config.json") && spec.bos) spec.prefix_ids = {*spec.bos};
-  if (json_get_or<bool>(cfg, "add_eos_token", false, "tokenizer_config.json") && spec.eos) spec.suffix_ids = {*spec.eos};
+  if (json_get_or<bool>(cfg, "add_bos_token", false, "tokenizer_config.json") && spec.bos)
+    spec.prefix_ids = {*spec.bos};
+  if (json_get_or<bool>(cfg, "add_eos_token", false, "tokenizer_config.json") && spec.eos)
+    spec.suffix_ids = {*spec.eos};
   return std::make_unique<BpeTokenizer>(std::move(spec));
 }
 

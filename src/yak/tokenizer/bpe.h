@@ -22,13 +22,13 @@ extern const char* const kLlama3Pattern;
 
 // Everything a byte-level BPE needs, however it was stored.
 struct BpeSpec {
-  std::vector<std::string> vocab;  // id -> token text (byte-level alphabet); "" for holes
+  std::vector<std::string> vocab;                           // id -> token text (byte-level alphabet); "" for holes
   std::vector<std::pair<std::string, std::string>> merges;  // in rank order
-  std::vector<AddedToken> added;   // matched in the text before pre-tokenization
+  std::vector<AddedToken> added;                            // matched in the text before pre-tokenization
   bool nfc = false;
   std::vector<std::string> split_regexes;  // applied in sequence, Isolated behaviour
   bool add_prefix_space = false;
-  bool ignore_merges = false;  // Llama-3: a word already in the vocab is one token
+  bool ignore_merges = false;                   // Llama-3: a word already in the vocab is one token
   std::vector<int32_t> prefix_ids, suffix_ids;  // what add_special puts around the ids
   std::optional<int32_t> bos, eos, pad;
   std::string chat_template;

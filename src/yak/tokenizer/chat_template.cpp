@@ -9,7 +9,9 @@ namespace {
 const char* const kQwenSystem = "You are a helpful assistant.";
 const char* const kAlpaca2System = "You are a helpful assistant. 你是一个乐于助人的助手。";
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 // Python's str.strip()/lstrip()/rstrip() with a character set (ASCII whitespace by default).
 std::string strip(std::string_view s, std::string_view chars = {}, bool left = true, bool right = true) {
@@ -113,7 +115,9 @@ std::string render_llama2(std::span<const ChatMessage> msgs, const std::optional
 
 }  // namespace
 
-std::vector<std::string> ChatTemplate::known_names() { return {"chatml", "qwen3", "llama2", "alpaca2", "plain"}; }
+std::vector<std::string> ChatTemplate::known_names() {
+  return {"chatml", "qwen3", "llama2", "alpaca2", "plain"};
+}
 
 ChatTemplate ChatTemplate::by_name(const std::string& name) {
   ChatTemplate t;
@@ -164,8 +168,8 @@ ChatTemplate ChatTemplate::from_config(const Json& cfg, const std::string& arch)
     size_t b = p + marker.size(), e = src.find("<|im_end|>", b);
     if (e == std::string::npos) continue;
     std::string lit = src.substr(b, e - b);
-    if (lit.find('\'') == std::string::npos && lit.find('"') == std::string::npos && lit.find('+') == std::string::npos &&
-        lit.find('{') == std::string::npos) {
+    if (lit.find('\'') == std::string::npos && lit.find('"') == std::string::npos &&
+        lit.find('+') == std::string::npos && lit.find('{') == std::string::npos) {
       t.default_system_ = lit;
       return t;
     }

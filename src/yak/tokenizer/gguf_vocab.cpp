@@ -43,7 +43,8 @@ struct GgufTable {
     }
     if (g.has("tokenizer.ggml.token_type")) {
       auto t = g.get_number_array("tokenizer.ggml.token_type");
-      check(t.size() == tokens.size(), where + ": 'tokenizer.ggml.token_type' length differs from tokenizer.ggml.tokens");
+      check(t.size() == tokens.size(),
+            where + ": 'tokenizer.ggml.token_type' length differs from tokenizer.ggml.tokens");
       types.resize(t.size());
       for (size_t i = 0; i < t.size(); ++i) types[i] = static_cast<int32_t>(t[i]);
     } else {
@@ -58,7 +59,8 @@ struct GgufTable {
   }
   bool special(int32_t id) const { return types[id] == kControl || types[id] == kUnknown; }
   void check_id(int32_t id) const {
-    if (id < 0 || id >= static_cast<int32_t>(tokens.size())) throw Error("decode: token id " + std::to_string(id) + " is out of range");
+    if (id < 0 || id >= static_cast<int32_t>(tokens.size()))
+      throw Error("decode: token id " + std::to_string(id) + " is out of range");
   }
 };
 
@@ -336,8 +338,7 @@ class GgufWordPieceTokenizer : public Tokenizer {
         n = 1;
       }
       bool punct = (cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) ||
-                   (cp >= 123 && cp <= 126) ||
-                   (cat >= UTF8PROC_CATEGORY_PC && cat <= UTF8PROC_CATEGORY_PO);
+                   (cp >= 123 && cp <= 126) || (cat >= UTF8PROC_CATEGORY_PC && cat <= UTF8PROC_CATEGORY_PO);
       std::string s;
       for (int k = 0; k < n; ++k)
         if (utf8proc_category(dec[k]) != UTF8PROC_CATEGORY_MN) utf8::append(s, static_cast<uint32_t>(dec[k]));
@@ -407,10 +408,15 @@ std::vector<std::string> gguf_pre_tokenizer_regexes(const std::string& pre, bool
   // Code points that NFC would rewrite are escaped so the pattern survives any editor.
   if (pre == "deepseek-llm")
     return {"[\r\n]",
-            "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-\\x{1F7D}ᾀ-ᾴᾶ-ᾼ\\x{1FBE}ῂ-ῄῆ-ῌῐ-\\x{1FD3}ῖ-\\x{1FDB}ῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤ\\x{2126}ℨ\\x{212A}-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+",
-            "\\s?[!-/:-~！-／：-～‘-‟　-。]+", "\\s+$", "[一-龥ࠀ-一가-퟿]+", "\\p{N}+"};
-  if (pre == "deepseek-coder")
-    return {"[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", "[一-龥ࠀ-一가-퟿]+", "\\p{N}"};
+            "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-"
+            "Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-\\x{1F7D}ᾀ-ᾴᾶ-ᾼ\\x{1FBE}ῂ-ῄῆ-ῌῐ-\\x{1FD3}ῖ-\\x{1FDB}ῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤ\\x{2126}ℨ\\x{212A}-"
+            "ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-"
+            "𐳲𑢠-𑣟𞤀-𞥃]+",
+            "\\s?[!-/:-~！-／：-～‘-‟　-。]+",
+            "\\s+$",
+            "[一-龥ࠀ-一가-퟿]+",
+            "\\p{N}+"};
+  if (pre == "deepseek-coder") return {"[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", "[一-龥ࠀ-一가-퟿]+", "\\p{N}"};
   if (pre == "falcon") return {R"([\p{P}\$\+<=>\^~\|`]+)", gpt2_noext, "[0-9][0-9][0-9]"};
   if (pre == "default") return {R"([\p{P}\$\+<=>\^~\|]+)", gpt2_noext, R"(\p{N}+)", "[0-9][0-9][0-9]"};
   throw Error("tokenizer.ggml.pre '" + pre +
@@ -437,11 +443,13 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const io::GgufFile& g) {
   std::vector<double> types;
   if (g.has("tokenizer.ggml.token_type")) {
     types = g.get_number_array("tokenizer.ggml.token_type");
-    if (types.size() != spec.vocab.size()) throw Error(where + ": 'tokenizer.ggml.token_type' length differs from tokenizer.ggml.tokens");
+    if (types.size() != spec.vocab.size())
+      throw Error(where + ": 'tokenizer.ggml.token_type' length differs from tokenizer.ggml.tokens");
   }
   std::unordered_map<std::string, int> seen;
   for (size_t i = 0; i < spec.vocab.size(); ++i) {
-    if (spec.vocab[i].empty()) throw Error(where + ": metadata 'tokenizer.ggml.tokens' has an empty token at " + std::to_string(i));
+    if (spec.vocab[i].empty())
+      throw Error(where + ": metadata 'tokenizer.ggml.tokens' has an empty token at " + std::to_string(i));
     if (!seen.emplace(spec.vocab[i], 1).second) continue;  // later duplicates keep the first id
     int32_t t = types.empty() ? kNormal : static_cast<int32_t>(types[i]);
     if (t == kControl || t == kUserDefined) {

@@ -14,9 +14,11 @@ std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
     if (fs::exists(path / "tokenizer.json")) return BpeTokenizer::from_tokenizer_json(path / "tokenizer.json");
-    if (fs::exists(path / "vocab.json") && fs::exists(path / "merges.txt")) return BpeTokenizer::from_vocab_merges(path);
+    if (fs::exists(path / "vocab.json") && fs::exists(path / "merges.txt"))
+      return BpeTokenizer::from_vocab_merges(path);
     if (fs::exists(path / "tokenizer.model")) return SentencePieceTokenizer::from_file(path / "tokenizer.model");
-    throw Error(path.string() + ": no tokenizer found (expected tokenizer.json, vocab.json + merges.txt, or tokenizer.model)");
+    throw Error(path.string() +
+                ": no tokenizer found (expected tokenizer.json, vocab.json + merges.txt, or tokenizer.model)");
   }
   if (!fs::exists(path, ec)) throw Error(path.string() + ": no such file or directory");
   std::string name = path.filename().string(), ext = path.extension().string();

@@ -124,7 +124,8 @@ SentencePieceTokenizer::SentencePieceTokenizer(const std::string& model_bytes, c
           id = std::stoi(it.key());
         } catch (...) {
         }
-        if (c.empty() || id < 0 || id >= (1 << 24)) throw Error(where + ": tokenizer_config.json added_tokens_decoder." + it.key() + " is invalid");
+        if (c.empty() || id < 0 || id >= (1 << 24))
+          throw Error(where + ": tokenizer_config.json added_tokens_decoder." + it.key() + " is invalid");
         if (id >= static_cast<int>(pieces_.size())) {
           pieces_.resize(id + 1);
           kind_.resize(id + 1, 0);

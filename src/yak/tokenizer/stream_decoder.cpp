@@ -9,7 +9,9 @@ namespace yak::tok {
 StreamDecoder::StreamDecoder(const Tokenizer& tok, bool skip_special) : tok_(tok), skip_special_(skip_special) {}
 
 namespace {
-bool incomplete(const std::string& s) { return ends_with_replacement(s) || utf8::incomplete_tail(s) > 0; }
+bool incomplete(const std::string& s) {
+  return ends_with_replacement(s) || utf8::incomplete_tail(s) > 0;
+}
 }  // namespace
 
 std::string StreamDecoder::push(int32_t id) {
@@ -19,8 +21,8 @@ std::string StreamDecoder::push(int32_t id) {
   std::string new_text = tok_.decode(all.subspan(prefix_), skip_special_);
   // Hold back while the window ends inside a character; a later id completes it.
   if (new_text.size() <= prefix_text.size() || incomplete(new_text)) return {};
-  std::string out = new_text.compare(0, prefix_text.size(), prefix_text) == 0 ? new_text.substr(prefix_text.size())
-                                                                              : new_text;
+  std::string out =
+      new_text.compare(0, prefix_text.size(), prefix_text) == 0 ? new_text.substr(prefix_text.size()) : new_text;
   prefix_ = read_;
   read_ = ids_.size();
   // Keep the window small: text before prefix_ is final and never decoded again.

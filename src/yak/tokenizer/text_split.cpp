@@ -26,13 +26,14 @@ void AddedTokenMatcher::add(const AddedToken& t) {
   for (uint32_t i = 0; i < tokens_.size(); ++i)
     by_first_[static_cast<unsigned char>(tokens_[i].content[0])].push_back(i);
   for (auto& v : by_first_)
-    std::stable_sort(v.begin(), v.end(), [&](uint32_t a, uint32_t b) {
-      return tokens_[a].content.size() > tokens_[b].content.size();
-    });
+    std::stable_sort(v.begin(), v.end(),
+                     [&](uint32_t a, uint32_t b) { return tokens_[a].content.size() > tokens_[b].content.size(); });
 }
 
 namespace {
-bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool is_ws(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 bool is_word_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
          (static_cast<unsigned char>(c) >= 0x80);
@@ -55,8 +56,7 @@ std::vector<AddedTokenMatcher::Piece> AddedTokenMatcher::split(std::string_view 
       if (text.compare(i, t.content.size(), t.content) != 0) continue;
       if (t.single_word) {
         size_t e = i + t.content.size();
-        if ((i > 0 && is_word_char(text[i - 1])) || (e < text.size() && is_word_char(text[e])))
-          continue;
+        if ((i > 0 && is_word_char(text[i - 1])) || (e < text.size() && is_word_char(text[e]))) continue;
       }
       hit = &t;
       break;
@@ -96,7 +96,9 @@ Regex::Regex(const std::string& pattern, const std::string& where) : pattern_(pa
   code_ = code;
 }
 
-Regex::~Regex() { pcre2_code_free(static_cast<pcre2_code*>(code_)); }
+Regex::~Regex() {
+  pcre2_code_free(static_cast<pcre2_code*>(code_));
+}
 
 void Regex::split_isolated(std::string_view s, std::vector<std::string_view>& out) const {
   auto* code = static_cast<pcre2_code*>(code_);
@@ -134,8 +136,7 @@ void Regex::split_isolated(std::string_view s, std::vector<std::string_view>& ou
   if (last < s.size()) out.push_back(s.substr(last));
 }
 
-std::vector<std::string_view> split_pieces(std::string_view text,
-                                           const std::vector<std::unique_ptr<Regex>>& regexes) {
+std::vector<std::string_view> split_pieces(std::string_view text, const std::vector<std::unique_ptr<Regex>>& regexes) {
   std::vector<std::string_view> cur{text}, next;
   if (text.empty()) return {};
   for (const auto& re : regexes) {
@@ -222,9 +223,9 @@ std::string nfc(std::string_view text) {
   bool ascii = std::all_of(text.begin(), text.end(), [](char c) { return (c & 0x80) == 0; });
   if (ascii) return std::string(text);
   utf8proc_uint8_t* out = nullptr;
-  auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
-                        static_cast<utf8proc_ssize_t>(text.size()), &out,
-                        static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  auto n =
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()), static_cast<utf8proc_ssize_t>(text.size()),
+                   &out, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
   if (n < 0) throw Error(std::string("NFC normalization failed: ") + utf8proc_errmsg(n));
   std::string r(reinterpret_cast<char*>(out), static_cast<size_t>(n));
   std::free(out);
@@ -234,8 +235,7 @@ std::string nfc(std::string_view text) {
 void require_utf8(std::string_view text, const char* what) {
   size_t bad = utf8::find_invalid(text);
   if (bad != std::string_view::npos)
-    throw Error(std::string(what) + ": text is not valid UTF-8 (byte offset " + std::to_string(bad) +
-                ")");
+    throw Error(std::string(what) + ": text is not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
 }
 
 }  // namespace yak::tok

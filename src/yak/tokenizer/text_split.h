@@ -59,8 +59,7 @@ class Regex {
 };
 
 // Applies regexes in sequence, each splitting the pieces of the previous one.
-std::vector<std::string_view> split_pieces(std::string_view text,
-                                           const std::vector<std::unique_ptr<Regex>>& regexes);
+std::vector<std::string_view> split_pieces(std::string_view text, const std::vector<std::unique_ptr<Regex>>& regexes);
 
 // GPT-2 byte-level alphabet: byte -> UTF-8 of its printable stand-in, and back.
 const std::array<std::string, 256>& byte_to_unicode();

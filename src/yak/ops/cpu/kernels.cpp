@@ -102,17 +102,21 @@ float dot_scalar(DType wt, const void* w, const float* x, int64_t n) {
 float dot(DType wt, const void* w, const float* x, int64_t n) {
 #if defined(__AVX2__) && defined(__FMA__)
   switch (wt) {
-    case DType::F32: return dot_simd(static_cast<const float*>(w), x, n, kLoadF32);
-    case DType::BF16: return dot_simd(static_cast<const uint16_t*>(w), x, n, kLoadBf16);
-    case DType::F16: return dot_simd(static_cast<const uint16_t*>(w), x, n, kLoadF16);
-    default: break;
+    case DType::F32:
+      return dot_simd(static_cast<const float*>(w), x, n, kLoadF32);
+    case DType::BF16:
+      return dot_simd(static_cast<const uint16_t*>(w), x, n, kLoadBf16);
+    case DType::F16:
+      return dot_simd(static_cast<const uint16_t*>(w), x, n, kLoadF16);
+    default:
+      break;
   }
 #endif
   return dot_scalar(wt, w, x, n);
 }
 
-void gemv_rows(DType wt, const void* W, int64_t K, int64_t r0, int64_t r1, const float* x, int64_t M,
-               int64_t ldx, float* y, int64_t ldy) {
+void gemv_rows(DType wt, const void* W, int64_t K, int64_t r0, int64_t r1, const float* x, int64_t M, int64_t ldx,
+               float* y, int64_t ldy) {
   const size_t row_bytes = dtype_bytes(wt, K);
   auto base = static_cast<const uint8_t*>(W);
   for (int64_t r = r0; r < r1; ++r) {
@@ -126,9 +130,15 @@ void gemv_rows(DType wt, const void* W, int64_t K, int64_t r0, int64_t r1, const
       int m = static_cast<int>(std::min<int64_t>(4, M - m0));
       float out[4];
       switch (wt) {
-        case DType::F32: dot4_simd(static_cast<const float*>(w), x + m0 * ldx, ldx, m, K, out, kLoadF32); break;
-        case DType::BF16: dot4_simd(static_cast<const uint16_t*>(w), x + m0 * ldx, ldx, m, K, out, kLoadBf16); break;
-        case DType::F16: dot4_simd(static_cast<const uint16_t*>(w), x + m0 * ldx, ldx, m, K, out, kLoadF16); break;
+        case DType::F32:
+          dot4_simd(static_cast<const float*>(w), x + m0 * ldx, ldx, m, K, out, kLoadF32);
+          break;
+        case DType::BF16:
+          dot4_simd(static_cast<const uint16_t*>(w), x + m0 * ldx, ldx, m, K, out, kLoadBf16);
+          break;
+        case DType::F16:
+          dot4_simd(static_cast<const uint16_t*>(w), x + m0 * ldx, ldx, m, K, out, kLoadF16);
+          break;
         default:
           for (int k = 0; k < m; ++k) out[k] = dot_scalar(wt, w, x + (m0 + k) * ldx, K);
       }
@@ -157,14 +167,17 @@ void rows_to_f32(DType wt, const void* W, int64_t K, int64_t r0, int64_t r1, flo
   }
 #endif
   switch (wt) {
-    case DType::F32: std::memcpy(dst, base, n * 4); return;
+    case DType::F32:
+      std::memcpy(dst, base, n * 4);
+      return;
     case DType::BF16:
       for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(reinterpret_cast<const uint16_t*>(base)[i]);
       return;
     case DType::F16:
       for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(reinterpret_cast<const uint16_t*>(base)[i]);
       return;
-    default: throw Error(std::string("rows_to_f32: unsupported dtype ") + dtype_name(wt));
+    default:
+      throw Error(std::string("rows_to_f32: unsupported dtype ") + dtype_name(wt));
   }
 }
 

@@ -13,8 +13,8 @@ float dot(DType wt, const void* w, const float* x, int64_t n);
 // For weight rows r in [r0, r1) of W (row-major [*, K], dtype wt):
 //   y[m * ldy + r] = dot(W[r], x[m * ldx .. + K]) for m in [0, M).
 // Each weight row is read once for all M inputs: the decode path (memory bound).
-void gemv_rows(DType wt, const void* W, int64_t K, int64_t r0, int64_t r1, const float* x, int64_t M,
-               int64_t ldx, float* y, int64_t ldy);
+void gemv_rows(DType wt, const void* W, int64_t K, int64_t r0, int64_t r1, const float* x, int64_t M, int64_t ldx,
+               float* y, int64_t ldy);
 
 // Converts rows [r0, r1) of W (dtype wt, row length K) to f32 at dst (row-major, K per row).
 void rows_to_f32(DType wt, const void* W, int64_t K, int64_t r0, int64_t r1, float* dst);
