@@ -25,6 +25,14 @@ check "generate streamed text" "$got" "$(field 0 greedy_text)"
 got=$(printf '%s\n/quit\n' "$user" | "$yak" chat -m "$m" -n "$n" --temp 0 2>/dev/null)
 check "chat text" "$got" "$(field 0 greedy_text)"
 
+# /reset forgets the first exchange: the same question gets the same first answer again, while
+# without the reset the history changes the answer.
+want=$(field 0 greedy_text)
+got=$(printf '%s\n/reset\n%s\n/quit\n' "$user" "$user" | "$yak" chat -m "$m" -n "$n" --temp 0 2>/dev/null)
+check "chat after /reset" "$got" "$want"$'\n'"$want"
+got=$(printf '%s\n%s\n/quit\n' "$user" "$user" | "$yak" chat -m "$m" -n "$n" --temp 0 2>/dev/null)
+if [[ $got != "$want"$'\n'"$want" ]]; then passes=$((passes + 1)); else echo "FAIL: the second turn ignored the history"; fails=$((fails + 1)); fi
+
 # Case 1 (system + three turns) is checked through the library's Conversation in C++ tests; here the
 # rendered prompt ids must match transformers' apply_chat_template.
 python3 -c 'import json,sys;open(sys.argv[2],"w").write(json.load(open(sys.argv[1]))["cases"][1]["prompt_text"])' "$m/chat_golden.json" "$tmp/prompt.txt"

@@ -76,14 +76,39 @@ void set_special_ids(const io::GgufFile& g, int32_t n, std::optional<int32_t>& b
   pad = get("tokenizer.ggml.padding_token_id");
 }
 
+// The vocabulary table and the lookups every GGUF-vocabulary tokenizer shares.
+class GgufTableTokenizer : public Tokenizer {
+ public:
+  int32_t vocab_size() const override { return static_cast<int32_t>(t_.tokens.size()); }
+  std::optional<int32_t> token_to_id(std::string_view token) const override {
+    auto it = t_.ids.find(std::string(token));
+    if (it == t_.ids.end()) return std::nullopt;
+    return it->second;
+  }
+  std::string id_to_token(int32_t id) const override {
+    t_.check_id(id);
+    return t_.tokens[id];
+  }
+  bool is_special(int32_t id) const override { return id >= 0 && id < vocab_size() && t_.special(id); }
+  std::string describe() const override {
+    return kind_ + " (GGUF " + t_.where + "), " + std::to_string(vocab_size()) + " tokens";
+  }
+
+ protected:
+  GgufTableTokenizer(const io::GgufFile& g, std::string kind) : kind_(std::move(kind)) { t_.load(g); }
+  GgufTable t_;
+
+ private:
+  std::string kind_;
+};
+
 // ---------------------------------------------------------------- SPM ("llama")
 
 // llama.cpp's SentencePiece-compatible BPE: merge the adjacent pair whose concatenation has the
 // highest score, then split unmatched symbols back to byte tokens.
-class GgufSpmTokenizer : public Tokenizer {
+class GgufSpmTokenizer : public GgufTableTokenizer {
  public:
-  explicit GgufSpmTokenizer(const io::GgufFile& g) {
-    t_.load(g);
+  explicit GgufSpmTokenizer(const io::GgufFile& g) : GgufTableTokenizer(g, "SentencePiece-style BPE") {
     add_space_prefix_ = g.get_bool_opt("tokenizer.ggml.add_space_prefix").value_or(true);
     add_bos_ = g.get_bool_opt("tokenizer.ggml.add_bos_token").value_or(true);
     add_eos_ = g.get_bool_opt("tokenizer.ggml.add_eos_token").value_or(false);
@@ -146,21 +171,6 @@ class GgufSpmTokenizer : public Tokenizer {
     std::string out = utf8_lossy(bytes);
     if (add_space_prefix_ && !out.empty() && out[0] == ' ') out.erase(0, 1);
     return out;
-  }
-
-  int32_t vocab_size() const override { return static_cast<int32_t>(t_.tokens.size()); }
-  std::optional<int32_t> token_to_id(std::string_view token) const override {
-    auto it = t_.ids.find(std::string(token));
-    if (it == t_.ids.end()) return std::nullopt;
-    return it->second;
-  }
-  std::string id_to_token(int32_t id) const override {
-    t_.check_id(id);
-    return t_.tokens[id];
-  }
-  bool is_special(int32_t id) const override { return id >= 0 && id < vocab_size() && t_.special(id); }
-  std::string describe() const override {
-    return "SentencePiece-style BPE (GGUF " + t_.where + "), " + std::to_string(vocab_size()) + " tokens";
   }
 
  private:
@@ -227,7 +237,6 @@ class GgufSpmTokenizer : public Tokenizer {
     for (int32_t i = syms.empty() ? -1 : 0; i != -1; i = syms[i].next) reseg(i);
   }
 
-  GgufTable t_;
   bool add_space_prefix_ = true, add_bos_ = true, add_eos_ = false;
   int32_t unk_ = 0;
   std::array<int32_t, 256> byte_tok_{};
@@ -244,10 +253,9 @@ bool is_cjk(uint32_t c) {
 // HF BertTokenizer's basic tokenizer (lowercase, strip accents, split punctuation and CJK), then
 // greedy longest-match WordPiece. GGUF stores word-initial pieces with a "▁" prefix instead of
 // marking continuations with "##".
-class GgufWordPieceTokenizer : public Tokenizer {
+class GgufWordPieceTokenizer : public GgufTableTokenizer {
  public:
-  explicit GgufWordPieceTokenizer(const io::GgufFile& g) {
-    t_.load(g);
+  explicit GgufWordPieceTokenizer(const io::GgufFile& g) : GgufTableTokenizer(g, "WordPiece") {
     set_special_ids(g, vocab_size(), bos_id_, eos_id_, pad_id_);
     auto unk = g.get_int_opt("tokenizer.ggml.unknown_token_id");
     if (unk && *unk >= 0 && *unk < vocab_size()) {
@@ -295,21 +303,6 @@ class GgufWordPieceTokenizer : public Tokenizer {
     }
     if (!out.empty() && out[0] == ' ') out.erase(0, 1);
     return out;
-  }
-
-  int32_t vocab_size() const override { return static_cast<int32_t>(t_.tokens.size()); }
-  std::optional<int32_t> token_to_id(std::string_view token) const override {
-    auto it = t_.ids.find(std::string(token));
-    if (it == t_.ids.end()) return std::nullopt;
-    return it->second;
-  }
-  std::string id_to_token(int32_t id) const override {
-    t_.check_id(id);
-    return t_.tokens[id];
-  }
-  bool is_special(int32_t id) const override { return id >= 0 && id < vocab_size() && t_.special(id); }
-  std::string describe() const override {
-    return "WordPiece (GGUF " + t_.where + "), " + std::to_string(vocab_size()) + " tokens";
   }
 
  private:
@@ -385,7 +378,6 @@ class GgufWordPieceTokenizer : public Tokenizer {
     }
   }
 
-  GgufTable t_;
   int32_t unk_ = 0;
   size_t max_len_ = 1;
 };
@@ -408,9 +400,11 @@ std::vector<std::string> gguf_pre_tokenizer_regexes(const std::string& pre, bool
   // Code points that NFC would rewrite are escaped so the pattern survives any editor.
   if (pre == "deepseek-llm")
     return {"[\r\n]",
-            "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-"
+            "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-"
+            "ἕἘ-"
             "Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-\\x{1F7D}ᾀ-ᾴᾶ-ᾼ\\x{1FBE}ῂ-ῄῆ-ῌῐ-\\x{1FD3}ῖ-\\x{1FDB}ῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤ\\x{2126}ℨ\\x{212A}-"
-            "ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-"
+            "ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-"
+            "𐲲𐳀-"
             "𐳲𑢠-𑣟𞤀-𞥃]+",
             "\\s?[!-/:-~！-／：-～‘-‟　-。]+",
             "\\s+$",
