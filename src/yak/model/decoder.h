@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "yak/autograd/var.h"
 #include "yak/io/hf_config.h"
 #include "yak/io/safetensors.h"
 #include "yak/model/kv_cache.h"
@@ -16,11 +17,18 @@
 
 namespace yak::model {
 
+// Weights are Vars: views of the mapped checkpoint for inference, f32 copies that require grad
+// once make_trainable() ran. Undefined Vars are absent (no bias, no q/k norm).
 struct LayerWeights {
-  Tensor attn_norm, q, k, v, o;   // projections: [out, in], checkpoint dtype
-  Tensor q_bias, k_bias, v_bias;  // f32, Qwen2 (empty otherwise)
-  Tensor q_norm, k_norm;          // f32 [head_dim], Qwen3 (empty otherwise)
-  Tensor mlp_norm, gate, up, down;
+  ag::Var attn_norm, q, k, v, o;   // projections: [out, in]
+  ag::Var q_bias, k_bias, v_bias;  // Qwen2
+  ag::Var q_norm, k_norm;          // Qwen3, [head_dim]
+  ag::Var mlp_norm, gate, up, down;
+};
+
+struct NamedParam {
+  std::string name;  // the checkpoint's tensor name
+  ag::Var var;
 };
 
 // One forward call's tokens: token i is ids[i] at position pos[i] of sequence slot slot[i].
@@ -39,17 +47,23 @@ class DecoderModel {
   int64_t parameter_count() const;
   // dtype name -> bytes of weights, for `yak info`
   std::vector<std::pair<std::string, size_t>> weight_bytes_by_dtype() const;
-  DType weight_dtype() const { return layers_.at(0).q.dtype(); }
+  DType weight_dtype() const { return layers_.at(0).q.value().dtype(); }
 
   // Logits [batch.logits_for.size(), vocab] f32.
-  Tensor forward(const Batch& batch, KVCache& cache);
+  Tensor forward(const Batch& batch, KVCache& cache) { return forward_var(batch, cache).value(); }
+  // The same forward as a Var: with an open ag::Tape and trainable weights it records the
+  // backward. The cache must live until the tape's backward ran (attention reads it there).
+  ag::Var forward_var(const Batch& batch, KVCache& cache);
+
+  // Replaces every weight by an f32 copy that requires grad (master weights for training).
+  void make_trainable();
+  // Every distinct weight with its checkpoint name (tied lm_head appears once, as embed_tokens).
+  std::vector<NamedParam> parameters() const;
 
  private:
-  void attention(const Batch& batch, KVCache& cache, int64_t layer, const float* q, float* out);
-
   io::ModelConfig cfg_;
   io::WeightStore store_;
-  Tensor embed_, final_norm_, lm_head_;
+  ag::Var embed_, final_norm_, lm_head_;
   std::vector<LayerWeights> layers_;
   Rope rope_;
 };

@@ -1,0 +1,31 @@
+// Differentiable ops of the decoder over f32 activations. Each computes its forward with the
+// ops/cpu kernels and, when recording, pushes its backward (formulas beside the forward).
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "yak/autograd/var.h"
+
+namespace yak::ag {
+
+// Rows ids of table E [V, D] (any float dtype) → [n, D] f32.
+Var embedding(const Var& E, std::span<const int32_t> ids);
+// x [M, K] · W[N, K]^T (+ b[N]) → [M, N]. W may be f32/bf16/f16 when it needs no gradient.
+Var linear(const Var& x, const Var& W, const Var* bias = nullptr);
+// RMSNorm over consecutive groups of w.numel() values (per row, or per head when w is [head_dim]).
+Var rms_norm(const Var& x, const Var& w, float eps);
+// Rotate-half RoPE on every head_dim group of row t with cos/sin table cs[t*hd .. +hd) (cos|sin).
+Var rope(const Var& x, const std::vector<float>& cs, int64_t head_dim);
+// silu(gate) * up
+Var swiglu(const Var& gate, const Var& up);
+Var add(const Var& a, const Var& b);
+// Rows `rows` of x [T, D] → [rows.size(), D]
+Var gather_rows(const Var& x, std::span<const int32_t> rows);
+// Σ over rows with target != ignore_index of (logsumexp(row) - row[target]); a one-element Var.
+Var cross_entropy_sum(const Var& logits, std::span<const int32_t> targets, int32_t ignore_index = -100);
+// Per-row token log-probabilities log softmax(row)[target] (0 where ignored), [n] (for RL later).
+Var token_logprobs(const Var& logits, std::span<const int32_t> targets, int32_t ignore_index = -100);
+Var scale(const Var& x, float s);
+
+}  // namespace yak::ag

@@ -1,0 +1,74 @@
+// Reverse-mode autodiff: a Var is a tensor with an optional gradient; ops record their backward on
+// the active Tape while one is open and an input requires grad. With no tape the same ops are plain
+// inference: the model is written once and trained by opening a tape around its forward.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "yak/tensor/tensor.h"
+
+namespace yak::ag {
+
+struct VarData {
+  Tensor value;
+  Tensor grad;  // f32, same shape as value; allocated on first accumulation
+  bool requires_grad = false;
+};
+
+class Var {
+ public:
+  Var() = default;
+  explicit Var(Tensor value, bool requires_grad = false);
+
+  bool defined() const { return d_ != nullptr; }
+  // Var is a handle (like shared_ptr): const handles still reach mutable data.
+  Tensor& value() const { return d_->value; }
+  float* f32() const { return d_->value.data<float>(); }
+  int64_t dim(int i) const { return d_->value.dim(i); }
+  int64_t numel() const { return d_->value.numel(); }
+
+  bool requires_grad() const { return d_ && d_->requires_grad; }
+  void set_requires_grad(bool r) { d_->requires_grad = r; }
+  bool has_grad() const { return d_ && d_->grad.raw() != nullptr; }
+  // The gradient buffer, created as zeros on first use.
+  Tensor& grad() const;
+  float* grad_f32() const { return grad().data<float>(); }
+  void zero_grad() const;  // drops the buffer
+  const VarData* id() const { return d_.get(); }
+
+ private:
+  std::shared_ptr<VarData> d_;
+};
+
+// Records backward closures; backward() runs them newest first and empties the tape.
+class Tape {
+ public:
+  void push(std::function<void()> fn) { fns_.push_back(std::move(fn)); }
+  // Seeds d(loss)/d(loss) = seed (loss must be a one-element Var) and runs every closure.
+  void backward(Var& loss, float seed = 1.0f);
+  size_t size() const { return fns_.size(); }
+  void clear() { fns_.clear(); }
+
+ private:
+  std::vector<std::function<void()>> fns_;
+};
+
+// Makes `tape` the active tape of this thread for the scope's lifetime.
+class TapeScope {
+ public:
+  explicit TapeScope(Tape& tape);
+  ~TapeScope();
+  TapeScope(const TapeScope&) = delete;
+  TapeScope& operator=(const TapeScope&) = delete;
+
+ private:
+  Tape* prev_;
+};
+
+Tape* active_tape();
+// True when a tape is active and any of the inputs requires grad: the op must record.
+bool recording(std::initializer_list<const Var*> inputs);
+
+}  // namespace yak::ag
