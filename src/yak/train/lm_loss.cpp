@@ -27,9 +27,20 @@ LmLoss lm_loss(model::DecoderModel& model, const std::vector<LmSequence>& seqs, 
       targets.push_back(t + 1 < s.labels.size() ? s.labels[t + 1] : kIgnoreIndex);
     }
   }
+  return lm_loss(model, batch, targets, cache);
+}
+
+LmLoss lm_loss(model::DecoderModel& model, const model::Batch& batch, std::span<const int32_t> targets,
+               model::KVCache& cache) {
   check(!batch.ids.empty(), "lm_loss: the batch has no tokens");
-  ag::Var logits = model.forward_var(batch, cache);
-  return {ag::cross_entropy_sum(logits, targets, kIgnoreIndex), count_targets(seqs)};
+  check(targets.size() == batch.ids.size(), "lm_loss: one target per token expected");
+  model::Batch all = batch;
+  all.logits_for.resize(batch.ids.size());
+  for (size_t t = 0; t < all.logits_for.size(); ++t) all.logits_for[t] = static_cast<int32_t>(t);
+  int64_t n = 0;
+  for (auto t : targets) n += t != kIgnoreIndex;
+  ag::Var logits = model.forward_var(all, cache);
+  return {ag::cross_entropy_sum(logits, targets, kIgnoreIndex), n};
 }
 
 }  // namespace yak::train

@@ -2,6 +2,7 @@
 // from 0, so sequences (or samples packed into one row) never attend to each other.
 #pragma once
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "yak/autograd/var.h"
@@ -26,6 +27,11 @@ struct LmLoss {
 // One forward over all sequences. `cache` must have a slot per sequence and room for the longest;
 // keep it alive until the tape's backward ran.
 LmLoss lm_loss(model::DecoderModel& model, const std::vector<LmSequence>& seqs, model::KVCache& cache);
+
+// The same over a batch already laid out for the engine: targets[t] is the token logits[t] must
+// predict, or kIgnoreIndex.
+LmLoss lm_loss(model::DecoderModel& model, const model::Batch& batch, std::span<const int32_t> targets,
+               model::KVCache& cache);
 
 // Number of counted targets (labels after the first position that are not ignored).
 int64_t count_targets(const std::vector<LmSequence>& seqs);

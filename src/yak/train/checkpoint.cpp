@@ -1,0 +1,157 @@
+#include "yak/train/checkpoint.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "yak/base/error.h"
+#include "yak/base/mmap.h"
+#include "yak/io/safetensors.h"
+#include "yak/tensor/half.h"
+
+namespace yak::train {
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kCopied[] = {"config.json",       "generation_config.json",
+                         "tokenizer.json",    "tokenizer_config.json",
+                         "tokenizer.model",   "vocab.json",
+                         "merges.txt",        "special_tokens_map.json",
+                         "added_tokens.json", "chat_template.jinja"};
+
+Tensor convert(const Tensor& f32, DType to) {
+  if (to == DType::F32) return f32;
+  Tensor out = Tensor::empty(f32.shape(), to);
+  auto* d = out.data<uint16_t>();
+  const float* s = f32.data<float>();
+  for (int64_t i = 0; i < f32.numel(); ++i) d[i] = to == DType::BF16 ? f32_to_bf16(s[i]) : f32_to_f16(s[i]);
+  return out;
+}
+
+DType checkpoint_dtype(const std::string& torch_dtype) {
+  if (torch_dtype == "bfloat16") return DType::BF16;
+  if (torch_dtype == "float16") return DType::F16;
+  return DType::F32;
+}
+
+fs::path temp_beside(const fs::path& final) {
+  return final.parent_path() / ("." + final.filename().string() + ".tmp-" + std::to_string(::getpid()));
+}
+
+// Moves a finished temporary folder into place, replacing what was there.
+void commit_dir(const fs::path& tmp, const fs::path& final) {
+  fs::path old;
+  if (fs::exists(final)) {
+    old = temp_beside(final).string() + ".old";
+    fs::remove_all(old);
+    fs::rename(final, old);
+  }
+  fs::rename(tmp, final);
+  if (!old.empty()) fs::remove_all(old);
+}
+
+void prepare_tmp(const fs::path& tmp, const fs::path& final) {
+  if (final.has_parent_path()) fs::create_directories(final.parent_path());
+  if (fs::exists(final) && !fs::is_directory(final))
+    throw Error(final.string() + ": exists and is not a folder; refusing to replace it");
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+}
+
+std::vector<std::pair<std::string, Tensor>> named_tensors(const model::DecoderModel& model, DType dtype) {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (auto& p : model.parameters()) {
+    const Tensor& v = p.var.value();
+    out.emplace_back(p.name, v.dtype() == DType::F32 ? convert(v, dtype) : v);
+  }
+  return out;
+}
+
+}  // namespace
+
+void save_hf_folder(const model::DecoderModel& model, const fs::path& source_dir, const fs::path& out) {
+  const fs::path tmp = temp_beside(out);
+  prepare_tmp(tmp, out);
+  try {
+    for (const char* f : kCopied)
+      if (fs::exists(source_dir / f)) fs::copy_file(source_dir / f, tmp / f, fs::copy_options::overwrite_existing);
+    io::write_safetensors(tmp / "model.safetensors", named_tensors(model, checkpoint_dtype(model.config().torch_dtype)),
+                          {{"format", "pt"}});
+  } catch (...) {
+    fs::remove_all(tmp);
+    throw;
+  }
+  commit_dir(tmp, out);
+}
+
+void save_train_state(const fs::path& ckpt_dir, const model::DecoderModel& model, const AdamW& opt,
+                      const TrainState& state, int max_keep) {
+  const std::string name = "global_step_" + std::to_string(state.step);
+  const fs::path final = ckpt_dir / name, tmp = temp_beside(final);
+  prepare_tmp(tmp, final);
+  io::write_safetensors(tmp / "model.safetensors", named_tensors(model, DType::F32));
+  std::vector<std::pair<std::string, Tensor>> moments;
+  auto& o = const_cast<AdamW&>(opt);
+  for (size_t k = 0; k < opt.params().size(); ++k) {
+    moments.emplace_back("m." + opt.params()[k].name, o.first_moments()[k]);
+    moments.emplace_back("v." + opt.params()[k].name, o.second_moments()[k]);
+  }
+  io::write_safetensors(tmp / "optimizer.safetensors", moments);
+  Json j = {{"step", state.step}, {"epoch", state.data.epoch}, {"index", state.data.index},
+            {"seed", state.seed}, {"adam_steps", opt.steps()}, {"extra", state.extra}};
+  io::write_file_atomic(tmp / "state.json", j.dump(2));
+  commit_dir(tmp, final);
+  io::write_file_atomic(ckpt_dir / "latest", name + "\n");
+  // Keep the newest max_keep checkpoints.
+  std::vector<std::pair<int64_t, fs::path>> all;
+  for (auto& e : fs::directory_iterator(ckpt_dir)) {
+    const std::string n = e.path().filename().string();
+    if (e.is_directory() && n.rfind("global_step_", 0) == 0) {
+      try {
+        all.emplace_back(std::stoll(n.substr(12)), e.path());
+      } catch (const std::exception&) {
+      }
+    }
+  }
+  std::sort(all.begin(), all.end());
+  for (size_t i = 0; i + static_cast<size_t>(std::max(1, max_keep)) < all.size(); ++i) fs::remove_all(all[i].second);
+}
+
+std::optional<TrainState> load_train_state(const fs::path& ckpt_dir, model::DecoderModel& model, AdamW& opt) {
+  if (!fs::exists(ckpt_dir / "latest")) return std::nullopt;
+  std::string name = read_text_file(ckpt_dir / "latest");
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  const fs::path dir = ckpt_dir / name;
+  if (name.find('/') != std::string::npos || !fs::is_directory(dir))
+    throw Error((ckpt_dir / "latest").string() + ": names '" + name + "', which is not a checkpoint folder there");
+  auto weights = io::SafetensorsFile::open(dir / "model.safetensors");
+  auto moments = io::SafetensorsFile::open(dir / "optimizer.safetensors");
+  Json j = read_json_file(dir / "state.json");
+  for (size_t k = 0; k < opt.params().size(); ++k) {
+    const auto& p = opt.params()[k];
+    for (auto [file, key, dst] : {std::tuple{weights.get(), p.name, &p.var.value()},
+                                  std::tuple{moments.get(), "m." + p.name, &opt.first_moments()[k]},
+                                  std::tuple{moments.get(), "v." + p.name, &opt.second_moments()[k]}}) {
+      if (!file->has(key))
+        throw Error(file->path().string() + ": no tensor '" + key + "' (checkpoint of another model?)");
+      Tensor t = file->get(key);
+      if (t.shape() != dst->shape() || t.dtype() != DType::F32)
+        throw Error(file->path().string() + ": tensor '" + key + "' has shape " + shape_str(t.shape()) +
+                    " but the model needs f32 " + shape_str(dst->shape()));
+      std::memcpy(dst->raw(), t.raw(), t.nbytes());
+    }
+  }
+  const std::string where = (dir / "state.json").string();
+  TrainState s;
+  s.step = json_get<int64_t>(j, "step", where);
+  s.data.epoch = json_get<uint64_t>(j, "epoch", where);
+  s.data.index = json_get<uint64_t>(j, "index", where);
+  s.seed = json_get<uint64_t>(j, "seed", where);
+  s.extra = j.value("extra", Json::object());
+  opt.set_steps(json_get<int64_t>(j, "adam_steps", where));
+  return s;
+}
+
+}  // namespace yak::train

@@ -1,0 +1,181 @@
+#include "yak/train/lm_trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include "yak/autograd/functions.h"
+#include "yak/base/error.h"
+#include "yak/base/log.h"
+#include "yak/base/progress.h"
+#include "yak/train/checkpoint.h"
+#include "yak/train/lm_loss.h"
+#include "yak/train/metrics.h"
+#include "yak/train/optimizer.h"
+
+namespace yak::train {
+
+namespace {
+
+struct Engineered {
+  model::Batch batch;
+  std::vector<int32_t> targets;
+  int64_t slots = 0, longest = 0;
+};
+
+Engineered lay_out(const MicroBatch& mb) {
+  FlatBatch f = flatten(mb);
+  Engineered e;
+  e.batch.ids = std::move(f.tokens);
+  e.batch.pos = std::move(f.positions);
+  e.batch.slot = std::move(f.slots);
+  e.targets = std::move(f.targets);
+  e.slots = f.num_slots;
+  for (auto p : e.batch.pos) e.longest = std::max<int64_t>(e.longest, p + 1);
+  return e;
+}
+
+int64_t count(const std::vector<int32_t>& targets) {
+  int64_t n = 0;
+  for (auto t : targets) n += t != kIgnoreIndex;
+  return n;
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+}  // namespace
+
+double evaluate_loss(model::DecoderModel& model, std::span<const Sample> samples, int64_t micro_batch_size,
+                     int max_len) {
+  LoaderOptions lo;
+  lo.micro_batch_size = static_cast<size_t>(micro_batch_size);
+  lo.shuffle = false;
+  lo.drop_last = false;
+  lo.max_len = max_len;
+  BatchIterator it(samples, lo);
+  double sum = 0;
+  int64_t n = 0;
+  while (auto mb = it.next()) {
+    Engineered e = lay_out(*mb);
+    if (e.batch.ids.empty()) continue;
+    model::KVCache cache(model.config(), e.slots, e.longest);
+    auto l = lm_loss(model, e.batch, e.targets, cache);
+    sum += l.sum.f32()[0];
+    n += l.n_targets;
+  }
+  return n ? sum / static_cast<double>(n) : std::nan("");
+}
+
+LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train, std::span<const Sample> eval,
+                       const LmTrainOptions& o) {
+  check(o.micro_train_batch_size > 0 && o.train_batch_size > 0,
+        "--train_batch_size and --micro_train_batch_size must be positive");
+  check(o.train_batch_size % o.micro_train_batch_size == 0,
+        "--train_batch_size (" + std::to_string(o.train_batch_size) +
+            ") must be a multiple of --micro_train_batch_size (" + std::to_string(o.micro_train_batch_size) + ")");
+  check(!train.empty(), "the training set has no samples");
+  check(o.learning_rate >= 0, "--learning_rate must be non-negative");
+  const int64_t accum = o.train_batch_size / o.micro_train_batch_size;
+
+  LoaderOptions lo;
+  lo.micro_batch_size = static_cast<size_t>(o.micro_train_batch_size);
+  lo.seed = o.seed;
+  lo.packing = o.packing_samples;
+  lo.max_len = o.max_len;
+  BatchIterator probe(train, lo);
+  const int64_t per_epoch = static_cast<int64_t>(probe.batches_per_epoch()) / accum;
+  check(per_epoch > 0, "the training set (" + std::to_string(train.size()) + " samples) is smaller than one batch of " +
+                           std::to_string(o.train_batch_size));
+  int64_t total = per_epoch * o.max_epochs;
+  const int64_t warmup = static_cast<int64_t>(std::ceil(o.lr_warmup_ratio * static_cast<double>(total)));
+  LrSchedule sched(o.lr_scheduler, warmup, total, o.min_lr_ratio);
+
+  model.make_trainable();
+  AdamW opt(model.parameters(), {o.learning_rate, o.adam_beta1, o.adam_beta2, 1e-8, o.weight_decay});
+
+  int64_t step = 0;
+  LoaderPosition pos;
+  if (o.load_checkpoint) {
+    check(!o.ckpt_path.empty(), "--load_checkpoint needs --ckpt_path");
+    if (auto st = load_train_state(o.ckpt_path, model, opt)) {
+      step = st->step;
+      pos = st->data;
+      log::warn("resumed from " + o.ckpt_path.string() + " at step " + std::to_string(step));
+    }
+  }
+  const int64_t stop = o.max_steps >= 0 ? std::min(total, o.max_steps) : total;
+  BatchIterator it(train, lo, pos);
+  MetricsLog metrics(o.metrics_path, o.tensorboard_dir, step > 0);
+  ProgressBar bar(o.label, total, step);
+  bar.set_line_every(o.logging_steps);
+  LmTrainResult result;
+  result.first_step = step;
+  result.eval_loss = std::nan("");
+  auto t_start = std::chrono::steady_clock::now();
+  int64_t tokens_seen = 0;
+
+  auto run_eval = [&](int64_t at) {
+    if (eval.empty()) return;
+    result.eval_loss = evaluate_loss(model, eval, o.micro_train_batch_size, o.max_len);
+    metrics.log(at, {{"loss", result.eval_loss}, {"perplexity", std::exp(result.eval_loss)}}, "eval");
+  };
+
+  for (; step < stop; ++step) {
+    std::vector<MicroBatch> micro;
+    while (static_cast<int64_t>(micro.size()) < accum) {
+      auto mb = it.next();
+      if (mb) micro.push_back(std::move(*mb));
+    }
+    std::vector<Engineered> laid;
+    int64_t n_targets = 0;
+    for (auto& mb : micro) {
+      laid.push_back(lay_out(mb));
+      n_targets += count(laid.back().targets);
+    }
+    double loss = 0;
+    for (auto& e : laid) {
+      if (e.batch.ids.empty()) continue;
+      model::KVCache cache(model.config(), e.slots, e.longest);
+      ag::Tape tape;
+      ag::Var l;
+      {
+        ag::TapeScope scope(tape);
+        l = ag::scale(lm_loss(model, e.batch, e.targets, cache).sum,
+                      1.0f / static_cast<float>(std::max<int64_t>(1, n_targets)));
+      }
+      loss += l.f32()[0];
+      tape.backward(l);
+      tokens_seen += static_cast<int64_t>(e.batch.ids.size());
+    }
+    const double gnorm = clip_grad_norm(opt.params(), o.max_norm);
+    const double lr = o.learning_rate * sched.multiplier(step);
+    opt.step(lr);
+    opt.zero_grad();
+    result.step_losses.push_back(loss);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    const double tps = secs > 0 ? tokens_seen / secs : 0;
+    if ((step + 1) % std::max<int64_t>(1, o.logging_steps) == 0 || step + 1 == stop)
+      metrics.log(step + 1, {{"loss", loss},
+                             {"lr", lr},
+                             {"grad_norm", gnorm},
+                             {"tokens_per_second", tps},
+                             {"epoch", static_cast<double>(it.position().epoch)}});
+    if (!o.quiet)
+      bar.update(step + 1, "loss " + fmt("%.4f", loss) + " lr " + fmt("%.2e", lr) + " gn " + fmt("%.3f", gnorm) + " " +
+                               fmt("%.0f", tps) + " tok/s");
+    if (o.eval_steps > 0 && (step + 1) % o.eval_steps == 0) run_eval(step + 1);
+    if (o.save_steps > 0 && (step + 1) % o.save_steps == 0 && !o.ckpt_path.empty())
+      save_train_state(o.ckpt_path, model, opt, {step + 1, it.position(), o.seed, Json::object()}, o.max_ckpt_num);
+  }
+  if (!o.quiet) bar.finish(result.step_losses.empty() ? "" : "loss " + fmt("%.4f", result.step_losses.back()));
+  if (o.eval_steps <= 0 || stop % o.eval_steps != 0) run_eval(stop);
+  if (!o.save_path.empty()) save_hf_folder(model, o.pretrain, o.save_path);
+  result.steps = stop;
+  return result;
+}
+
+}  // namespace yak::train

@@ -1,0 +1,60 @@
+// The training loop of `yak train pt` and `yak train sft`: micro-batches from the BatchIterator,
+// token-mean cross-entropy over each optimizer step's whole batch (gradient accumulation gives the
+// same update as one big batch), clipping, AdamW with a schedule, evaluation, progress bar,
+// metrics, resumable checkpoints and the final Hugging Face folder.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "yak/model/decoder.h"
+#include "yak/train/dataset.h"
+
+namespace yak::train {
+
+struct LmTrainOptions {
+  std::filesystem::path pretrain;   // --pretrain: the model folder (config, tokenizer copied from it)
+  std::filesystem::path save_path;  // --save_path: final HF folder (empty: none)
+  std::filesystem::path ckpt_path;  // --ckpt_path: training-state checkpoints
+  int64_t save_steps = -1;          // --save_steps: checkpoint every N steps (-1: never)
+  int max_ckpt_num = 3;             // --max_ckpt_num
+  bool load_checkpoint = false;     // --load_checkpoint: resume from ckpt_path/latest
+  int64_t logging_steps = 1;
+  int64_t eval_steps = -1;       // -1: evaluate at the end only (when eval data exists)
+  int64_t train_batch_size = 8;  // samples (rows) per optimizer step
+  int64_t micro_train_batch_size = 1;
+  int64_t max_epochs = 1;
+  int64_t max_steps = -1;  // stop after this many steps of the schedule (-1: all)
+  double learning_rate = 5e-6;
+  std::string lr_scheduler = "cosine_with_min_lr";
+  double lr_warmup_ratio = 0.03;
+  double min_lr_ratio = 0.1;
+  double adam_beta1 = 0.9, adam_beta2 = 0.95;
+  double weight_decay = 0.0;  // --l2
+  double max_norm = 1.0;      // --max_norm
+  uint64_t seed = 42;
+  bool packing_samples = false;
+  int max_len = 2048;
+  std::filesystem::path metrics_path;     // metrics.jsonl (empty: none)
+  std::filesystem::path tensorboard_dir;  // --use_tensorboard
+  std::string label = "train";            // progress-bar label
+  bool quiet = false;                     // no progress bar (tests)
+};
+
+struct LmTrainResult {
+  std::vector<double> step_losses;    // mean token loss of every optimizer step run by this call
+  int64_t first_step = 0, steps = 0;  // steps are 0-based; first_step > 0 when resumed
+  double eval_loss = 0;               // last evaluation (NaN when none)
+};
+
+// Token-mean loss over samples (no gradient), in micro-batches.
+double evaluate_loss(model::DecoderModel& model, std::span<const Sample> samples, int64_t micro_batch_size,
+                     int max_len);
+
+// Trains `model` (made trainable here) on `train`, evaluating on `eval` (may be empty).
+LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train, std::span<const Sample> eval,
+                       const LmTrainOptions& options);
+
+}  // namespace yak::train
