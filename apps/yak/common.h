@@ -40,5 +40,8 @@ void register_generate(CLI::App& app);
 void register_chat(CLI::App& app);
 void register_info(CLI::App& app);
 void register_tokenize(CLI::App& app);
+void register_train(CLI::App& app);
+void register_tokenizer(CLI::App& app);
+void register_model(CLI::App& app);
 
 }  // namespace yak::cli

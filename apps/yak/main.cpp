@@ -14,6 +14,9 @@ int main(int argc, char** argv) {
   yak::cli::register_chat(app);
   yak::cli::register_info(app);
   yak::cli::register_tokenize(app);
+  yak::cli::register_train(app);
+  yak::cli::register_tokenizer(app);
+  yak::cli::register_model(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -4,77 +4,11 @@
 
 #include "yak/base/error.h"
 #include "yak/base/mmap.h"
+#include "yak/tokenizer/sp_proto.h"
 
 namespace yak::tok {
 
 namespace {
-
-// Minimal protobuf wire-format reading, enough to switch off NormalizerSpec.add_dummy_prefix:
-// the Debian package ships no sentencepiece_model.pb.h, and transformers' LlamaTokenizer puts the
-// "▁" prefix only at the start of the text, not after each special token.
-bool read_varint(const std::string& s, size_t& i, uint64_t& v) {
-  v = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    if (i >= s.size()) return false;
-    auto b = static_cast<uint8_t>(s[i++]);
-    v |= static_cast<uint64_t>(b & 0x7F) << shift;
-    if (!(b & 0x80)) return true;
-  }
-  return false;
-}
-
-void write_varint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out += static_cast<char>((v & 0x7F) | 0x80);
-    v >>= 7;
-  }
-  out += static_cast<char>(v);
-}
-
-// The model with add_dummy_prefix = false appended to field 3 (normalizer_spec); the last value
-// of a scalar field wins in protobuf. Empty string when the bytes do not parse.
-std::string without_dummy_prefix(const std::string& model) {
-  std::string out;
-  bool patched = false;
-  size_t i = 0;
-  while (i < model.size()) {
-    size_t start = i;
-    uint64_t key;
-    if (!read_varint(model, i, key)) return {};
-    uint32_t field = static_cast<uint32_t>(key >> 3), wt = key & 7;
-    if (wt == 0) {
-      uint64_t v;
-      if (!read_varint(model, i, v)) return {};
-    } else if (wt == 1) {
-      i += 8;
-    } else if (wt == 5) {
-      i += 4;
-    } else if (wt == 2) {
-      uint64_t len;
-      if (!read_varint(model, i, len) || len > model.size() - i) return {};
-      if (field == 3) {
-        std::string payload = model.substr(i, len) + std::string("\x18\x00", 2);
-        write_varint(out, key);
-        write_varint(out, payload.size());
-        out += payload;
-        i += len;
-        patched = true;
-        continue;
-      }
-      i += len;
-    } else {
-      return {};
-    }
-    if (i > model.size()) return {};
-    out.append(model, start, i - start);
-  }
-  if (!patched) {
-    out += '\x1a';
-    write_varint(out, 2);
-    out += std::string("\x18\x00", 2);
-  }
-  return out;
-}
 
 std::string content_of(const Json& v) {
   if (v.is_string()) return v.get<std::string>();
@@ -89,7 +23,9 @@ SentencePieceTokenizer::SentencePieceTokenizer(const std::string& model_bytes, c
     : sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()), where_(where) {
   auto st = sp_->LoadFromSerializedProto(model_bytes);
   if (!st.ok()) throw Error(where + ": not a SentencePiece model: " + st.ToString());
-  std::string patched = without_dummy_prefix(model_bytes);
+  // transformers' LlamaTokenizer puts the "▁" prefix only at the start of the text, not after
+  // each special token: a second processor without add_dummy_prefix encodes the later parts.
+  std::string patched = spproto::without_dummy_prefix(model_bytes);
   if (!patched.empty()) {
     sp_noprefix_ = std::make_unique<sentencepiece::SentencePieceProcessor>();
     if (!sp_noprefix_->LoadFromSerializedProto(patched).ok()) sp_noprefix_.reset();

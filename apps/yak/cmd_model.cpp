@@ -1,0 +1,74 @@
+#include <cstdio>
+
+#include "common.h"
+#include "yak/base/error.h"
+#include "yak/io/resize.h"
+
+namespace yak::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ResizeFlags {
+  std::string model, tokenizer, out;
+  int64_t pad_to = 0;
+};
+
+// The tokenizer's own files, to travel with the resized model under their usual names.
+std::vector<std::pair<fs::path, std::string>> tokenizer_files(const fs::path& path) {
+  static const char* kNames[] = {"tokenizer.model",     "tokenizer.json",  "tokenizer_config.json",
+                                 "special_tokens_map.json", "added_tokens.json", "vocab.json",
+                                 "merges.txt",          "chat_template.jinja"};
+  std::vector<std::pair<fs::path, std::string>> out;
+  std::error_code ec;
+  fs::path dir = path;
+  if (!fs::is_directory(path, ec)) {
+    std::string ext = path.extension().string();
+    if (ext == ".model") {
+      out.emplace_back(path, "tokenizer.model");
+    } else if (path.filename() == "tokenizer.json") {
+      out.emplace_back(path, "tokenizer.json");
+    } else {
+      throw Error(path.string() + ": expected a tokenizer folder, a .model or a tokenizer.json to copy");
+    }
+    dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+    for (const char* n : {"tokenizer_config.json", "special_tokens_map.json"})
+      if (fs::is_regular_file(dir / n, ec)) out.emplace_back(dir / n, n);
+    return out;
+  }
+  for (const char* n : kNames)
+    if (fs::is_regular_file(dir / n, ec)) out.emplace_back(dir / n, n);
+  return out;
+}
+
+void run_resize(const ResizeFlags& f) {
+  auto tok = tok::load_tokenizer(f.tokenizer);
+  io::ResizeOptions o;
+  o.vocab_size = tok->vocab_size();
+  o.pad_to_multiple_of = f.pad_to;
+  o.extra_files = tokenizer_files(f.tokenizer);
+  auto r = io::resize_embeddings(f.model, f.out, o);
+  std::string names;
+  for (const auto& n : r.resized) names += (names.empty() ? "" : ", ") + n;
+  std::printf("%s: vocab %lld -> %lld (tokenizer %d)%s%s\n", f.out.c_str(), static_cast<long long>(r.old_vocab),
+              static_cast<long long>(r.new_vocab), tok->vocab_size(), names.empty() ? "" : "; new rows = mean of old: ",
+              names.c_str());
+}
+
+}  // namespace
+
+void register_model(CLI::App& app) {
+  auto* md = app.add_subcommand("model", "Edit model checkpoints");
+  md->require_subcommand(1);
+  auto f = std::make_shared<ResizeFlags>();
+  auto* rs = md->add_subcommand("resize-embeddings",
+                                "Grow the vocabulary to a tokenizer's size; new rows = mean of the old rows");
+  rs->add_option("-m,--model", f->model, "Hugging Face model folder")->required();
+  rs->add_option("--tokenizer", f->tokenizer, "The extended tokenizer (.model, tokenizer.json or folder)")->required();
+  rs->add_option("--out", f->out, "Output folder (new or empty)")->required();
+  rs->add_option("--pad-to-multiple-of", f->pad_to, "Round the vocabulary size up to a multiple of N");
+  rs->callback([f] { run_resize(*f); });
+}
+
+}  // namespace yak::cli

@@ -1,0 +1,65 @@
+#include "yak/io/staging_dir.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <random>
+
+#include "yak/base/error.h"
+
+namespace yak::io {
+
+namespace fs = std::filesystem;
+
+void check_output_dir(const fs::path& target) {
+  std::error_code ec;
+  auto st = fs::symlink_status(target, ec);
+  if (fs::exists(st)) {
+    if (!fs::is_directory(st))
+      throw Error(target.string() + ": output folder exists and is not a folder (expected a new or empty folder)");
+    if (!fs::is_empty(target, ec))
+      throw Error(target.string() + ": output folder exists and is not empty (expected a new or empty folder)");
+  }
+  fs::path parent = target.parent_path();
+  if (parent.empty()) parent = ".";
+  if (!fs::is_directory(parent, ec))
+    throw Error(target.string() + ": parent folder " + parent.string() + " does not exist");
+}
+
+StagingDir::StagingDir(fs::path target) : target_(std::move(target)) {
+  while (target_.has_filename() == false && target_.has_parent_path() && target_ != target_.root_path())
+    target_ = target_.parent_path();  // "out/" -> "out"
+  check_output_dir(target_);
+  fs::path parent = target_.parent_path().empty() ? fs::path(".") : target_.parent_path();
+  std::random_device rd;
+  for (int attempt = 0;; ++attempt) {
+    tmp_ = parent / ("." + target_.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-" +
+                     std::to_string(rd() % 1000000));
+    std::error_code ec;
+    if (fs::create_directory(tmp_, ec)) break;
+    if (ec || attempt > 8) throw Error(tmp_.string() + ": cannot create temporary folder: " + ec.message());
+  }
+}
+
+StagingDir::~StagingDir() {
+  if (committed_) return;
+  std::error_code ec;
+  fs::remove_all(tmp_, ec);
+}
+
+void StagingDir::commit() {
+  // rename(2) replaces an empty folder and refuses a non-empty one, so a folder filled by someone
+  // else in the meantime is never merged into.
+  if (::rename(tmp_.c_str(), target_.c_str()) != 0) {
+    int e = errno;
+    std::error_code ec;
+    fs::remove_all(tmp_, ec);
+    committed_ = true;
+    throw Error(target_.string() + ": cannot move the output into place: " + std::strerror(e));
+  }
+  committed_ = true;
+}
+
+}  // namespace yak::io

@@ -1,0 +1,31 @@
+// Writing a whole output folder atomically: files go into a hidden temporary folder beside the
+// target, which is renamed into place only when everything was written.
+#pragma once
+#include <filesystem>
+
+namespace yak::io {
+
+class StagingDir {
+ public:
+  // Checks that `target` can be created — absent or an empty folder, with an existing parent —
+  // and makes the temporary folder. Throws yak::Error naming `target` otherwise; nothing is written then.
+  explicit StagingDir(std::filesystem::path target);
+  ~StagingDir();  // removes the temporary folder unless commit() succeeded
+  StagingDir(const StagingDir&) = delete;
+  StagingDir& operator=(const StagingDir&) = delete;
+
+  const std::filesystem::path& path() const { return tmp_; }  // write the files here
+  const std::filesystem::path& target() const { return target_; }
+  // Renames the temporary folder to the target. A target folder that became non-empty meanwhile
+  // is never merged into: commit throws and the temporary folder is removed.
+  void commit();
+
+ private:
+  std::filesystem::path target_, tmp_;
+  bool committed_ = false;
+};
+
+// Throws yak::Error unless `target` is absent or an empty folder and its parent folder exists.
+void check_output_dir(const std::filesystem::path& target);
+
+}  // namespace yak::io
