@@ -4,9 +4,9 @@
 #include <gtest/gtest.h>
 #include <sentencepiece_processor.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
-#include <algorithm>
 #include <random>
 #include <set>
 
@@ -104,7 +104,7 @@ TEST(SpTrain, WritesModelAndVocab) {
   sentencepiece::SentencePieceProcessor sp;
   ASSERT_TRUE(sp.LoadFromSerializedProto(f.latin_model).ok());
   EXPECT_EQ(sp.GetPieceSize(), 300);
-  EXPECT_EQ(sp.PieceToId("<sep>"), 3);  // user-defined symbols come right after <unk> <s> </s>
+  EXPECT_EQ(sp.PieceToId("<sep>"), 3);          // user-defined symbols come right after <unk> <s> </s>
   EXPECT_EQ(sp.PieceToId("<0xE4>"), 4 + 0xE4);  // then the 256 byte pieces
   EXPECT_EQ(sentencepiece_pieces(f.latin_model, "latin")[3].type, spproto::kUserDefined);
   std::string vocab = read_text_file(f.dir / "latin.vocab");
@@ -268,8 +268,8 @@ TEST(SpMerge, ChineseLlamaRecipeGives49953) {
 
   // Through the folder path and yak's loader, with Chinese-LLaMA-2's tokenizer_config.json.
   fs::path d = temp_dir("chinese_llama");
-  auto st2 = merge_tokenizer_files(shared("tokenizers/chinese-llama-2"), shared("tokenizers/chinese-sp/chinese_sp.model"),
-                                   d / "merged", 32000);
+  auto st2 = merge_tokenizer_files(shared("tokenizers/chinese-llama-2"),
+                                   shared("tokenizers/chinese-sp/chinese_sp.model"), d / "merged", 32000);
   EXPECT_EQ(st2.total(), 49953);
   EXPECT_EQ(read_text_file(d / "merged" / "tokenizer.model"), merged);
   auto merged_tok = load_tokenizer(d / "merged");
@@ -284,9 +284,10 @@ TEST(SpMerge, ChineseLlamaRecipeGives49953) {
   size_t n_llama = count_tokens(llama_tok, text), n_merged = count_tokens(*merged_tok, text),
          n_cl2 = count_tokens(cl2_tok, text);
   double ratio = double(n_llama) / double(n_merged);
-  std::printf("alpaca_zh_demo.json, first 200 samples (%zu bytes): LLaMA 32k %zu tokens, merged 49,953 %zu tokens, "
-              "Chinese-LLaMA-2 55,296 %zu tokens; tokens_llama / tokens_merged = %.3f\n",
-              text.size(), n_llama, n_merged, n_cl2, ratio);
+  std::printf(
+      "alpaca_zh_demo.json, first 200 samples (%zu bytes): LLaMA 32k %zu tokens, merged 49,953 %zu tokens, "
+      "Chinese-LLaMA-2 55,296 %zu tokens; tokens_llama / tokens_merged = %.3f\n",
+      text.size(), n_llama, n_merged, n_cl2, ratio);
   RecordProperty("tokens_llama", static_cast<int>(n_llama));
   RecordProperty("tokens_merged", static_cast<int>(n_merged));
   RecordProperty("ratio_llama_over_merged", std::to_string(ratio));

@@ -17,9 +17,9 @@ struct ResizeFlags {
 
 // The tokenizer's own files, to travel with the resized model under their usual names.
 std::vector<std::pair<fs::path, std::string>> tokenizer_files(const fs::path& path) {
-  static const char* kNames[] = {"tokenizer.model",     "tokenizer.json",  "tokenizer_config.json",
-                                 "special_tokens_map.json", "added_tokens.json", "vocab.json",
-                                 "merges.txt",          "chat_template.jinja"};
+  static const char* kNames[] = {
+      "tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+      "vocab.json",      "merges.txt",     "chat_template.jinja"};
   std::vector<std::pair<fs::path, std::string>> out;
   std::error_code ec;
   fs::path dir = path;
@@ -52,8 +52,8 @@ void run_resize(const ResizeFlags& f) {
   std::string names;
   for (const auto& n : r.resized) names += (names.empty() ? "" : ", ") + n;
   std::printf("%s: vocab %lld -> %lld (tokenizer %d)%s%s\n", f.out.c_str(), static_cast<long long>(r.old_vocab),
-              static_cast<long long>(r.new_vocab), tok->vocab_size(), names.empty() ? "" : "; new rows = mean of old: ",
-              names.c_str());
+              static_cast<long long>(r.new_vocab), tok->vocab_size(),
+              names.empty() ? "" : "; new rows = mean of old: ", names.c_str());
 }
 
 }  // namespace

@@ -59,8 +59,7 @@ void register_tokenizer(CLI::App& app) {
   tr->add_option("--model-type", t->model_type, "bpe or unigram")->required();
   tr->add_option("--character-coverage", t->coverage, "Share of characters covered by the vocabulary")
       ->default_val(0.9995);
-  tr->add_option("--user-defined-symbols", t->symbols, "Pieces that are never split (comma separated)")
-      ->delimiter(',');
+  tr->add_option("--user-defined-symbols", t->symbols, "Pieces that are never split (comma separated)")->delimiter(',');
   tr->add_flag("--byte-fallback", t->byte_fallback, "Unknown characters become <0xNN> byte pieces");
   tr->add_option("--max-sentence-length", t->max_sentence_length, "Longest line used, in bytes (default 4192)");
   tr->add_flag("-v,--verbose", t->verbose, "Show SentencePiece's training log");

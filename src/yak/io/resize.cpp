@@ -22,7 +22,8 @@ Tensor grow_rows_with_mean(const Tensor& w, int64_t new_rows, const std::string&
   const int64_t old_rows = w.dim(0), cols = w.dim(1);
   if (old_rows < 1) throw Error(where + ": has no rows to average");
   if (new_rows < old_rows)
-    throw Error(where + ": cannot shrink from " + std::to_string(old_rows) + " to " + std::to_string(new_rows) + " rows");
+    throw Error(where + ": cannot shrink from " + std::to_string(old_rows) + " to " + std::to_string(new_rows) +
+                " rows");
   Tensor out = Tensor::empty({new_rows, cols}, dt);
   std::memcpy(out.raw(), w.raw(), w.nbytes());
   if (new_rows == old_rows) return out;
@@ -67,12 +68,15 @@ ResizeResult resize_embeddings(const fs::path& model_dir, const fs::path& out_di
   const std::string kEmbed = "model.embed_tokens.weight", kHead = "lm_head.weight";
   if (!store.has(kEmbed)) throw Error(model_dir.string() + ": no tensor " + kEmbed);
   Tensor embed = store.get(kEmbed);
-  if (embed.ndim() != 2) throw Error(model_dir.string() + ": " + kEmbed + " has shape " + shape_str(embed.shape()) + " (expected [vocab, hidden])");
+  if (embed.ndim() != 2)
+    throw Error(model_dir.string() + ": " + kEmbed + " has shape " + shape_str(embed.shape()) +
+                " (expected [vocab, hidden])");
 
   ResizeResult res;
   res.old_vocab = embed.dim(0);
   int64_t n = opt.vocab_size;
-  if (opt.pad_to_multiple_of > 1) n = (n + opt.pad_to_multiple_of - 1) / opt.pad_to_multiple_of * opt.pad_to_multiple_of;
+  if (opt.pad_to_multiple_of > 1)
+    n = (n + opt.pad_to_multiple_of - 1) / opt.pad_to_multiple_of * opt.pad_to_multiple_of;
   if (n < res.old_vocab)
     throw Error("vocab size " + std::to_string(n) + " is below the model's " + std::to_string(res.old_vocab) +
                 " rows of " + kEmbed + " (expected the tokenizer to extend the model's vocabulary)");

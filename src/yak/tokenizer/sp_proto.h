@@ -16,9 +16,9 @@ enum PieceType : int32_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined
 // One top-level field of a message: its number, wire type and the exact bytes it spans (key included).
 struct Field {
   uint32_t number = 0, wire_type = 0;
-  uint64_t varint = 0;        // wire type 0
-  std::string_view payload;   // wire types 1, 2, 5: the value bytes (for 2: without the length)
-  std::string_view raw;       // key + value, as found
+  uint64_t varint = 0;       // wire type 0
+  std::string_view payload;  // wire types 1, 2, 5: the value bytes (for 2: without the length)
+  std::string_view raw;      // key + value, as found
 };
 
 bool read_varint(std::string_view s, size_t& i, uint64_t& v);

@@ -82,7 +82,8 @@ std::string train_sentencepiece(const SpTrainOptions& opt) {
     std::error_code ec;
     if (!fs::is_regular_file(f, ec)) throw Error(f.string() + ": no such file (expected a text file for --input)");
   }
-  if (opt.vocab_size < 1) throw Error("--vocab-size: expected a positive number, got " + std::to_string(opt.vocab_size));
+  if (opt.vocab_size < 1)
+    throw Error("--vocab-size: expected a positive number, got " + std::to_string(opt.vocab_size));
   if (opt.model_type != "bpe" && opt.model_type != "unigram")
     throw Error("--model-type: expected bpe or unigram, got '" + opt.model_type + "'");
   if (!(opt.character_coverage > 0.0 && opt.character_coverage <= 1.0))
@@ -91,7 +92,8 @@ std::string train_sentencepiece(const SpTrainOptions& opt) {
     if (s.empty() || s.find(',') != std::string::npos)
       throw Error("--user-defined-symbols: expected non-empty symbols without commas");
 
-  int threads = opt.num_threads > 0 ? opt.num_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int threads =
+      opt.num_threads > 0 ? opt.num_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::ostringstream cov;
   cov.precision(17);
   cov << opt.character_coverage;
