@@ -3,6 +3,7 @@
 #include "common.h"
 #include "yak/base/error.h"
 #include "yak/io/resize.h"
+#include "yak/model/init.h"
 
 namespace yak::cli {
 
@@ -69,6 +70,46 @@ void register_model(CLI::App& app) {
   rs->add_option("--out", f->out, "Output folder (new or empty)")->required();
   rs->add_option("--pad-to-multiple-of", f->pad_to, "Round the vocabulary size up to a multiple of N");
   rs->callback([f] { run_resize(*f); });
+
+  struct InitFlags {
+    std::string config, out, tokenizer;
+    uint64_t seed = 0;
+  };
+  auto g = std::make_shared<InitFlags>();
+  auto* in =
+      md->add_subcommand("init", "A new model with random weights from a config.json (pretraining from scratch)");
+  in->add_option("--config", g->config, "config.json to build (architectures, sizes, vocab_size...)")->required();
+  in->add_option("--out", g->out, "Output folder (new or empty)")->required();
+  in->add_option("--tokenizer", g->tokenizer, "Copy these tokenizer files into the folder (file or folder)");
+  in->add_option("--seed", g->seed, "Seed of the random weights");
+  in->callback([g] {
+    namespace fs = std::filesystem;
+    if (fs::exists(g->out) && (!fs::is_directory(g->out) || !fs::is_empty(g->out)))
+      throw Error("--out " + g->out + ": exists and is not an empty folder");
+    Json cfg = read_json_file(g->config);
+    std::unique_ptr<tok::Tokenizer> tok;
+    if (!g->tokenizer.empty()) {
+      tok = tok::load_tokenizer(g->tokenizer);
+      if (json_get<int64_t>(cfg, "vocab_size", g->config) < tok->vocab_size())
+        throw Error(g->config + ": vocab_size is smaller than the tokenizer's " + std::to_string(tok->vocab_size()) +
+                    " tokens");
+    }
+    model::init_random_checkpoint(cfg, g->out, g->seed);
+    if (!g->tokenizer.empty()) {
+      fs::path src = g->tokenizer;
+      if (fs::is_directory(src)) {
+        for (const char* f : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json", "merges.txt",
+                              "special_tokens_map.json", "added_tokens.json", "chat_template.jinja"})
+          if (fs::exists(src / f)) fs::copy_file(src / f, fs::path(g->out) / f, fs::copy_options::overwrite_existing);
+      } else {
+        fs::copy_file(src, fs::path(g->out) / (src.extension() == ".model" ? "tokenizer.model" : "tokenizer.json"),
+                      fs::copy_options::overwrite_existing);
+      }
+    }
+    auto m = model::DecoderModel::load(g->out);
+    std::printf("wrote %s: %s, %lld parameters\n", g->out.c_str(), io::arch_name(m->config().arch),
+                static_cast<long long>(m->parameter_count()));
+  });
 }
 
 }  // namespace yak::cli

@@ -33,7 +33,8 @@ void add_common(CLI::App* sub, TrainFlags& f) {
       ->required();
   sub->add_option("--dataset_probs", f.dataset_probs, "Sampling probabilities of the datasets, e.g. 0.7,0.3");
   sub->add_option("--dataset_split", f.split, "Split of folder datasets to train on");
-  sub->add_option("--eval_dataset", f.eval_dataset, "Evaluation dataset (default: the --eval_split of a folder dataset)");
+  sub->add_option("--eval_dataset", f.eval_dataset,
+                  "Evaluation dataset (default: the --eval_split of a folder dataset)");
   sub->add_option("--eval_split", f.eval_split, "Split used for evaluation");
   sub->add_option("--max_samples", f.max_samples, "Use at most this many records");
   sub->add_flag("--skip_bad_lines", f.skip_bad_lines, "Skip (and count) JSONL lines that do not parse");
@@ -141,7 +142,8 @@ void register_train(CLI::App& app) {
   auto* s = train->add_subcommand("sft", "Supervised fine-tuning on prompt/response data");
   add_common(s, *sft);
   s->add_option("--output_key", sft->sft.output_key, "Key of the response");
-  s->add_option("--input_template", sft->sft.input_template, "Prompt template with one {}, e.g. \"User: {}\\nAssistant: \"");
+  s->add_option("--input_template", sft->sft.input_template,
+                "Prompt template with one {}, e.g. \"User: {}\\nAssistant: \"");
   s->add_flag("--apply_chat_template", sft->sft.apply_chat_template, "Render prompts with the model's chat template");
   s->add_flag("--multiturn", sft->sft.multiturn, "Loss on every assistant turn of a conversation");
   s->callback([sft] { run_train(*sft); });

@@ -41,6 +41,7 @@ void register_chat(CLI::App& app);
 void register_info(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_train(CLI::App& app);
+void register_quickstart(CLI::App& app);
 void register_tokenizer(CLI::App& app);
 void register_model(CLI::App& app);
 

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   yak::cli::register_info(app);
   yak::cli::register_tokenize(app);
   yak::cli::register_train(app);
+  yak::cli::register_quickstart(app);
   yak::cli::register_tokenizer(app);
   yak::cli::register_model(app);
   try {

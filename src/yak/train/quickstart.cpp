@@ -113,18 +113,28 @@ QuickstartReport run_quickstart(const QuickstartOptions& o) {
     fs::copy_file(r.model_path, base / "tokenizer.model", fs::copy_options::overwrite_existing);
     say(o.quiet, "2/5 tokenizer: SentencePiece BPE, " + std::to_string(r.pieces) + " pieces");
   }
-  Json tc = {{"bos_token", "<s>"},  {"eos_token", "</s>"}, {"unk_token", "<unk>"},
+  Json tc = {{"bos_token", "<s>"},    {"eos_token", "</s>"},    {"unk_token", "<unk>"},
              {"add_bos_token", true}, {"add_eos_token", false}, {"chat_template", kChatTemplate}};
   io::write_file_atomic(base / "tokenizer_config.json", tc.dump(2));
   auto tokenizer = tok::load_tokenizer(base);
 
   // 3. A tiny LLaMA-style model with random weights, then pretraining on the corpus.
-  Json cfg = {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"},
-              {"vocab_size", tokenizer->vocab_size()}, {"hidden_size", 128}, {"intermediate_size", 352},
-              {"num_hidden_layers", 4}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
-              {"max_position_embeddings", 256}, {"rms_norm_eps", 1e-5}, {"rope_theta", 10000.0},
-              {"tie_word_embeddings", true}, {"bos_token_id", 1}, {"eos_token_id", 2},
-              {"initializer_range", 0.02}, {"hidden_act", "silu"}};
+  Json cfg = {{"architectures", {"LlamaForCausalLM"}},
+              {"model_type", "llama"},
+              {"vocab_size", tokenizer->vocab_size()},
+              {"hidden_size", 128},
+              {"intermediate_size", 352},
+              {"num_hidden_layers", 4},
+              {"num_attention_heads", 4},
+              {"num_key_value_heads", 2},
+              {"max_position_embeddings", 256},
+              {"rms_norm_eps", 1e-5},
+              {"rope_theta", 10000.0},
+              {"tie_word_embeddings", true},
+              {"bos_token_id", 1},
+              {"eos_token_id", 2},
+              {"initializer_range", 0.02},
+              {"hidden_act", "silu"}};
   model::init_random_checkpoint(cfg, base, o.seed);
   io::write_file_atomic(base / "generation_config.json", Json{{"bos_token_id", 1}, {"eos_token_id", 2}}.dump(2));
   auto model = model::DecoderModel::load(base);

@@ -12,9 +12,9 @@ namespace yak::train {
 
 struct QuickstartOptions {
   std::filesystem::path dir = "quickstart-out";
-  int max_operand = 14;       // facts a + b for a, b in [0, max_operand]
-  double heldout_share = 0.2; // pairs never seen in SFT, used for the accuracy
-  int pt_epochs = 30, sft_epochs = 12;
+  int max_operand = 14;        // facts a + b for a, b in [0, max_operand]
+  double heldout_share = 0.2;  // pairs never seen in SFT, used for the accuracy
+  int pt_epochs = 60, sft_epochs = 20;
   uint64_t seed = 1;
   bool quiet = false;
 };
