@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# README's first command: installs the Debian packages, builds build/bin/yak, then runs the engine
+# README's first command: installs the Debian packages, builds build/bin/yak, runs the main job
+# (`yak quickstart`: a tokenizer and a tiny LLaMA-style model trained from scratch on generated
+# facts, pretraining, SFT, held-out accuracy before/after, chat, loss curves as PNG), then the engine
 # on checkpoints the project ships (tiny random models made by transformers in tools/golden, whose
 # outputs are gibberish by design but must equal transformers' token for token) and tokenizes text
 # with the tokenizers it ships. Uses ../shared/data's real tokenizers when present.
@@ -44,3 +46,6 @@ if [[ -d $qwen2 ]]; then
 else
   echo "(../shared/data not present: skipping the real Qwen2 tokenizer demo)"
 fi
+
+say yak quickstart --dir quickstart-out
+$yak quickstart --dir quickstart-out

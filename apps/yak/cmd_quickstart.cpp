@@ -27,6 +27,7 @@ void register_quickstart(CLI::App& app) {
                 r.heldout_questions, 100 * r.heldout_before, 100 * r.heldout_after);
     std::printf("SFT-train accuracy after SFT: %.0f%%\n", 100 * r.train_after);
     for (auto& [q, a] : r.chat) std::printf("  user: %s\n  yak:  %s\n", q.c_str(), a.c_str());
+    std::printf("loss curves: %s\n", r.loss_plot.c_str());
     std::printf("model: %s (try: build/bin/yak chat -m %s)\n", r.model_dir.c_str(), r.model_dir.c_str());
   });
 }

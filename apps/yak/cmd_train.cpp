@@ -113,6 +113,7 @@ void run_train(TrainFlags& f) {
   f.o.metrics_path = !f.metrics_path.empty() ? fs::path(f.metrics_path)
                      : !f.save_path.empty()  ? fs::path(f.save_path + "-metrics.jsonl")
                                              : fs::path();
+  if (!f.save_path.empty()) f.o.plot_path = f.save_path + "-loss.png";
   f.o.adam_beta1 = f.adam_betas[0];
   f.o.adam_beta2 = f.adam_betas[1];
   f.o.max_len = f.sft.max_len;

@@ -7,6 +7,7 @@
 #include "yak/autograd/functions.h"
 #include "yak/base/error.h"
 #include "yak/base/log.h"
+#include "yak/base/png.h"
 #include "yak/base/progress.h"
 #include "yak/train/checkpoint.h"
 #include "yak/train/lm_loss.h"
@@ -48,6 +49,32 @@ std::string fmt(const char* f, double v) {
 }
 
 }  // namespace
+
+void plot_losses(const std::filesystem::path& path, const std::string& title,
+                 const std::vector<std::pair<std::string, LmTrainResult>>& runs) {
+  static const uint32_t colors[] = {0x1f77b4, 0xd62728, 0x2ca02c, 0xff7f0e};
+  std::vector<Series> series;
+  int64_t offset = 0;
+  size_t c = 0;
+  for (auto& [name, r] : runs) {
+    Series s{name + " loss", {}, {}, colors[c++ % 4]};
+    for (size_t k = 0; k < r.step_losses.size(); ++k) {
+      s.x.push_back(static_cast<double>(offset + r.first_step + static_cast<int64_t>(k) + 1));
+      s.y.push_back(r.step_losses[k]);
+    }
+    series.push_back(std::move(s));
+    if (!r.eval_history.empty()) {
+      Series e{name + " eval", {}, {}, colors[c++ % 4]};
+      for (auto& [step, loss] : r.eval_history) {
+        e.x.push_back(static_cast<double>(offset + step));
+        e.y.push_back(loss);
+      }
+      series.push_back(std::move(e));
+    }
+    offset += r.steps;
+  }
+  plot_lines(path, title, "optimizer step", "loss", series);
+}
 
 double evaluate_loss(model::DecoderModel& model, std::span<const Sample> samples, int64_t micro_batch_size,
                      int max_len) {
@@ -121,6 +148,7 @@ LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train
   auto run_eval = [&](int64_t at) {
     if (eval.empty()) return;
     result.eval_loss = evaluate_loss(model, eval, o.micro_train_batch_size, o.max_len);
+    result.eval_history.emplace_back(at, result.eval_loss);
     metrics.log(at, {{"loss", result.eval_loss}, {"perplexity", std::exp(result.eval_loss)}}, "eval");
   };
 
@@ -175,6 +203,7 @@ LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train
   if (o.eval_steps <= 0 || stop % o.eval_steps != 0) run_eval(stop);
   if (!o.save_path.empty()) save_hf_folder(model, o.pretrain, o.save_path);
   result.steps = stop;
+  if (!o.plot_path.empty()) plot_losses(o.plot_path, o.label, {{"train", result}});
   return result;
 }
 

@@ -39,15 +39,22 @@ struct LmTrainOptions {
   int max_len = 2048;
   std::filesystem::path metrics_path;     // metrics.jsonl (empty: none)
   std::filesystem::path tensorboard_dir;  // --use_tensorboard
+  std::filesystem::path plot_path;        // loss curve PNG (empty: none)
   std::string label = "train";            // progress-bar label
   bool quiet = false;                     // no progress bar (tests)
 };
 
 struct LmTrainResult {
-  std::vector<double> step_losses;    // mean token loss of every optimizer step run by this call
-  int64_t first_step = 0, steps = 0;  // steps are 0-based; first_step > 0 when resumed
-  double eval_loss = 0;               // last evaluation (NaN when none)
+  std::vector<double> step_losses;                       // mean token loss of every optimizer step run by this call
+  int64_t first_step = 0, steps = 0;                     // steps are 0-based; first_step > 0 when resumed
+  double eval_loss = 0;                                  // last evaluation (NaN when none)
+  std::vector<std::pair<int64_t, double>> eval_history;  // (step, eval loss)
 };
+
+// A loss-curve PNG: each run's train losses (and eval points), runs placed one after another on
+// the step axis (e.g. pretraining then SFT).
+void plot_losses(const std::filesystem::path& path, const std::string& title,
+                 const std::vector<std::pair<std::string, LmTrainResult>>& runs);
 
 // Token-mean loss over samples (no gradient), in micro-batches.
 double evaluate_loss(model::DecoderModel& model, std::span<const Sample> samples, int64_t micro_batch_size,

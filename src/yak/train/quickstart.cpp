@@ -182,7 +182,10 @@ QuickstartReport run_quickstart(const QuickstartOptions& o) {
   sft.learning_rate = 1e-3;
   sft.metrics_path = o.dir / "sft-metrics.jsonl";
   sft.label = "train sft";
-  train_lm(*pt_model, sft_data, held_data, sft);
+  sft.eval_steps = std::max<int64_t>(1, static_cast<int64_t>(sft_data.size()) / 8);
+  auto sftr = train_lm(*pt_model, sft_data, held_data, sft);
+  rep.loss_plot = o.dir / "loss.png";
+  plot_losses(rep.loss_plot, "yak quickstart", {{"pretrain", ptr}, {"sft", sftr}});
 
   // 5. Accuracy and a short chat with the result.
   auto final_model = model::DecoderModel::load(o.dir / "sft");

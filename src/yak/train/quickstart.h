@@ -24,7 +24,7 @@ struct QuickstartReport {
   double heldout_before = 0, heldout_after = 0, train_after = 0;  // exact-match accuracy
   int heldout_questions = 0;
   std::vector<std::pair<std::string, std::string>> chat;  // question, answer
-  std::filesystem::path model_dir;
+  std::filesystem::path model_dir, loss_plot;
 };
 
 QuickstartReport run_quickstart(const QuickstartOptions& options);
