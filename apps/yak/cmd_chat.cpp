@@ -15,7 +15,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct ChatFlags {
-  std::string model, tokenizer, chat_template = "auto", system;
+  std::string model, tokenizer, chat_template = "auto", system, lora;
   bool has_system = false, no_think = false, verbose = false;
   int threads = 0;
   int64_t max_new_tokens = 512, context = 4096;
@@ -25,6 +25,7 @@ struct ChatFlags {
 void run_chat(ChatFlags& f) {
   set_num_threads(f.threads);
   auto model = model::DecoderModel::load(f.model);
+  if (!f.lora.empty()) model->load_lora(f.lora);
   auto tokenizer = load_model_tokenizer(f.model, f.tokenizer);
   if (!tokenizer) throw Error(f.model + ": no tokenizer found; chat needs one (or --tokenizer PATH)");
   infer::Engine engine(*model, tokenizer.get());
@@ -92,6 +93,7 @@ void register_chat(CLI::App& app) {
   auto* sub = app.add_subcommand("chat", "Interactive multi-turn chat with a model");
   sub->add_option("-m,--model", f->model, "Hugging Face model folder")->required();
   sub->add_option("--tokenizer", f->tokenizer, "Tokenizer file or folder (default: the model folder)");
+  sub->add_option("--lora", f->lora, "Apply a PEFT LoRA adapter folder");
   sub->add_option("--chat-template", f->chat_template, "auto, chatml, qwen3, llama2, alpaca2, plain");
   sub->add_option("--system", f->system, "System prompt");
   sub->add_flag("--no-think", f->no_think, "Qwen3: disable thinking");

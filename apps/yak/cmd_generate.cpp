@@ -14,7 +14,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct GenerateFlags {
-  std::string model, tokenizer, file, chat_template, system;
+  std::string model, tokenizer, file, chat_template, system, lora;
   std::vector<std::string> prompts, prompt_ids, stop;
   int64_t max_new_tokens = -1;
   int threads = 0;
@@ -30,6 +30,7 @@ tok::ChatTemplate pick_template(const std::string& name, const std::string& mode
 void run_generate(const GenerateFlags& f) {
   set_num_threads(f.threads);
   auto model = model::DecoderModel::load(f.model);
+  if (!f.lora.empty()) model->load_lora(f.lora);
   auto tokenizer = load_model_tokenizer(f.model, f.tokenizer);
   const auto& cfg = model->config();
   auto defaults = io::GenerationDefaults::load(f.model);
@@ -118,6 +119,7 @@ void register_generate(CLI::App& app) {
   sub->add_option("--stop", f->stop, "Stop string (repeatable)");
   sub->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   sub->add_option("--tokenizer", f->tokenizer, "Tokenizer file or folder (default: the model folder)");
+  sub->add_option("--lora", f->lora, "Apply a PEFT LoRA adapter folder");
   sub->add_option("--chat-template", f->chat_template,
                   "Wrap the prompt as a user turn: auto, chatml, qwen3, llama2, alpaca2, plain");
   sub->add_option("--system", f->system, "System prompt (with --chat-template)");

@@ -4,6 +4,7 @@
 #include "yak/base/error.h"
 #include "yak/io/resize.h"
 #include "yak/model/init.h"
+#include "yak/train/checkpoint.h"
 
 namespace yak::cli {
 
@@ -58,6 +59,29 @@ void run_resize(const ResizeFlags& f) {
 }
 
 }  // namespace
+
+void register_lora(CLI::App& app) {
+  struct MergeFlags {
+    std::string base, adapter, out;
+  };
+  auto f = std::make_shared<MergeFlags>();
+  auto* lora = app.add_subcommand("lora", "LoRA adapters (PEFT layout)");
+  lora->require_subcommand(1);
+  auto* mg = lora->add_subcommand("merge", "Fold an adapter into its base model and write a full model folder");
+  mg->add_option("--base", f->base, "Base model folder")->required();
+  mg->add_option("--adapter", f->adapter, "PEFT adapter folder")->required();
+  mg->add_option("--out", f->out, "Output model folder (new or empty)")->required();
+  mg->callback([f] {
+    namespace fs = std::filesystem;
+    if (fs::exists(f->out) && (!fs::is_directory(f->out) || !fs::is_empty(f->out)))
+      throw Error("--out " + f->out + ": exists and is not an empty folder");
+    auto m = model::DecoderModel::load(f->base);
+    m->load_lora(f->adapter);
+    m->merge_lora();
+    train::save_hf_folder(*m, f->base, f->out);
+    std::printf("merged %s into %s -> %s\n", f->adapter.c_str(), f->base.c_str(), f->out.c_str());
+  });
+}
 
 void register_model(CLI::App& app) {
   auto* md = app.add_subcommand("model", "Edit model checkpoints");

@@ -24,6 +24,9 @@ struct TrainFlags {
   train::LmTrainOptions o;
   std::string pretrain, save_path, ckpt_path, use_tensorboard, metrics_path;
   std::vector<double> adam_betas = {0.9, 0.95};
+  int64_t lora_rank = 0;
+  double lora_alpha = 16, lora_dropout = 0;
+  std::vector<std::string> target_modules = {"all-linear"}, modules_to_save;
   int threads = 0;
 };
 
@@ -63,6 +66,14 @@ void add_common(CLI::App* sub, TrainFlags& f) {
   sub->add_flag("--packing_samples", f.o.packing_samples, "Pack several samples into one row");
   sub->add_option("--use_tensorboard", f.use_tensorboard, "Write TensorBoard event files into this folder");
   sub->add_option("--metrics_path", f.metrics_path, "Metrics JSONL (default: SAVE_PATH/metrics.jsonl)");
+  sub->add_option("--lora_rank", f.lora_rank, "Train a LoRA adapter of this rank (0: full training)");
+  sub->add_option("--lora_alpha", f.lora_alpha, "LoRA alpha (scale = alpha / rank)");
+  sub->add_option("--lora_dropout", f.lora_dropout, "Dropout on the LoRA input");
+  sub->add_option("--target_modules", f.target_modules,
+                  "LoRA modules: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj or all-linear")
+      ->delimiter(',');
+  sub->add_option("--modules_to_save", f.modules_to_save, "Also train full copies of: embed_tokens,lm_head")
+      ->delimiter(',');
   sub->add_option("-t,--threads", f.threads, "Threads (default: all cores)");
 }
 
@@ -73,6 +84,18 @@ void run_train(TrainFlags& f) {
   auto tokenizer = load_model_tokenizer(f.pretrain, "");
   if (!tokenizer) throw Error(f.pretrain + ": no tokenizer in the model folder");
   auto model = model::DecoderModel::load(f.pretrain);
+  if (f.lora_rank > 0) {
+    model::LoraConfig lc;
+    lc.r = f.lora_rank;
+    lc.alpha = f.lora_alpha;
+    lc.dropout = f.lora_dropout;
+    lc.target_modules = f.target_modules;
+    lc.modules_to_save = f.modules_to_save;
+    lc.base_model = f.pretrain;
+    model->add_lora(lc, f.o.seed);
+  } else if (!f.modules_to_save.empty()) {
+    throw Error("--modules_to_save needs --lora_rank (full training already trains every module)");
+  }
 
   train::ReadOptions ro;
   ro.split = f.split;

@@ -44,5 +44,6 @@ void register_train(CLI::App& app);
 void register_quickstart(CLI::App& app);
 void register_tokenizer(CLI::App& app);
 void register_model(CLI::App& app);
+void register_lora(CLI::App& app);
 
 }  // namespace yak::cli

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   yak::cli::register_quickstart(app);
   yak::cli::register_tokenizer(app);
   yak::cli::register_model(app);
+  yak::cli::register_lora(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

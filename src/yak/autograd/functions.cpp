@@ -222,6 +222,32 @@ Var scale(const Var& x, float s) {
   return out;
 }
 
+Var dropout(const Var& x, float p, uint64_t seed) {
+  if (p <= 0.0f) return x;
+  const bool rec = recording({&x});
+  const int64_t n = x.numel();
+  std::vector<float> mask(static_cast<size_t>(n));
+  const float keep = 1.0f / (1.0f - p);
+  for (int64_t i = 0; i < n; ++i) {
+    uint64_t z = seed + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(i + 1);  // splitmix64
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    mask[i] = static_cast<double>(z >> 11) * 0x1.0p-53 < p ? 0.0f : keep;
+  }
+  Var out = make_out(x.value().shape(), rec);
+  for (int64_t i = 0; i < n; ++i) out.f32()[i] = x.f32()[i] * mask[i];
+  if (rec) {
+    active_tape()->push([x, out, mask, n]() mutable {
+      if (!out.has_grad()) return;
+      const float* d = out.grad_f32();
+      float* g = x.grad_f32();
+      for (int64_t i = 0; i < n; ++i) g[i] += d[i] * mask[i];
+    });
+  }
+  return out;
+}
+
 Var gather_rows(const Var& x, std::span<const int32_t> rows) {
   const int64_t D = x.dim(1), T = x.dim(0), n = static_cast<int64_t>(rows.size());
   const bool rec = recording({&x});

@@ -27,5 +27,8 @@ Var cross_entropy_sum(const Var& logits, std::span<const int32_t> targets, int32
 // Per-row token log-probabilities log softmax(row)[target] (0 where ignored), [n] (for RL later).
 Var token_logprobs(const Var& logits, std::span<const int32_t> targets, int32_t ignore_index = -100);
 Var scale(const Var& x, float s);
+// Inverted dropout: zero with probability p, scale kept values by 1/(1-p); the mask is a pure
+// function of (seed, index), so a run repeats exactly.
+Var dropout(const Var& x, float p, uint64_t seed);
 
 }  // namespace yak::ag

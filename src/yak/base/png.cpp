@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <map>
 
+#include <zlib.h>
+
 #include "yak/base/error.h"
 
 namespace yak {
@@ -126,21 +128,12 @@ void write_png(const std::filesystem::path& path, const Image& img) {
     raw.append(reinterpret_cast<const char*>(&img.rgb[static_cast<size_t>(y) * img.width * 3]),
                static_cast<size_t>(img.width) * 3);
   }
-  std::string z = "\x78\x01";  // zlib header, no compression
-  uint32_t a = 1, b = 0;
-  for (unsigned char ch : raw) a = (a + ch) % 65521, b = (b + a) % 65521;
-  for (size_t off = 0; off < raw.size() || off == 0; off += 65535) {
-    const size_t n = std::min<size_t>(65535, raw.size() - off);
-    const bool last = off + n >= raw.size();
-    z += static_cast<char>(last ? 1 : 0);
-    z += static_cast<char>(n & 0xFF);
-    z += static_cast<char>(n >> 8);
-    z += static_cast<char>(~n & 0xFF);
-    z += static_cast<char>((~n >> 8) & 0xFF);
-    z.append(raw, off, n);
-    if (last) break;
-  }
-  put_be32(z, (b << 16) | a);
+  uLongf zn = compressBound(static_cast<uLong>(raw.size()));
+  std::string z(zn, '\0');
+  if (compress2(reinterpret_cast<Bytef*>(z.data()), &zn, reinterpret_cast<const Bytef*>(raw.data()),
+                static_cast<uLong>(raw.size()), 9) != Z_OK)
+    throw Error(path.string() + ": PNG compression failed");
+  z.resize(zn);
   std::string png = "\x89PNG\r\n\x1a\n";
   std::string ihdr;
   put_be32(ihdr, static_cast<uint32_t>(img.width));

@@ -1,4 +1,4 @@
-// PNG output without dependencies (stored deflate blocks, CRC-32, Adler-32) and simple line
+// PNG output (zlib deflate, our own chunk writer) and simple line
 // charts with axes, ticks and a built-in 5x7 font, so training curves can be looked at.
 #pragma once
 #include <cstdint>

@@ -171,9 +171,9 @@ ag::Var DecoderModel::forward_var(const Batch& batch, KVCache& cache) {
   for (int64_t l = 0; l < cfg_.num_layers; ++l) {
     const LayerWeights& w = layers_[l];
     ag::Var h = ag::rms_norm(x, w.attn_norm, eps);
-    ag::Var q = ag::linear(h, w.q, w.q_bias.defined() ? &w.q_bias : nullptr);
-    ag::Var k = ag::linear(h, w.k, w.k_bias.defined() ? &w.k_bias : nullptr);
-    ag::Var v = ag::linear(h, w.v, w.v_bias.defined() ? &w.v_bias : nullptr);
+    ag::Var q = proj(h, w.q, w.q_bias.defined() ? &w.q_bias : nullptr, w.lora[0], l * 8 + 0);
+    ag::Var k = proj(h, w.k, w.k_bias.defined() ? &w.k_bias : nullptr, w.lora[1], l * 8 + 1);
+    ag::Var v = proj(h, w.v, w.v_bias.defined() ? &w.v_bias : nullptr, w.lora[2], l * 8 + 2);
     if (cfg_.qk_norm) {
       q = ag::rms_norm(q, w.q_norm, eps);
       k = ag::rms_norm(k, w.k_norm, eps);
@@ -183,10 +183,11 @@ ag::Var DecoderModel::forward_var(const Batch& batch, KVCache& cache) {
     AttentionShape shape{cfg_.num_heads, cfg_.num_kv_heads, hd, 0};
     if (cfg_.sliding_window && *cfg_.sliding_window > 0 && cfg_.sliding_layers[l]) shape.window = *cfg_.sliding_window;
     ag::Var a = model::attention(q, k, v, batch, cache, l, shape);
-    x = ag::add(x, ag::linear(a, w.o));
+    x = ag::add(x, proj(a, w.o, nullptr, w.lora[3], l * 8 + 3));
     h = ag::rms_norm(x, w.mlp_norm, eps);
-    ag::Var m = ag::swiglu(ag::linear(h, w.gate), ag::linear(h, w.up));
-    x = ag::add(x, ag::linear(m, w.down));
+    ag::Var m =
+        ag::swiglu(proj(h, w.gate, nullptr, w.lora[4], l * 8 + 4), proj(h, w.up, nullptr, w.lora[5], l * 8 + 5));
+    x = ag::add(x, proj(m, w.down, nullptr, w.lora[6], l * 8 + 6));
   }
   ag::Var fin = ag::rms_norm(ag::gather_rows(x, batch.logits_for), final_norm_, eps);
   return ag::linear(fin, lm_head_);

@@ -1,9 +1,11 @@
 // The decoder-only transformer shared by LLaMA, Mistral, Qwen2 and Qwen3: loaded from a Hugging
 // Face folder, run over a ragged batch of tokens (prefill and decode alike) with a KV cache.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -12,6 +14,7 @@
 #include "yak/io/hf_config.h"
 #include "yak/io/safetensors.h"
 #include "yak/model/kv_cache.h"
+#include "yak/model/lora.h"
 #include "yak/model/rope.h"
 #include "yak/tensor/tensor.h"
 
@@ -24,6 +27,7 @@ struct LayerWeights {
   ag::Var q_bias, k_bias, v_bias;  // Qwen2
   ag::Var q_norm, k_norm;          // Qwen3, [head_dim]
   ag::Var mlp_norm, gate, up, down;
+  std::array<LoraAdapter, kProjCount> lora;  // indexed by Proj; undefined = no adapter
 };
 
 struct NamedParam {
@@ -58,7 +62,28 @@ class DecoderModel {
   // Replaces every weight by an f32 copy that requires grad (master weights for training).
   void make_trainable();
   // Every distinct weight with its checkpoint name (tied lm_head appears once, as embed_tokens).
+  // LoRA matrices are not included (see lora_parameters()).
   std::vector<NamedParam> parameters() const;
+
+  // LoRA. add_lora makes a fresh adapter (A Kaiming-uniform as PEFT, B = 0); load_lora reads a
+  // PEFT folder and checks it fits this base; save_lora writes one; merge_lora folds B A into the
+  // weights (f32) and drops the adapter. make_lora_trainable freezes the base and trains A, B and
+  // the modules_to_save copies.
+  void add_lora(const LoraConfig& cfg, uint64_t seed);
+  void load_lora(const std::filesystem::path& dir);
+  void save_lora(const std::filesystem::path& dir) const;
+  void merge_lora();
+  void make_lora_trainable();
+  bool has_lora() const { return lora_.has_value(); }
+  const std::optional<LoraConfig>& lora_config() const { return lora_; }
+  // A and B of every adapter (names in PEFT's adapter_model.safetensors spelling), then the
+  // modules_to_save copies.
+  std::vector<NamedParam> lora_parameters() const;
+  // Everything that requires grad: parameters() after make_trainable(), lora_parameters() after
+  // make_lora_trainable().
+  std::vector<NamedParam> trainable_parameters() const;
+  // LoRA dropout draws from this seed (set per step by the trainer so resumed runs repeat).
+  void set_dropout_seed(uint64_t seed) { dropout_seed_ = seed; }
 
  private:
   io::ModelConfig cfg_;
@@ -66,6 +91,9 @@ class DecoderModel {
   ag::Var embed_, final_norm_, lm_head_;
   std::vector<LayerWeights> layers_;
   Rope rope_;
+  std::optional<LoraConfig> lora_;
+  uint64_t dropout_seed_ = 0;
+  ag::Var proj(const ag::Var& x, const ag::Var& w, const ag::Var* bias, const LoraAdapter& lora, uint64_t salt) const;
 };
 
 }  // namespace yak::model

@@ -60,9 +60,9 @@ void prepare_tmp(const fs::path& tmp, const fs::path& final) {
   fs::create_directories(tmp);
 }
 
-std::vector<std::pair<std::string, Tensor>> named_tensors(const model::DecoderModel& model, DType dtype) {
+std::vector<std::pair<std::string, Tensor>> named_tensors(const std::vector<model::NamedParam>& params, DType dtype) {
   std::vector<std::pair<std::string, Tensor>> out;
-  for (auto& p : model.parameters()) {
+  for (auto& p : params) {
     const Tensor& v = p.var.value();
     out.emplace_back(p.name, v.dtype() == DType::F32 ? convert(v, dtype) : v);
   }
@@ -77,8 +77,24 @@ void save_hf_folder(const model::DecoderModel& model, const fs::path& source_dir
   try {
     for (const char* f : kCopied)
       if (fs::exists(source_dir / f)) fs::copy_file(source_dir / f, tmp / f, fs::copy_options::overwrite_existing);
-    io::write_safetensors(tmp / "model.safetensors", named_tensors(model, checkpoint_dtype(model.config().torch_dtype)),
+    io::write_safetensors(tmp / "model.safetensors",
+                          named_tensors(model.parameters(), checkpoint_dtype(model.config().torch_dtype)),
                           {{"format", "pt"}});
+  } catch (...) {
+    fs::remove_all(tmp);
+    throw;
+  }
+  commit_dir(tmp, out);
+}
+
+void save_lora_folder(const model::DecoderModel& model, const fs::path& source_dir, const fs::path& out) {
+  const fs::path tmp = temp_beside(out);
+  prepare_tmp(tmp, out);
+  try {
+    model.save_lora(tmp);
+    for (const char* f : kCopied)
+      if (std::string(f) != "config.json" && fs::exists(source_dir / f))
+        fs::copy_file(source_dir / f, tmp / f, fs::copy_options::overwrite_existing);
   } catch (...) {
     fs::remove_all(tmp);
     throw;
@@ -91,7 +107,8 @@ void save_train_state(const fs::path& ckpt_dir, const model::DecoderModel& model
   const std::string name = "global_step_" + std::to_string(state.step);
   const fs::path final = ckpt_dir / name, tmp = temp_beside(final);
   prepare_tmp(tmp, final);
-  io::write_safetensors(tmp / "model.safetensors", named_tensors(model, DType::F32));
+  // The trained tensors only: all weights in full training, the adapter (and saved modules) with LoRA.
+  io::write_safetensors(tmp / "model.safetensors", named_tensors(opt.params(), DType::F32));
   std::vector<std::pair<std::string, Tensor>> moments;
   auto& o = const_cast<AdamW&>(opt);
   for (size_t k = 0; k < opt.params().size(); ++k) {

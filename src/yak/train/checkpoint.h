@@ -21,6 +21,11 @@ namespace yak::train {
 void save_hf_folder(const model::DecoderModel& model, const std::filesystem::path& source_dir,
                     const std::filesystem::path& out);
 
+// Writes the model's LoRA adapter as a PEFT folder (adapter_config.json, adapter_model.safetensors)
+// plus the tokenizer files of source_dir, replacing `out` as a whole.
+void save_lora_folder(const model::DecoderModel& model, const std::filesystem::path& source_dir,
+                      const std::filesystem::path& out);
+
 struct TrainState {
   int64_t step = 0;     // optimizer steps done
   LoaderPosition data;  // where the data iterator stands

@@ -121,8 +121,11 @@ LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train
   const int64_t warmup = static_cast<int64_t>(std::ceil(o.lr_warmup_ratio * static_cast<double>(total)));
   LrSchedule sched(o.lr_scheduler, warmup, total, o.min_lr_ratio);
 
-  model.make_trainable();
-  AdamW opt(model.parameters(), {o.learning_rate, o.adam_beta1, o.adam_beta2, 1e-8, o.weight_decay});
+  if (model.has_lora())
+    model.make_lora_trainable();
+  else
+    model.make_trainable();
+  AdamW opt(model.trainable_parameters(), {o.learning_rate, o.adam_beta1, o.adam_beta2, 1e-8, o.weight_decay});
 
   int64_t step = 0;
   LoaderPosition pos;
@@ -165,7 +168,9 @@ LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train
       n_targets += count(laid.back().targets);
     }
     double loss = 0;
+    int64_t micro_index = 0;
     for (auto& e : laid) {
+      model.set_dropout_seed(o.seed * 1000003ull + static_cast<uint64_t>(step * accum + micro_index++));
       if (e.batch.ids.empty()) continue;
       model::KVCache cache(model.config(), e.slots, e.longest);
       ag::Tape tape;
@@ -201,7 +206,12 @@ LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train
   }
   if (!o.quiet) bar.finish(result.step_losses.empty() ? "" : "loss " + fmt("%.4f", result.step_losses.back()));
   if (o.eval_steps <= 0 || stop % o.eval_steps != 0) run_eval(stop);
-  if (!o.save_path.empty()) save_hf_folder(model, o.pretrain, o.save_path);
+  if (!o.save_path.empty()) {
+    if (model.has_lora())
+      save_lora_folder(model, o.pretrain, o.save_path);
+    else
+      save_hf_folder(model, o.pretrain, o.save_path);
+  }
   result.steps = stop;
   if (!o.plot_path.empty()) plot_losses(o.plot_path, o.label, {{"train", result}});
   return result;

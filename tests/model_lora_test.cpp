@@ -1,0 +1,150 @@
+// LoRA against PEFT (tests/golden/lora): logits with the adapter, gradients of every adapter
+// tensor (and modules_to_save copies), merged weights; save/load round trip; adapters that do not
+// fit their base are refused.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "yak/autograd/functions.h"
+#include "yak/base/json.h"
+#include "yak/io/safetensors.h"
+#include "yak/model/decoder.h"
+
+using namespace yak;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kGolden = fs::path(YAK_GOLDEN_DIR);
+
+std::vector<std::string> adapters() {
+  std::vector<std::string> out;
+  if (fs::exists(kGolden / "lora"))
+    for (auto& e : fs::directory_iterator(kGolden / "lora"))
+      if (fs::exists(e.path() / "golden.json")) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Tensor logits_of(model::DecoderModel& m, const std::vector<int32_t>& p) {
+  model::KVCache cache(m.config(), 1, static_cast<int64_t>(p.size()));
+  model::Batch b;
+  for (size_t t = 0; t < p.size(); ++t) {
+    b.ids.push_back(p[t]);
+    b.pos.push_back(static_cast<int32_t>(t));
+    b.slot.push_back(0);
+    b.logits_for.push_back(static_cast<int32_t>(t));
+  }
+  return m.forward(b, cache);
+}
+
+double max_diff(const Tensor& a, const Tensor& b) {
+  double d = 0;
+  for (int64_t i = 0; i < a.numel(); ++i)
+    d = std::max(d, std::fabs(static_cast<double>(a.data<float>()[i]) - b.data<float>()[i]));
+  return d;
+}
+
+class PeftParity : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PeftParity, LogitsGradsAndMerge) {
+  const fs::path dir = kGolden / "lora" / GetParam();
+  Json g = read_json_file(dir / "golden.json");
+  const std::string base_name = g["model"].get<std::string>();
+  const fs::path base = kGolden / "models" / base_name;
+  auto ref_logits = io::SafetensorsFile::open(dir / "logits.safetensors");
+  std::vector<std::vector<int32_t>> prompts;
+  for (auto& p : g["prompts"]) prompts.push_back(p.get<std::vector<int32_t>>());
+
+  // Logits with the adapter applied.
+  auto m = model::DecoderModel::load(base);
+  m->load_lora(dir);
+  double worst = 0;
+  for (size_t i = 0; i < prompts.size(); ++i)
+    worst = std::max(worst, max_diff(logits_of(*m, prompts[i]), ref_logits->get("logits_" + std::to_string(i))));
+  EXPECT_LE(worst, 1e-4);
+
+  // Gradients of the trainable tensors for the training golden's batch.
+  Json batch = read_json_file(kGolden / "train" / base_name / "batch.json");
+  m->make_lora_trainable();
+  model::Batch b;
+  std::vector<int32_t> targets;
+  int64_t slot = 0, longest = 0, n = 0;
+  for (size_t s = 0; s < batch["sequences"].size(); ++s, ++slot) {
+    auto ids = batch["sequences"][s].get<std::vector<int32_t>>();
+    auto labels = batch["labels"][s].get<std::vector<int32_t>>();
+    longest = std::max<int64_t>(longest, static_cast<int64_t>(ids.size()));
+    for (size_t t = 0; t < ids.size(); ++t) {
+      b.ids.push_back(ids[t]);
+      b.pos.push_back(static_cast<int32_t>(t));
+      b.slot.push_back(static_cast<int32_t>(slot));
+      b.logits_for.push_back(static_cast<int32_t>(b.ids.size() - 1));
+      targets.push_back(t + 1 < ids.size() ? labels[t + 1] : -100);
+      n += t + 1 < ids.size() && labels[t + 1] != -100;
+    }
+  }
+  model::KVCache cache(m->config(), slot, longest);
+  ag::Tape tape;
+  ag::Var loss;
+  {
+    ag::TapeScope scope(tape);
+    loss = ag::scale(ag::cross_entropy_sum(m->forward_var(b, cache), targets), 1.0f / static_cast<float>(n));
+  }
+  EXPECT_NEAR(loss.f32()[0], g["loss"].get<double>(), 1e-5 * g["loss"].get<double>());
+  tape.backward(loss);
+  auto ref_grads = io::SafetensorsFile::open(dir / "grads.safetensors");
+  auto trainable = m->trainable_parameters();
+  EXPECT_EQ(trainable.size(), ref_grads->entries().size());
+  for (auto& p : trainable) {
+    ASSERT_TRUE(ref_grads->has(p.name)) << p.name;
+    Tensor want = ref_grads->get(p.name);
+    double scale = 0, d = 0;
+    for (int64_t i = 0; i < want.numel(); ++i) {
+      scale = std::max(scale, std::fabs(static_cast<double>(want.data<float>()[i])));
+      d = std::max(d, std::fabs(static_cast<double>(want.data<float>()[i]) - p.var.grad_f32()[i]));
+    }
+    EXPECT_LE(d, 1e-4 * std::max(scale, 1e-8)) << p.name;
+  }
+
+  // Save and reload gives the same logits; merging gives PEFT's merged weights.
+  const fs::path tmp = fs::temp_directory_path() / ("yak-lora-" + GetParam() + std::to_string(::getpid()));
+  m->save_lora(tmp);
+  auto m2 = model::DecoderModel::load(base);
+  m2->load_lora(tmp);
+  EXPECT_LE(max_diff(logits_of(*m2, prompts[2]), ref_logits->get("logits_2")), 1e-4);
+  fs::remove_all(tmp);
+  m2->merge_lora();
+  EXPECT_FALSE(m2->has_lora());
+  auto merged = io::SafetensorsFile::open(dir / "merged.safetensors");
+  for (auto& p : m2->parameters())
+    if (merged->has(p.name)) EXPECT_LE(max_diff(p.var.value().to_f32(), merged->get(p.name)), 1e-5) << p.name;
+  EXPECT_LE(max_diff(logits_of(*m2, prompts[2]), ref_logits->get("logits_2")), 1e-4);
+  std::printf("[lora parity] %-32s max |logit diff| %.2e\n", GetParam().c_str(), worst);
+}
+
+INSTANTIATE_TEST_SUITE_P(Adapters, PeftParity, ::testing::ValuesIn(adapters()),
+                         [](const auto& info) { return info.param; });
+
+TEST(Lora, AdapterForAnotherBaseIsRefused) {
+  auto m = model::DecoderModel::load(kGolden / "models" / "qwen3_qknorm");
+  try {
+    m->load_lora(kGolden / "lora" / "llama_mha_f32_all");
+    FAIL() << "loaded an adapter made for another base";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("different base"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Lora, BadConfigsNameTheField) {
+  model::LoraConfig c;
+  c.target_modules = {"qkv_proj"};
+  EXPECT_THROW(c.validate("x"), Error);
+  c.target_modules = {"q_proj"};
+  c.r = 0;
+  EXPECT_THROW(c.validate("x"), Error);
+  Json j = {{"peft_type", "LORA"}, {"r", 4}, {"target_modules", {"q_proj"}}, {"use_dora", true}};
+  EXPECT_THROW(model::LoraConfig::from_peft_json(j, "adapter_config.json"), Error);
+}
+
+}  // namespace
