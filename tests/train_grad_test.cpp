@@ -99,3 +99,31 @@ TEST(LmLoss, PackedEqualsOneByOne) {
 }
 
 }  // namespace
+
+namespace {
+
+// Recomputing each layer in the backward (gradient checkpointing) gives the same gradients.
+TEST(GradientCheckpointing, SameGradients) {
+  Json g = read_json_file(kTrain / "qwen3_qknorm" / "batch.json");
+  auto seqs = sequences(g);
+  std::vector<std::vector<float>> grads[2];
+  for (int ckpt = 0; ckpt < 2; ++ckpt) {
+    auto model = model::DecoderModel::load(fs::path(YAK_GOLDEN_DIR) / "models" / "qwen3_qknorm");
+    model->make_trainable();
+    model->set_gradient_checkpointing(ckpt == 1);
+    model::KVCache cache(model->config(), static_cast<int64_t>(seqs.size()), longest(seqs));
+    ag::Tape tape;
+    ag::Var loss;
+    {
+      ag::TapeScope scope(tape);
+      loss = train::lm_loss(*model, seqs, cache).sum;
+    }
+    tape.backward(loss);
+    for (auto& p : model->parameters()) grads[ckpt].emplace_back(p.var.grad_f32(), p.var.grad_f32() + p.var.numel());
+  }
+  ASSERT_EQ(grads[0].size(), grads[1].size());
+  for (size_t k = 0; k < grads[0].size(); ++k)
+    for (size_t i = 0; i < grads[0][k].size(); ++i) ASSERT_NEAR(grads[0][k][i], grads[1][k][i], 1e-5f) << k;
+}
+
+}  // namespace

@@ -64,6 +64,8 @@ void add_common(CLI::App* sub, TrainFlags& f) {
   sub->add_option("--max_norm", f.o.max_norm, "Gradient clipping norm");
   sub->add_option("--seed", f.o.seed, "Seed of shuffling and blending");
   sub->add_flag("--packing_samples", f.o.packing_samples, "Pack several samples into one row");
+  sub->add_flag("--gradient_checkpointing", f.o.gradient_checkpointing,
+                "Recompute each layer in the backward to save memory");
   sub->add_option("--use_tensorboard", f.use_tensorboard, "Write TensorBoard event files into this folder");
   sub->add_option("--metrics_path", f.metrics_path, "Metrics JSONL (default: SAVE_PATH/metrics.jsonl)");
   sub->add_option("--lora_rank", f.lora_rank, "Train a LoRA adapter of this rank (0: full training)");

@@ -27,8 +27,19 @@ void Var::zero_grad() const {
 void Tape::backward(Var& loss, float seed) {
   check(loss.numel() == 1, "backward: the loss must have one element, got " + shape_str(loss.value().shape()));
   loss.grad().data<float>()[0] += seed;
+  run();
+}
+
+void Tape::run() {
   for (auto it = fns_.rbegin(); it != fns_.rend(); ++it) (*it)();
   fns_.clear();
+}
+
+NoTapeScope::NoTapeScope() : prev_(g_tape) {
+  g_tape = nullptr;
+}
+NoTapeScope::~NoTapeScope() {
+  g_tape = prev_;
 }
 
 TapeScope::TapeScope(Tape& tape) : prev_(g_tape) {

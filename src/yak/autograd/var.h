@@ -48,6 +48,8 @@ class Tape {
   void push(std::function<void()> fn) { fns_.push_back(std::move(fn)); }
   // Seeds d(loss)/d(loss) = seed (loss must be a one-element Var) and runs every closure.
   void backward(Var& loss, float seed = 1.0f);
+  // Runs every closure newest first (the caller has seeded the output gradients) and empties the tape.
+  void run();
   size_t size() const { return fns_.size(); }
   void clear() { fns_.clear(); }
 
@@ -62,6 +64,18 @@ class TapeScope {
   ~TapeScope();
   TapeScope(const TapeScope&) = delete;
   TapeScope& operator=(const TapeScope&) = delete;
+
+ private:
+  Tape* prev_;
+};
+
+// Suspends recording for the scope (no tape is active inside).
+class NoTapeScope {
+ public:
+  NoTapeScope();
+  ~NoTapeScope();
+  NoTapeScope(const NoTapeScope&) = delete;
+  NoTapeScope& operator=(const NoTapeScope&) = delete;
 
  private:
   Tape* prev_;

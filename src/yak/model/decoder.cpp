@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <map>
 
@@ -149,6 +150,32 @@ std::vector<NamedParam> DecoderModel::parameters() const {
   return out;
 }
 
+ag::Var DecoderModel::layer_forward(const ag::Var& x_in, int64_t l, const Batch& batch, KVCache& cache,
+                                    const std::vector<float>& cs) const {
+  const int64_t hd = cfg_.head_dim;
+  const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  ag::Var x = x_in;
+  const LayerWeights& w = layers_[l];
+  ag::Var h = ag::rms_norm(x, w.attn_norm, eps);
+  ag::Var q = proj(h, w.q, w.q_bias.defined() ? &w.q_bias : nullptr, w.lora[0], l * 8 + 0);
+  ag::Var k = proj(h, w.k, w.k_bias.defined() ? &w.k_bias : nullptr, w.lora[1], l * 8 + 1);
+  ag::Var v = proj(h, w.v, w.v_bias.defined() ? &w.v_bias : nullptr, w.lora[2], l * 8 + 2);
+  if (cfg_.qk_norm) {
+    q = ag::rms_norm(q, w.q_norm, eps);
+    k = ag::rms_norm(k, w.k_norm, eps);
+  }
+  q = ag::rope(q, cs, hd);
+  k = ag::rope(k, cs, hd);
+  AttentionShape shape{cfg_.num_heads, cfg_.num_kv_heads, hd, 0};
+  if (cfg_.sliding_window && *cfg_.sliding_window > 0 && cfg_.sliding_layers[l]) shape.window = *cfg_.sliding_window;
+  ag::Var a = model::attention(q, k, v, batch, cache, l, shape);
+  x = ag::add(x, proj(a, w.o, nullptr, w.lora[3], l * 8 + 3));
+  h = ag::rms_norm(x, w.mlp_norm, eps);
+  ag::Var m = ag::swiglu(proj(h, w.gate, nullptr, w.lora[4], l * 8 + 4), proj(h, w.up, nullptr, w.lora[5], l * 8 + 5));
+  x = ag::add(x, proj(m, w.down, nullptr, w.lora[6], l * 8 + 6));
+  return x;
+}
+
 ag::Var DecoderModel::forward_var(const Batch& batch, KVCache& cache) {
   const int64_t T = static_cast<int64_t>(batch.ids.size());
   check(T > 0 && batch.pos.size() == batch.ids.size() && batch.slot.size() == batch.ids.size(),
@@ -168,26 +195,40 @@ ag::Var DecoderModel::forward_var(const Batch& batch, KVCache& cache) {
   for (int64_t t = 0; t < T; ++t) Rope::angles(table, batch.pos[t], &cs[t * hd], &cs[t * hd + hd / 2]);
 
   ag::Var x = ag::embedding(embed_, batch.ids);
+  auto shared_batch = std::make_shared<Batch>(batch);
+  auto shared_cs = std::make_shared<std::vector<float>>(cs);
   for (int64_t l = 0; l < cfg_.num_layers; ++l) {
-    const LayerWeights& w = layers_[l];
-    ag::Var h = ag::rms_norm(x, w.attn_norm, eps);
-    ag::Var q = proj(h, w.q, w.q_bias.defined() ? &w.q_bias : nullptr, w.lora[0], l * 8 + 0);
-    ag::Var k = proj(h, w.k, w.k_bias.defined() ? &w.k_bias : nullptr, w.lora[1], l * 8 + 1);
-    ag::Var v = proj(h, w.v, w.v_bias.defined() ? &w.v_bias : nullptr, w.lora[2], l * 8 + 2);
-    if (cfg_.qk_norm) {
-      q = ag::rms_norm(q, w.q_norm, eps);
-      k = ag::rms_norm(k, w.k_norm, eps);
+    ag::Tape* outer = ag::active_tape();
+    if (!checkpointing_ || !outer) {
+      x = layer_forward(x, l, batch, cache, cs);
+      continue;
     }
-    q = ag::rope(q, cs, hd);
-    k = ag::rope(k, cs, hd);
-    AttentionShape shape{cfg_.num_heads, cfg_.num_kv_heads, hd, 0};
-    if (cfg_.sliding_window && *cfg_.sliding_window > 0 && cfg_.sliding_layers[l]) shape.window = *cfg_.sliding_window;
-    ag::Var a = model::attention(q, k, v, batch, cache, l, shape);
-    x = ag::add(x, proj(a, w.o, nullptr, w.lora[3], l * 8 + 3));
-    h = ag::rms_norm(x, w.mlp_norm, eps);
-    ag::Var m =
-        ag::swiglu(proj(h, w.gate, nullptr, w.lora[4], l * 8 + 4), proj(h, w.up, nullptr, w.lora[5], l * 8 + 5));
-    x = ag::add(x, proj(m, w.down, nullptr, w.lora[6], l * 8 + 6));
+    ag::Var out;
+    {
+      ag::NoTapeScope off;
+      out = layer_forward(x, l, batch, cache, cs);
+    }
+    ag::Var result(out.value(), true);
+    ag::Var in = x;
+    KVCache* kv = &cache;
+    outer->push([this, result, in, l, shared_batch, shared_cs, kv]() {
+      if (!result.has_grad()) return;
+      ag::Var x_in(in.value(), true);
+      ag::Tape inner;
+      ag::Var y;
+      {
+        ag::TapeScope scope(inner);
+        y = layer_forward(x_in, l, *shared_batch, *kv, *shared_cs);
+      }
+      std::memcpy(y.grad_f32(), result.grad_f32(), result.value().nbytes());
+      inner.run();
+      if (in.requires_grad()) {
+        float* g = in.grad_f32();
+        const float* gi = x_in.grad_f32();
+        for (int64_t i = 0; i < in.numel(); ++i) g[i] += gi[i];
+      }
+    });
+    x = result;
   }
   ag::Var fin = ag::rms_norm(ag::gather_rows(x, batch.logits_for), final_norm_, eps);
   return ag::linear(fin, lm_head_);

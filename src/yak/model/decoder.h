@@ -82,6 +82,9 @@ class DecoderModel {
   // Everything that requires grad: parameters() after make_trainable(), lora_parameters() after
   // make_lora_trainable().
   std::vector<NamedParam> trainable_parameters() const;
+  // Gradient checkpointing: while training, each layer's activations are dropped after its forward
+  // and recomputed in the backward (memory per layer instead of per op).
+  void set_gradient_checkpointing(bool on) { checkpointing_ = on; }
   // LoRA dropout draws from this seed (set per step by the trainer so resumed runs repeat).
   void set_dropout_seed(uint64_t seed) { dropout_seed_ = seed; }
 
@@ -93,6 +96,9 @@ class DecoderModel {
   Rope rope_;
   std::optional<LoraConfig> lora_;
   uint64_t dropout_seed_ = 0;
+  bool checkpointing_ = false;
+  ag::Var layer_forward(const ag::Var& x, int64_t l, const Batch& batch, KVCache& cache,
+                        const std::vector<float>& cs) const;
   ag::Var proj(const ag::Var& x, const ag::Var& w, const ag::Var* bias, const LoraAdapter& lora, uint64_t salt) const;
 };
 

@@ -121,6 +121,7 @@ LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train
   const int64_t warmup = static_cast<int64_t>(std::ceil(o.lr_warmup_ratio * static_cast<double>(total)));
   LrSchedule sched(o.lr_scheduler, warmup, total, o.min_lr_ratio);
 
+  model.set_gradient_checkpointing(o.gradient_checkpointing);
   if (model.has_lora())
     model.make_lora_trainable();
   else

@@ -36,6 +36,7 @@ struct LmTrainOptions {
   double max_norm = 1.0;      // --max_norm
   uint64_t seed = 42;
   bool packing_samples = false;
+  bool gradient_checkpointing = false;  // --gradient_checkpointing
   int max_len = 2048;
   std::filesystem::path metrics_path;     // metrics.jsonl (empty: none)
   std::filesystem::path tensorboard_dir;  // --use_tensorboard
