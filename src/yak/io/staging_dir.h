@@ -7,9 +7,12 @@ namespace yak::io {
 
 class StagingDir {
  public:
-  // Checks that `target` can be created — absent or an empty folder, with an existing parent —
-  // and makes the temporary folder. Throws yak::Error naming `target` otherwise; nothing is written then.
-  explicit StagingDir(std::filesystem::path target);
+  // Refuse: the target must be absent or an empty folder (outputs a user names).
+  // Replace: an existing target folder is swapped out at commit (re-saved training outputs).
+  enum class Existing { Refuse, Replace };
+  // Checks that `target` can be created — per `existing`, with an existing parent — and makes the
+  // temporary folder. Throws yak::Error naming `target` otherwise; nothing is written then.
+  explicit StagingDir(std::filesystem::path target, Existing existing = Existing::Refuse);
   ~StagingDir();  // removes the temporary folder unless commit() succeeded
   StagingDir(const StagingDir&) = delete;
   StagingDir& operator=(const StagingDir&) = delete;
@@ -22,6 +25,7 @@ class StagingDir {
 
  private:
   std::filesystem::path target_, tmp_;
+  Existing existing_;
   bool committed_ = false;
 };
 

@@ -8,6 +8,7 @@
 #include "yak/base/error.h"
 #include "yak/base/mmap.h"
 #include "yak/io/safetensors.h"
+#include "yak/io/staging_dir.h"
 #include "yak/tensor/half.h"
 
 namespace yak::train {
@@ -36,30 +37,6 @@ DType checkpoint_dtype(const std::string& torch_dtype) {
   return DType::F32;
 }
 
-fs::path temp_beside(const fs::path& final) {
-  return final.parent_path() / ("." + final.filename().string() + ".tmp-" + std::to_string(::getpid()));
-}
-
-// Moves a finished temporary folder into place, replacing what was there.
-void commit_dir(const fs::path& tmp, const fs::path& final) {
-  fs::path old;
-  if (fs::exists(final)) {
-    old = temp_beside(final).string() + ".old";
-    fs::remove_all(old);
-    fs::rename(final, old);
-  }
-  fs::rename(tmp, final);
-  if (!old.empty()) fs::remove_all(old);
-}
-
-void prepare_tmp(const fs::path& tmp, const fs::path& final) {
-  if (final.has_parent_path()) fs::create_directories(final.parent_path());
-  if (fs::exists(final) && !fs::is_directory(final))
-    throw Error(final.string() + ": exists and is not a folder; refusing to replace it");
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-}
-
 std::vector<std::pair<std::string, Tensor>> named_tensors(const std::vector<model::NamedParam>& params, DType dtype) {
   std::vector<std::pair<std::string, Tensor>> out;
   for (auto& p : params) {
@@ -72,41 +49,30 @@ std::vector<std::pair<std::string, Tensor>> named_tensors(const std::vector<mode
 }  // namespace
 
 void save_hf_folder(const model::DecoderModel& model, const fs::path& source_dir, const fs::path& out) {
-  const fs::path tmp = temp_beside(out);
-  prepare_tmp(tmp, out);
-  try {
-    for (const char* f : kCopied)
-      if (fs::exists(source_dir / f)) fs::copy_file(source_dir / f, tmp / f, fs::copy_options::overwrite_existing);
-    io::write_safetensors(tmp / "model.safetensors",
-                          named_tensors(model.parameters(), checkpoint_dtype(model.config().torch_dtype)),
-                          {{"format", "pt"}});
-  } catch (...) {
-    fs::remove_all(tmp);
-    throw;
-  }
-  commit_dir(tmp, out);
+  io::StagingDir stage(out, io::StagingDir::Existing::Replace);
+  for (const char* f : kCopied)
+    if (fs::exists(source_dir / f))
+      fs::copy_file(source_dir / f, stage.path() / f, fs::copy_options::overwrite_existing);
+  io::write_safetensors(stage.path() / "model.safetensors",
+                        named_tensors(model.parameters(), checkpoint_dtype(model.config().torch_dtype)),
+                        {{"format", "pt"}});
+  stage.commit();
 }
 
 void save_lora_folder(const model::DecoderModel& model, const fs::path& source_dir, const fs::path& out) {
-  const fs::path tmp = temp_beside(out);
-  prepare_tmp(tmp, out);
-  try {
-    model.save_lora(tmp);
-    for (const char* f : kCopied)
-      if (std::string(f) != "config.json" && fs::exists(source_dir / f))
-        fs::copy_file(source_dir / f, tmp / f, fs::copy_options::overwrite_existing);
-  } catch (...) {
-    fs::remove_all(tmp);
-    throw;
-  }
-  commit_dir(tmp, out);
+  io::StagingDir stage(out, io::StagingDir::Existing::Replace);
+  model.save_lora(stage.path());
+  for (const char* f : kCopied)
+    if (std::string(f) != "config.json" && fs::exists(source_dir / f))
+      fs::copy_file(source_dir / f, stage.path() / f, fs::copy_options::overwrite_existing);
+  stage.commit();
 }
 
 void save_train_state(const fs::path& ckpt_dir, const model::DecoderModel& model, const AdamW& opt,
                       const TrainState& state, int max_keep) {
   const std::string name = "global_step_" + std::to_string(state.step);
-  const fs::path final = ckpt_dir / name, tmp = temp_beside(final);
-  prepare_tmp(tmp, final);
+  io::StagingDir stage(ckpt_dir / name, io::StagingDir::Existing::Replace);
+  const fs::path tmp = stage.path();
   // The trained tensors only: all weights in full training, the adapter (and saved modules) with LoRA.
   io::write_safetensors(tmp / "model.safetensors", named_tensors(opt.params(), DType::F32));
   std::vector<std::pair<std::string, Tensor>> moments;
@@ -119,7 +85,7 @@ void save_train_state(const fs::path& ckpt_dir, const model::DecoderModel& model
   Json j = {{"step", state.step}, {"epoch", state.data.epoch}, {"index", state.data.index},
             {"seed", state.seed}, {"adam_steps", opt.steps()}, {"extra", state.extra}};
   io::write_file_atomic(tmp / "state.json", j.dump(2));
-  commit_dir(tmp, final);
+  stage.commit();
   io::write_file_atomic(ckpt_dir / "latest", name + "\n");
   // Keep the newest max_keep checkpoints.
   std::vector<std::pair<int64_t, fs::path>> all;
