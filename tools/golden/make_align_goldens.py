@@ -17,7 +17,7 @@ d(loss)/d(input). Writes tests/golden/align/losses.json: a JSON list of cases
   {"name", "fn", "params", "inputs", "outputs", "grads"}
 Masks are 0/1 ints, labels ints, "-inf" (string) marks a -inf logit.
 
-    /work/venv-golden/bin/python tools/golden/make_align_goldens.py
+    python tools/golden/make_align_goldens.py
 """
 import json
 import math

@@ -12,7 +12,7 @@ Writes tests/golden/sampler/processors.json. Removed tokens (-inf) are written a
 "-inf" because JSON has no infinity. Every float parameter is rounded to float32 first, so the
 C++ side (float params) sees the same values.
 
-    /work/venv-golden/bin/python tools/golden/make_sampler_goldens.py
+    python tools/golden/make_sampler_goldens.py
 """
 import json
 import pathlib

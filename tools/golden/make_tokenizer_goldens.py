@@ -5,7 +5,7 @@ References: HF tokenizers/transformers (Qwen2 byte-level BPE, LlamaTokenizer on 
 Chinese-LLaMA-2 SentencePiece model), sentencepiece itself, and jinja2 rendering of the
 real chat templates through transformers' apply_chat_template.
 
-Usage:  /work/venv-golden/bin/python tools/golden/make_tokenizer_goldens.py [--shared ../shared/data]
+Usage:  python tools/golden/make_tokenizer_goldens.py [--shared ../shared/data]
 Writes: tests/golden/tokenizer/*.json (committed; tests never regenerate them).
 """
 import argparse
