@@ -138,6 +138,16 @@ ModelConfig ModelConfig::from_json(const Json& j, const std::string& where) {
     for (auto& [t, a] : by_type)
       if (c.model_type == t) arch = a;
   }
+  // Reward models: the same decoder with a `score` head instead of lm_head.
+  const std::string cls = "ForSequenceClassification";
+  if (arch.size() > cls.size() && arch.compare(arch.size() - cls.size(), cls.size(), cls) == 0) {
+    arch = arch.substr(0, arch.size() - cls.size()) + "ForCausalLM";
+    c.sequence_classifier = true;
+    if (auto it = j.find("id2label"); it != j.end() && it->is_object() && !it->empty())
+      c.num_labels = static_cast<int64_t>(it->size());
+    else
+      c.num_labels = json_get_or<int64_t>(j, "num_labels", 1, where);
+  }
   if (arch == "LlamaForCausalLM")
     c.arch = Arch::Llama;
   else if (arch == "MistralForCausalLM")

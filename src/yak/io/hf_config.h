@@ -47,8 +47,10 @@ struct ModelConfig {
   RopeConfig rope;
   int64_t max_position_embeddings = 2048;
   bool tie_word_embeddings = false;
-  bool attention_bias = false;            // q/k/v biases (Qwen2 always; LLaMA when attention_bias=true)
-  bool qk_norm = false;                   // per-head RMSNorm on q and k before RoPE (Qwen3)
+  bool attention_bias = false;       // q/k/v biases (Qwen2 always; LLaMA when attention_bias=true)
+  bool qk_norm = false;              // per-head RMSNorm on q and k before RoPE (Qwen3)
+  bool sequence_classifier = false;  // *ForSequenceClassification: a `score` head, no lm_head
+  int64_t num_labels = 1;
   std::optional<int64_t> sliding_window;  // only when the checkpoint enables it
   int64_t sliding_window_from_layer = 0;  // layers below this index attend to everything
   std::vector<bool> sliding_layers;       // per layer: does the window apply

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <random>
 
 #include "yak/autograd/functions.h"
 #include "yak/base/error.h"
@@ -59,7 +60,9 @@ DecoderModel::DecoderModel(io::ModelConfig cfg, io::WeightStore store)
   Loader L(store_, store_.source().string());
   embed_ = L.var("model.embed_tokens.weight", {cfg_.vocab_size, D});
   final_norm_ = L.small("model.norm.weight", {D});
-  if (L.has("lm_head.weight") && !cfg_.tie_word_embeddings) {
+  if (cfg_.sequence_classifier) {
+    score_ = L.var("score.weight", {cfg_.num_labels, D});
+  } else if (L.has("lm_head.weight") && !cfg_.tie_word_embeddings) {
     lm_head_ = L.var("lm_head.weight", {cfg_.vocab_size, D});
   } else if (cfg_.tie_word_embeddings) {
     lm_head_ = embed_;
@@ -116,6 +119,7 @@ void DecoderModel::make_trainable() {
   train(embed_);
   lm_head_ = tied ? embed_ : lm_head_;
   if (!tied) train(lm_head_);
+  train(score_);
   train(final_norm_);
   for (auto& w : layers_)
     for (ag::Var* v : {&w.attn_norm, &w.q, &w.k, &w.v, &w.o, &w.q_bias, &w.k_bias, &w.v_bias, &w.q_norm, &w.k_norm,
@@ -146,7 +150,10 @@ std::vector<NamedParam> DecoderModel::parameters() const {
       if (v->defined()) out.push_back({p + n, *v});
   }
   out.push_back({"model.norm.weight", final_norm_});
-  if (lm_head_.id() != embed_.id()) out.push_back({"lm_head.weight", lm_head_});
+  if (score_.defined())
+    out.push_back({"score.weight", score_});
+  else if (lm_head_.id() != embed_.id())
+    out.push_back({"lm_head.weight", lm_head_});
   return out;
 }
 
@@ -177,6 +184,27 @@ ag::Var DecoderModel::layer_forward(const ag::Var& x_in, int64_t l, const Batch&
 }
 
 ag::Var DecoderModel::forward_var(const Batch& batch, KVCache& cache) {
+  check(lm_head_.defined(), "this checkpoint is a sequence classifier (reward model): it has scores, not logits");
+  return ag::linear(trunk(batch, cache), lm_head_);
+}
+
+ag::Var DecoderModel::forward_scores(const Batch& batch, KVCache& cache) {
+  check(score_.defined(), "this model has no score head (not a reward model)");
+  return ag::linear(trunk(batch, cache), score_);
+}
+
+void DecoderModel::add_score_head(int64_t num_labels, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f / static_cast<float>(cfg_.hidden_size + 1));
+  Tensor w = Tensor::empty({num_labels, cfg_.hidden_size});
+  for (int64_t i = 0; i < w.numel(); ++i) w.data<float>()[i] = nd(rng);
+  score_ = ag::Var(w);
+  lm_head_ = ag::Var();
+  cfg_.sequence_classifier = true;
+  cfg_.num_labels = num_labels;
+}
+
+ag::Var DecoderModel::trunk(const Batch& batch, KVCache& cache) {
   const int64_t T = static_cast<int64_t>(batch.ids.size());
   check(T > 0 && batch.pos.size() == batch.ids.size() && batch.slot.size() == batch.ids.size(),
         "forward: batch ids, positions and slots must have the same non-zero length");
@@ -230,8 +258,7 @@ ag::Var DecoderModel::forward_var(const Batch& batch, KVCache& cache) {
     });
     x = result;
   }
-  ag::Var fin = ag::rms_norm(ag::gather_rows(x, batch.logits_for), final_norm_, eps);
-  return ag::linear(fin, lm_head_);
+  return ag::rms_norm(ag::gather_rows(x, batch.logits_for), final_norm_, eps);
 }
 
 }  // namespace yak::model

@@ -59,6 +59,14 @@ class DecoderModel {
   // backward. The cache must live until the tape's backward ran (attention reads it there).
   ag::Var forward_var(const Batch& batch, KVCache& cache);
 
+  // Reward model: scores [logits_for, num_labels] from the `score` head on the final hidden states
+  // (the checkpoint's score.weight, or one made by add_score_head).
+  ag::Var forward_scores(const Batch& batch, KVCache& cache);
+  // A new score head (normal, std 1 / (hidden + 1), as OpenRLHF's value head); makes the model a
+  // sequence classifier whose save has no lm_head.
+  void add_score_head(int64_t num_labels, uint64_t seed);
+  bool has_score_head() const { return score_.defined(); }
+
   // Replaces every weight by an f32 copy that requires grad (master weights for training).
   void make_trainable();
   // Every distinct weight with its checkpoint name (tied lm_head appears once, as embed_tokens).
@@ -91,7 +99,8 @@ class DecoderModel {
  private:
   io::ModelConfig cfg_;
   io::WeightStore store_;
-  ag::Var embed_, final_norm_, lm_head_;
+  ag::Var embed_, final_norm_, lm_head_, score_;
+  ag::Var trunk(const Batch& batch, KVCache& cache);  // final-normed hidden states of logits_for rows
   std::vector<LayerWeights> layers_;
   Rope rope_;
   std::optional<LoraConfig> lora_;
