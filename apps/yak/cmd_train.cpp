@@ -8,6 +8,7 @@
 #include "yak/train/data_source.h"
 #include "yak/train/dataset.h"
 #include "yak/train/lm_trainer.h"
+#include "yak/train/rm_trainer.h"
 
 namespace yak::cli {
 namespace fs = std::filesystem;
@@ -20,7 +21,9 @@ struct TrainFlags {
   size_t max_samples = 1000000;
   bool skip_bad_lines = false;
   train::SftOptions sft;
-  bool pretrain_mode = false;
+  bool pretrain_mode = false, reward_mode = false;
+  train::PreferenceOptions pref;
+  std::string rm_loss = "sigmoid";
   train::LmTrainOptions o;
   std::string pretrain, save_path, ckpt_path, use_tensorboard, metrics_path;
   std::vector<double> adam_betas = {0.9, 0.95};
@@ -121,6 +124,32 @@ void run_train(TrainFlags& f) {
   std::optional<tok::ChatTemplate> tmpl;
   if (f.sft.apply_chat_template)
     tmpl = tok::ChatTemplate::from_config(load_tokenizer_config(f.pretrain), io::arch_name(model->config().arch));
+  if (f.reward_mode) {
+    f.pref.max_len = f.sft.max_len;
+    train::SkipStats skipped;
+    auto pairs = train::build_preference_pairs(records, *tokenizer, tmpl ? &*tmpl : nullptr, f.pref, &skipped);
+    auto eval_pairs = train::build_preference_pairs(eval_records, *tokenizer, tmpl ? &*tmpl : nullptr, f.pref);
+    if (skipped.total()) std::fprintf(stderr, "train data: %s\n", skipped.summary().c_str());
+    std::fprintf(stderr, "preference pairs: %zu train, %zu eval\n", pairs.size(), eval_pairs.size());
+    f.o.pretrain = f.pretrain;
+    f.o.save_path = f.save_path;
+    f.o.tensorboard_dir = f.use_tensorboard;
+    f.o.metrics_path = !f.metrics_path.empty() ? fs::path(f.metrics_path)
+                       : !f.save_path.empty()  ? fs::path(f.save_path + "-metrics.jsonl")
+                                               : fs::path();
+    if (!f.save_path.empty()) f.o.plot_path = f.save_path + "-loss.png";
+    f.o.adam_beta1 = f.adam_betas[0];
+    f.o.adam_beta2 = f.adam_betas[1];
+    f.o.label = "train rm";
+    auto r = train::train_rm(*model, pairs, eval_pairs, f.o, f.rm_loss);
+    std::printf("trained %lld steps; last loss %.4f", static_cast<long long>(r.losses.steps),
+                r.losses.step_losses.empty() ? std::nan("") : r.losses.step_losses.back());
+    if (!std::isnan(r.eval_accuracy))
+      std::printf("; eval pairwise accuracy %.1f%% (before: %.1f%%)", 100 * r.eval_accuracy, 100 * r.accuracy_before);
+    std::printf("; reward mean %.4f std %.4f\n", r.reward_mean, r.reward_std);
+    if (!f.save_path.empty()) std::printf("saved %s\n", f.save_path.c_str());
+    return;
+  }
   auto build = [&](const std::vector<train::Record>& recs) {
     if (f.pretrain_mode) return train::build_pretrain_dataset(recs, *tokenizer, {f.sft.input_key, f.sft.max_len});
     return train::build_sft_dataset(recs, *tokenizer, tmpl ? &*tmpl : nullptr, f.sft);
@@ -173,6 +202,22 @@ void register_train(CLI::App& app) {
   s->add_flag("--apply_chat_template", sft->sft.apply_chat_template, "Render prompts with the model's chat template");
   s->add_flag("--multiturn", sft->sft.multiturn, "Loss on every assistant turn of a conversation");
   s->callback([sft] { run_train(*sft); });
+
+  auto rm = std::make_shared<TrainFlags>();
+  rm->reward_mode = true;
+  auto* r = train->add_subcommand("rm", "Reward model on preference pairs (score head, pairwise loss)");
+  add_common(r, *rm);
+  r->add_option("--prompt_key", rm->pref.prompt_key, "Key of the prompt (empty: chosen/rejected are whole dialogues)");
+  r->add_option("--chosen_key", rm->pref.chosen_key, "Key of the preferred response");
+  r->add_option("--rejected_key", rm->pref.rejected_key, "Key of the rejected response");
+  r->add_option("--margin_key", rm->pref.margin_key, "Optional key of a per-pair margin");
+  r->add_option("--input_template", rm->pref.input_template, "Prompt template with one {}");
+  r->add_flag("--apply_chat_template", rm->pref.apply_chat_template, "Render prompts with the chat template");
+  r->add_option("--loss", rm->rm_loss, "sigmoid (-log sigma(r_c - r_r - margin)) or logexp");
+  r->callback([rm] {
+    rm->sft.apply_chat_template = rm->pref.apply_chat_template;
+    run_train(*rm);
+  });
 }
 
 }  // namespace yak::cli

@@ -53,6 +53,21 @@ void save_hf_folder(const model::DecoderModel& model, const fs::path& source_dir
   for (const char* f : kCopied)
     if (fs::exists(source_dir / f))
       fs::copy_file(source_dir / f, stage.path() / f, fs::copy_options::overwrite_existing);
+  if (model.has_score_head()) {
+    // A reward model: the class transformers' AutoModelForSequenceClassification expects.
+    Json cfg = read_json_file(source_dir / "config.json");
+    std::string arch = io::arch_name(model.config().arch);
+    arch.replace(arch.find("ForCausalLM"), 11, "ForSequenceClassification");
+    cfg["architectures"] = {arch};
+    Json id2label = Json::object(), label2id = Json::object();
+    for (int64_t i = 0; i < model.config().num_labels; ++i) {
+      id2label[std::to_string(i)] = "LABEL_" + std::to_string(i);
+      label2id["LABEL_" + std::to_string(i)] = i;
+    }
+    cfg["id2label"] = id2label;
+    cfg["label2id"] = label2id;
+    io::write_file_atomic(stage.path() / "config.json", cfg.dump(2));
+  }
   io::write_safetensors(stage.path() / "model.safetensors",
                         named_tensors(model.parameters(), checkpoint_dtype(model.config().torch_dtype)),
                         {{"format", "pt"}});
