@@ -10,6 +10,7 @@
 
 #include "yak/base/json.h"
 #include "yak/base/thread_pool.h"
+#include "yak/io/safetensors.h"
 #include "yak/tokenizer/tokenizer.h"
 #include "yak/train/checkpoint.h"
 #include "yak/train/lm_trainer.h"
@@ -148,6 +149,42 @@ TEST(LmTrainer, BadOptionsAreRefused) {
 TEST(Metrics, Crc32cCheckValue) {
   // The CRC catalogue's check value for CRC-32C (Castagnoli) over "123456789".
   EXPECT_EQ(train::crc32c("123456789", 9), 0xE3069283u);
+}
+
+}  // namespace
+
+namespace {
+
+// A bf16 checkpoint trains on f32 master weights and is saved back in bf16.
+TEST(LmTrainer, Bf16CheckpointKeepsItsDtype) {
+  const fs::path src = fs::path(YAK_GOLDEN_DIR) / "models" / "llama_bf16";
+  Json g = read_json_file(src / "golden.json");
+  std::vector<train::Sample> data;
+  for (auto& p : g["prompts"]) {
+    train::Sample s;
+    s.ids = p.get<std::vector<int32_t>>();
+    s.loss_mask.assign(s.ids.size(), 1);
+    data.push_back(s);
+  }
+  auto dir = temp_dir("bf16");
+  auto model = model::DecoderModel::load(src);
+  EXPECT_EQ(model->weight_dtype(), DType::BF16);
+  train::LmTrainOptions o;
+  o.pretrain = src;
+  o.save_path = dir / "out";
+  o.train_batch_size = 3;
+  o.micro_train_batch_size = 3;
+  o.max_epochs = 2;
+  o.learning_rate = 1e-2;
+  o.quiet = true;
+  auto r = train::train_lm(*model, data, {}, o);
+  ASSERT_EQ(r.step_losses.size(), 2u);
+  for (auto& p : model->parameters()) EXPECT_EQ(p.var.value().dtype(), DType::F32) << p.name;  // masters
+  auto saved = io::SafetensorsFile::open(dir / "out" / "model.safetensors");
+  for (auto& [name, e] : saved->entries()) EXPECT_EQ(e.dtype, DType::BF16) << name;
+  auto back = model::DecoderModel::load(dir / "out");
+  EXPECT_EQ(back->weight_dtype(), DType::BF16);
+  fs::remove_all(dir);
 }
 
 }  // namespace
