@@ -137,3 +137,16 @@ TEST(AutogradOps, NoTapeNoRecording) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(AutogradOps, SegmentSum) {
+  std::mt19937 rng(8);
+  Var x = rand_var({6}, rng);
+  std::vector<int32_t> seg = {0, 0, 2, 1, 2, 2};
+  check_grads([&] { return segment_sum(x, seg, 3); }, {x});
+  Var s = segment_sum(x, seg, 3);
+  EXPECT_FLOAT_EQ(s.f32()[1], x.f32()[3]);
+}
+
+}  // namespace

@@ -7,6 +7,7 @@
 #include "yak/base/thread_pool.h"
 #include "yak/train/data_source.h"
 #include "yak/train/dataset.h"
+#include "yak/train/dpo_trainer.h"
 #include "yak/train/lm_trainer.h"
 #include "yak/train/rm_trainer.h"
 
@@ -21,7 +22,9 @@ struct TrainFlags {
   size_t max_samples = 1000000;
   bool skip_bad_lines = false;
   train::SftOptions sft;
-  bool pretrain_mode = false, reward_mode = false;
+  bool pretrain_mode = false, reward_mode = false, dpo_mode = false;
+  train::DpoOptions dpo;
+  std::string ref_pretrain;
   train::PreferenceOptions pref;
   std::string rm_loss = "sigmoid";
   train::LmTrainOptions o;
@@ -124,7 +127,7 @@ void run_train(TrainFlags& f) {
   std::optional<tok::ChatTemplate> tmpl;
   if (f.sft.apply_chat_template)
     tmpl = tok::ChatTemplate::from_config(load_tokenizer_config(f.pretrain), io::arch_name(model->config().arch));
-  if (f.reward_mode) {
+  if (f.reward_mode || f.dpo_mode) {
     f.pref.max_len = f.sft.max_len;
     train::SkipStats skipped;
     auto pairs = train::build_preference_pairs(records, *tokenizer, tmpl ? &*tmpl : nullptr, f.pref, &skipped);
@@ -140,6 +143,19 @@ void run_train(TrainFlags& f) {
     if (!f.save_path.empty()) f.o.plot_path = f.save_path + "-loss.png";
     f.o.adam_beta1 = f.adam_betas[0];
     f.o.adam_beta2 = f.adam_betas[1];
+    if (f.dpo_mode) {
+      f.o.label = "train dpo";
+      auto ref = model::DecoderModel::load(f.ref_pretrain.empty() ? f.pretrain : f.ref_pretrain);
+      auto r = train::train_dpo(*model, *ref, pairs, eval_pairs, f.o, f.dpo);
+      std::printf("trained %lld steps; last loss %.4f", static_cast<long long>(r.losses.steps),
+                  r.losses.step_losses.empty() ? std::nan("") : r.losses.step_losses.back());
+      if (!std::isnan(r.eval_accuracy))
+        std::printf("; eval reward accuracy %.1f%%; policy prefers chosen %.1f%% -> %.1f%%", 100 * r.eval_accuracy,
+                    100 * r.policy_preference_before, 100 * r.policy_preference_after);
+      std::printf("\n");
+      if (!f.save_path.empty()) std::printf("saved %s\n", f.save_path.c_str());
+      return;
+    }
     f.o.label = "train rm";
     auto r = train::train_rm(*model, pairs, eval_pairs, f.o, f.rm_loss);
     std::printf("trained %lld steps; last loss %.4f", static_cast<long long>(r.losses.steps),
@@ -217,6 +233,25 @@ void register_train(CLI::App& app) {
   r->callback([rm] {
     rm->sft.apply_chat_template = rm->pref.apply_chat_template;
     run_train(*rm);
+  });
+
+  auto dpo = std::make_shared<TrainFlags>();
+  dpo->dpo_mode = true;
+  auto* dp = train->add_subcommand("dpo", "DPO / cDPO / IPO on preference pairs against a frozen reference");
+  add_common(dp, *dpo);
+  dp->add_option("--ref_pretrain", dpo->ref_pretrain, "Reference model folder (default: --pretrain)");
+  dp->add_option("--prompt_key", dpo->pref.prompt_key, "Key of the prompt");
+  dp->add_option("--chosen_key", dpo->pref.chosen_key, "Key of the preferred response");
+  dp->add_option("--rejected_key", dpo->pref.rejected_key, "Key of the rejected response");
+  dp->add_option("--input_template", dpo->pref.input_template, "Prompt template with one {}");
+  dp->add_flag("--apply_chat_template", dpo->pref.apply_chat_template, "Render prompts with the chat template");
+  dp->add_option("--beta", dpo->dpo.beta, "DPO beta");
+  dp->add_option("--label_smoothing", dpo->dpo.label_smoothing, "cDPO label smoothing");
+  dp->add_flag("--ipo", dpo->dpo.ipo, "IPO loss instead of DPO");
+  dp->add_option("--nll_loss_coef", dpo->dpo.nll_loss_coef, "Weight of the chosen responses' NLL");
+  dp->callback([dpo] {
+    dpo->sft.apply_chat_template = dpo->pref.apply_chat_template;
+    run_train(*dpo);
   });
 }
 

@@ -222,6 +222,26 @@ Var scale(const Var& x, float s) {
   return out;
 }
 
+Var segment_sum(const Var& x, std::span<const int32_t> segment, int64_t n) {
+  check(static_cast<int64_t>(segment.size()) == x.numel(), "segment_sum: one segment id per element expected");
+  const bool rec = recording({&x});
+  Var out = Var(Tensor::zeros({n}), rec);
+  for (size_t i = 0; i < segment.size(); ++i) {
+    check(segment[i] >= 0 && segment[i] < n, "segment_sum: segment id out of range");
+    out.f32()[segment[i]] += x.f32()[i];
+  }
+  if (rec) {
+    std::vector<int32_t> seg(segment.begin(), segment.end());
+    active_tape()->push([x, out, seg]() {
+      if (!out.has_grad()) return;
+      const float* d = out.grad_f32();
+      float* g = x.grad_f32();
+      for (size_t i = 0; i < seg.size(); ++i) g[i] += d[seg[i]];
+    });
+  }
+  return out;
+}
+
 Var dropout(const Var& x, float p, uint64_t seed) {
   if (p <= 0.0f) return x;
   const bool rec = recording({&x});
@@ -249,9 +269,10 @@ Var dropout(const Var& x, float p, uint64_t seed) {
 }
 
 Var gather_rows(const Var& x, std::span<const int32_t> rows) {
-  const int64_t D = x.dim(1), T = x.dim(0), n = static_cast<int64_t>(rows.size());
+  const bool flat = x.value().ndim() == 1;  // a vector: rows are its elements
+  const int64_t D = flat ? 1 : x.dim(1), T = x.dim(0), n = static_cast<int64_t>(rows.size());
   const bool rec = recording({&x});
-  Var out = make_out({n, D}, rec);
+  Var out = make_out(flat ? Shape{n} : Shape{n, D}, rec);
   for (int64_t r = 0; r < n; ++r) {
     check(rows[r] >= 0 && rows[r] < T, "gather_rows: row index out of range");
     std::copy(x.f32() + rows[r] * D, x.f32() + (rows[r] + 1) * D, out.f32() + r * D);

@@ -20,13 +20,15 @@ Var rope(const Var& x, const std::vector<float>& cs, int64_t head_dim);
 // silu(gate) * up
 Var swiglu(const Var& gate, const Var& up);
 Var add(const Var& a, const Var& b);
-// Rows `rows` of x [T, D] → [rows.size(), D]
+// Rows `rows` of x [T, D] → [rows.size(), D] (elements of a vector x [T] → [rows.size()])
 Var gather_rows(const Var& x, std::span<const int32_t> rows);
 // Σ over rows with target != ignore_index of (logsumexp(row) - row[target]); a one-element Var.
 Var cross_entropy_sum(const Var& logits, std::span<const int32_t> targets, int32_t ignore_index = -100);
 // Per-row token log-probabilities log softmax(row)[target] (0 where ignored), [n] (for RL later).
 Var token_logprobs(const Var& logits, std::span<const int32_t> targets, int32_t ignore_index = -100);
 Var scale(const Var& x, float s);
+// out[segment[i]] += x[i] for a flat x; segment ids in [0, n). Sums per-token values per sequence.
+Var segment_sum(const Var& x, std::span<const int32_t> segment, int64_t n);
 // Inverted dropout: zero with probability p, scale kept values by 1/(1-p); the mask is a pure
 // function of (seed, index), so a run repeats exactly.
 Var dropout(const Var& x, float p, uint64_t seed);

@@ -1,0 +1,107 @@
+// DPO on generated preferences: the policy comes to prefer the chosen responses on held-out pairs
+// (implicit reward and raw log-probability), relative to a frozen reference; cDPO/IPO/NLL run too.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "yak/autograd/functions.h"
+#include "yak/base/json.h"
+#include "yak/tokenizer/tokenizer.h"
+#include "yak/train/dpo_trainer.h"
+
+using namespace yak;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kModel = fs::path(YAK_GOLDEN_DIR) / "models" / "qwen2_chat";
+
+std::vector<train::Record> preferences(int n, uint64_t seed) {
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  const char* filler[] = {"the", "yak", "grass", "water", "hill", "snow", "road", "light"};
+  const char* good[] = {"thank you", "please", "kindly"};
+  const char* rude[] = {"go away", "shut up", "stupid"};
+  std::vector<train::Record> out;
+  for (int i = 0; i < n; ++i) {
+    std::string words;
+    for (int k = 0; k < 4; ++k) words += std::string(" ") + filler[rng() % 8];
+    Json j = {{"prompt", "Say something about" + words + "."},
+              {"chosen", std::string(good[rng() % 3]) + "," + words},
+              {"rejected", std::string(rude[rng() % 3]) + "," + words}};
+    out.push_back({j, "generated:" + std::to_string(i + 1)});
+  }
+  return out;
+}
+
+struct Data {
+  std::vector<train::PreferencePair> train, eval;
+};
+
+Data make_data() {
+  auto tok = tok::load_tokenizer(kModel);
+  train::PreferenceOptions po;
+  po.max_len = 64;
+  auto a = preferences(64, 1), b = preferences(32, 2);
+  return {train::build_preference_pairs(a, *tok, nullptr, po), train::build_preference_pairs(b, *tok, nullptr, po)};
+}
+
+train::LmTrainOptions options() {
+  train::LmTrainOptions o;
+  o.pretrain = kModel;
+  o.train_batch_size = 8;
+  o.micro_train_batch_size = 4;
+  o.max_epochs = 3;
+  o.learning_rate = 2e-3;
+  o.quiet = true;
+  return o;
+}
+
+TEST(Dpo, PolicyLearnsThePreference) {
+  Data d = make_data();
+  auto policy = model::DecoderModel::load(kModel), ref = model::DecoderModel::load(kModel);
+  train::DpoOptions opt;
+  opt.beta = 0.1;
+  auto r = train::train_dpo(*policy, *ref, d.train, d.eval, options(), opt);
+  std::printf("[dpo] held-out: implicit-reward accuracy %.2f; policy prefers chosen %.2f -> %.2f\n", r.eval_accuracy,
+              r.policy_preference_before, r.policy_preference_after);
+  EXPECT_GE(r.eval_accuracy, 0.9);
+  EXPECT_GE(r.policy_preference_after, r.policy_preference_before + 0.3);
+  EXPECT_LT(r.losses.step_losses.back(), r.losses.step_losses.front());
+}
+
+TEST(Dpo, VariantsRunAndBadOptionsAreRefused) {
+  Data d = make_data();
+  for (auto [ls, ipo, nll] : {std::tuple{0.1, false, 0.0}, std::tuple{0.0, true, 0.0}, std::tuple{0.0, false, 0.5}}) {
+    auto policy = model::DecoderModel::load(kModel), ref = model::DecoderModel::load(kModel);
+    train::DpoOptions opt;
+    opt.label_smoothing = ls;
+    opt.ipo = ipo;
+    opt.nll_loss_coef = nll;
+    auto o = options();
+    o.max_epochs = 1;
+    auto r = train::train_dpo(*policy, *ref, d.train, d.eval, o, opt);
+    EXPECT_EQ(r.losses.step_losses.size(), 8u);
+    for (double l : r.losses.step_losses) EXPECT_TRUE(std::isfinite(l));
+  }
+  auto policy = model::DecoderModel::load(kModel), ref = model::DecoderModel::load(kModel);
+  train::DpoOptions bad;
+  bad.beta = 0;
+  EXPECT_THROW(train::train_dpo(*policy, *ref, d.train, d.eval, options(), bad), Error);
+}
+
+TEST(Dpo, SequenceLogpsSumTheResponseTokens) {
+  Data d = make_data();
+  auto m = model::DecoderModel::load(kModel);
+  const train::Sample* s[] = {&d.train[0].chosen};
+  std::unique_ptr<model::KVCache> cache;
+  std::vector<int64_t> counts;
+  ag::Var lp = train::sequence_logps(*m, s, cache, &counts);
+  int64_t targets = 0;
+  for (size_t t = 1; t < s[0]->ids.size(); ++t) targets += s[0]->loss_mask[t];
+  EXPECT_EQ(counts[0], targets);
+  EXPECT_LT(lp.f32()[0], 0.0f);
+}
+
+}  // namespace
