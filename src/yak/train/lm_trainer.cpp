@@ -76,6 +76,23 @@ void plot_losses(const std::filesystem::path& path, const std::string& title,
   plot_lines(path, title, "optimizer step", "loss", series);
 }
 
+AdamW prepare_training(model::DecoderModel& model, const LmTrainOptions& o) {
+  model.set_gradient_checkpointing(o.gradient_checkpointing);
+  if (model.has_lora())
+    model.make_lora_trainable();
+  else
+    model.make_trainable();
+  return AdamW(model.trainable_parameters(), {o.learning_rate, o.adam_beta1, o.adam_beta2, 1e-8, o.weight_decay});
+}
+
+void save_trained(const model::DecoderModel& model, const LmTrainOptions& o) {
+  if (o.save_path.empty()) return;
+  if (model.has_lora())
+    save_lora_folder(model, o.pretrain, o.save_path);
+  else
+    save_hf_folder(model, o.pretrain, o.save_path);
+}
+
 double evaluate_loss(model::DecoderModel& model, std::span<const Sample> samples, int64_t micro_batch_size,
                      int max_len) {
   LoaderOptions lo;
@@ -121,12 +138,7 @@ LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train
   const int64_t warmup = static_cast<int64_t>(std::ceil(o.lr_warmup_ratio * static_cast<double>(total)));
   LrSchedule sched(o.lr_scheduler, warmup, total, o.min_lr_ratio);
 
-  model.set_gradient_checkpointing(o.gradient_checkpointing);
-  if (model.has_lora())
-    model.make_lora_trainable();
-  else
-    model.make_trainable();
-  AdamW opt(model.trainable_parameters(), {o.learning_rate, o.adam_beta1, o.adam_beta2, 1e-8, o.weight_decay});
+  AdamW opt = prepare_training(model, o);
 
   int64_t step = 0;
   LoaderPosition pos;
@@ -207,12 +219,7 @@ LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train
   }
   if (!o.quiet) bar.finish(result.step_losses.empty() ? "" : "loss " + fmt("%.4f", result.step_losses.back()));
   if (o.eval_steps <= 0 || stop % o.eval_steps != 0) run_eval(stop);
-  if (!o.save_path.empty()) {
-    if (model.has_lora())
-      save_lora_folder(model, o.pretrain, o.save_path);
-    else
-      save_hf_folder(model, o.pretrain, o.save_path);
-  }
+  save_trained(model, o);
   result.steps = stop;
   if (!o.plot_path.empty()) plot_losses(o.plot_path, o.label, {{"train", result}});
   return result;

@@ -11,6 +11,7 @@
 
 #include "yak/model/decoder.h"
 #include "yak/train/dataset.h"
+#include "yak/train/optimizer.h"
 
 namespace yak::train {
 
@@ -51,6 +52,12 @@ struct LmTrainResult {
   double eval_loss = 0;                                  // last evaluation (NaN when none)
   std::vector<std::pair<int64_t, double>> eval_history;  // (step, eval loss)
 };
+
+// Makes the model trainable (its LoRA adapter, or every weight as f32 masters), with gradient
+// checkpointing as the options say, and returns the AdamW over what trains.
+AdamW prepare_training(model::DecoderModel& model, const LmTrainOptions& o);
+// Writes o.save_path: the PEFT adapter when the model carries LoRA, else the whole HF folder.
+void save_trained(const model::DecoderModel& model, const LmTrainOptions& o);
 
 // A loss-curve PNG: each run's train losses (and eval points), runs placed one after another on
 // the step axis (e.g. pretraining then SFT).

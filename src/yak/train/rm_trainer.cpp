@@ -5,10 +5,7 @@
 
 #include "yak/autograd/functions.h"
 #include "yak/base/error.h"
-#include "yak/base/progress.h"
-#include "yak/train/checkpoint.h"
-#include "yak/train/metrics.h"
-#include "yak/train/optimizer.h"
+#include "yak/train/pair_trainer.h"
 #include "yak/train/rl_losses.h"
 
 namespace yak::train {
@@ -115,75 +112,37 @@ double pair_accuracy(model::DecoderModel& model, std::span<const PreferencePair>
 RmTrainResult train_rm(model::DecoderModel& model, std::span<const PreferencePair> train,
                        std::span<const PreferencePair> eval, const LmTrainOptions& o, const std::string& loss_name) {
   check(loss_name == "sigmoid" || loss_name == "logexp", "--loss: expected sigmoid or logexp, got '" + loss_name + "'");
-  check(o.micro_train_batch_size > 0 && o.train_batch_size % o.micro_train_batch_size == 0,
-        "--train_batch_size must be a multiple of --micro_train_batch_size");
-  check(static_cast<int64_t>(train.size()) >= o.train_batch_size, "the preference set has fewer pairs than one batch");
   if (!model.has_score_head()) model.add_score_head(1, o.seed);
   RmTrainResult res;
   res.accuracy_before = pair_accuracy(model, eval);
-  model.set_gradient_checkpointing(o.gradient_checkpointing);
-  if (model.has_lora())
-    model.make_lora_trainable();
-  else
-    model.make_trainable();
-  AdamW opt(model.trainable_parameters(), {o.learning_rate, o.adam_beta1, o.adam_beta2, 1e-8, o.weight_decay});
-  const int64_t per_epoch = static_cast<int64_t>(train.size()) / o.train_batch_size;
-  const int64_t total = per_epoch * o.max_epochs;
-  LrSchedule sched(o.lr_scheduler, static_cast<int64_t>(std::ceil(o.lr_warmup_ratio * static_cast<double>(total))),
-                   total, o.min_lr_ratio);
-  MetricsLog metrics(o.metrics_path, o.tensorboard_dir, false);
-  ProgressBar bar(o.label, total);
-  bar.set_line_every(o.logging_steps);
-  DataRng rng(o.seed);
-  std::vector<size_t> order(train.size());
-  for (int64_t step = 0; step < total; ++step) {
-    if (step % per_epoch == 0) {  // a fresh permutation every epoch
-      std::iota(order.begin(), order.end(), 0);
-      for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);
+  auto micro = [&](std::span<const size_t> idx, float share) {
+    const int32_t n = static_cast<int32_t>(idx.size());
+    std::vector<const Sample*> seqs;
+    std::vector<float> margin;
+    for (size_t k : idx) seqs.push_back(&train[k].chosen);
+    for (size_t k : idx) seqs.push_back(&train[k].rejected), margin.push_back(train[k].margin);
+    PairMicroResult r;
+    ag::Tape tape;
+    ag::Var l;
+    model::KVCache* c = nullptr;
+    std::unique_ptr<model::KVCache> keep;
+    {
+      ag::TapeScope scope(tape);
+      ag::Var s = scores_var(model, seqs, c, keep);
+      ag::Var chosen = ag::gather_rows(s, range(0, n)), rejected = ag::gather_rows(s, range(n, 2 * n));
+      ag::Var pl = loss_name == "sigmoid" ? pairwise_loss(chosen, rejected, margin) : logexp_loss(chosen, rejected);
+      l = ag::scale(pl, share);
+      for (int32_t k = 0; k < n; ++k) r.sums["acc"] += s.f32()[k] > s.f32()[n + k];
     }
-    const size_t base = static_cast<size_t>((step % per_epoch) * o.train_batch_size);
-    double loss = 0, acc = 0;
-    for (int64_t m0 = 0; m0 < o.train_batch_size; m0 += o.micro_train_batch_size) {
-      std::vector<const Sample*> seqs;
-      std::vector<float> margin;
-      for (int64_t k = 0; k < o.micro_train_batch_size; ++k) seqs.push_back(&train[order[base + m0 + k]].chosen);
-      for (int64_t k = 0; k < o.micro_train_batch_size; ++k) {
-        seqs.push_back(&train[order[base + m0 + k]].rejected);
-        margin.push_back(train[order[base + m0 + k]].margin);
-      }
-      const int32_t n = static_cast<int32_t>(o.micro_train_batch_size);
-      ag::Tape tape;
-      ag::Var l;
-      model::KVCache* c = nullptr;
-      std::unique_ptr<model::KVCache> keep;
-      {
-        ag::TapeScope scope(tape);
-        ag::Var s = scores_var(model, seqs, c, keep);
-        ag::Var chosen = ag::gather_rows(s, range(0, n)), rejected = ag::gather_rows(s, range(n, 2 * n));
-        ag::Var pl = loss_name == "sigmoid" ? pairwise_loss(chosen, rejected, margin) : logexp_loss(chosen, rejected);
-        l = ag::scale(pl, static_cast<float>(o.micro_train_batch_size) / static_cast<float>(o.train_batch_size));
-        for (int32_t k = 0; k < n; ++k) acc += s.f32()[k] > s.f32()[n + k];
-      }
-      loss += l.f32()[0];
-      tape.backward(l);
-    }
-    const double gnorm = clip_grad_norm(opt.params(), o.max_norm);
-    const double lr = o.learning_rate * sched.multiplier(step);
-    opt.step(lr);
-    opt.zero_grad();
-    acc /= static_cast<double>(o.train_batch_size);
-    res.losses.step_losses.push_back(loss);
-    metrics.log(step + 1, {{"loss", loss}, {"acc", acc}, {"lr", lr}, {"grad_norm", gnorm}});
-    if (!o.quiet) {
-      char buf[96];
-      std::snprintf(buf, sizeof buf, "loss %.4f acc %.2f lr %.2e", loss, acc, lr);
-      bar.update(step + 1, buf);
-    }
-  }
-  if (!o.quiet) bar.finish();
-  res.losses.steps = total;
-  res.eval_accuracy = pair_accuracy(model, eval);
-  if (!eval.empty()) metrics.log(total, {{"acc", res.eval_accuracy}}, "eval");
+    r.loss = l.f32()[0];
+    tape.backward(l);
+    return r;
+  };
+  res.losses = train_on_pairs(model, train.size(), o, micro, [&]() -> std::map<std::string, double> {
+    res.eval_accuracy = pair_accuracy(model, eval);
+    if (eval.empty()) return {};
+    return {{"acc", res.eval_accuracy}};
+  });
   // Reward statistics over the training responses (for --normalize_reward downstream).
   std::vector<const Sample*> all;
   for (auto& p : train) all.push_back(&p.chosen), all.push_back(&p.rejected);
@@ -192,7 +151,7 @@ RmTrainResult train_rm(model::DecoderModel& model, std::span<const PreferencePai
   for (float v : sc) s += v, s2 += static_cast<double>(v) * v;
   res.reward_mean = s / static_cast<double>(sc.size());
   res.reward_std = std::sqrt(std::max(0.0, s2 / static_cast<double>(sc.size()) - res.reward_mean * res.reward_mean));
-  if (!o.save_path.empty()) save_hf_folder(model, o.pretrain, o.save_path);
+  save_trained(model, o);
   if (!o.plot_path.empty()) plot_losses(o.plot_path, o.label, {{"rm", res.losses}});
   return res;
 }

@@ -1,0 +1,79 @@
+#include "yak/train/pair_trainer.h"
+
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+
+#include "yak/base/error.h"
+#include "yak/base/progress.h"
+#include "yak/train/data_source.h"
+#include "yak/train/metrics.h"
+#include "yak/train/optimizer.h"
+
+namespace yak::train {
+
+LmTrainResult train_on_pairs(model::DecoderModel& model, size_t n_pairs, const LmTrainOptions& o,
+                             const PairMicroStep& micro, const std::function<std::map<std::string, double>()>& eval) {
+  check(o.micro_train_batch_size > 0 && o.train_batch_size % o.micro_train_batch_size == 0,
+        "--train_batch_size must be a multiple of --micro_train_batch_size");
+  check(static_cast<int64_t>(n_pairs) >= o.train_batch_size, "the preference set has fewer pairs than one batch");
+  AdamW opt = prepare_training(model, o);
+  const int64_t per_epoch = static_cast<int64_t>(n_pairs) / o.train_batch_size, total = per_epoch * o.max_epochs;
+  LrSchedule sched(o.lr_scheduler, static_cast<int64_t>(std::ceil(o.lr_warmup_ratio * static_cast<double>(total))),
+                   total, o.min_lr_ratio);
+  MetricsLog metrics(o.metrics_path, o.tensorboard_dir, false);
+  ProgressBar bar(o.label, total);
+  bar.set_line_every(o.logging_steps);
+  DataRng rng(o.seed);
+  std::vector<size_t> order(n_pairs);
+  const float share = static_cast<float>(o.micro_train_batch_size) / static_cast<float>(o.train_batch_size);
+  LmTrainResult res;
+  for (int64_t step = 0; step < total; ++step) {
+    if (step % per_epoch == 0) {  // a fresh permutation every epoch
+      std::iota(order.begin(), order.end(), 0);
+      for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);
+    }
+    const size_t base = static_cast<size_t>((step % per_epoch) * o.train_batch_size);
+    double loss = 0;
+    std::map<std::string, double> stats;
+    for (int64_t m0 = 0; m0 < o.train_batch_size; m0 += o.micro_train_batch_size) {
+      auto r = micro(std::span<const size_t>(order).subspan(base + static_cast<size_t>(m0),
+                                                            static_cast<size_t>(o.micro_train_batch_size)),
+                     share);
+      loss += r.loss;
+      for (auto& [k, v] : r.sums) stats[k] += v;
+    }
+    const double gnorm = clip_grad_norm(opt.params(), o.max_norm);
+    const double lr = o.learning_rate * sched.multiplier(step);
+    opt.step(lr);
+    opt.zero_grad();
+    res.step_losses.push_back(loss);
+    char head[32];
+    std::snprintf(head, sizeof head, "loss %.4f", loss);
+    std::string fields = head;
+    for (auto& [k, v] : stats) {
+      v /= static_cast<double>(o.train_batch_size);
+      char buf[48];
+      std::snprintf(buf, sizeof buf, " %s %.3f", k.c_str(), v);
+      fields += buf;
+    }
+    stats["loss"] = loss;
+    stats["lr"] = lr;
+    stats["grad_norm"] = gnorm;
+    metrics.log(step + 1, stats);
+    if (!o.quiet) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, " lr %.2e", lr);
+      bar.update(step + 1, fields + buf);
+    }
+  }
+  if (!o.quiet) bar.finish();
+  res.steps = total;
+  if (eval) {
+    auto m = eval();
+    if (!m.empty()) metrics.log(total, m, "eval");
+  }
+  return res;
+}
+
+}  // namespace yak::train
