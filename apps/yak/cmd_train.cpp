@@ -124,6 +124,18 @@ void run_train(TrainFlags& f) {
     }
   }
 
+  f.o.pretrain = f.pretrain;
+  f.o.save_path = f.save_path;
+  f.o.ckpt_path = f.ckpt_path.empty() && !f.save_path.empty() ? fs::path(f.save_path).string() + "-ckpt" : f.ckpt_path;
+  f.o.tensorboard_dir = f.use_tensorboard;
+  f.o.metrics_path = !f.metrics_path.empty() ? fs::path(f.metrics_path)
+                     : !f.save_path.empty()  ? fs::path(f.save_path + "-metrics.jsonl")
+                                             : fs::path();
+  if (!f.save_path.empty()) f.o.plot_path = f.save_path + "-loss.png";
+  f.o.adam_beta1 = f.adam_betas[0];
+  f.o.adam_beta2 = f.adam_betas[1];
+  f.o.max_len = f.sft.max_len;
+
   std::optional<tok::ChatTemplate> tmpl;
   if (f.sft.apply_chat_template)
     tmpl = tok::ChatTemplate::from_config(load_tokenizer_config(f.pretrain), io::arch_name(model->config().arch));
@@ -134,15 +146,6 @@ void run_train(TrainFlags& f) {
     auto eval_pairs = train::build_preference_pairs(eval_records, *tokenizer, tmpl ? &*tmpl : nullptr, f.pref);
     if (skipped.total()) std::fprintf(stderr, "train data: %s\n", skipped.summary().c_str());
     std::fprintf(stderr, "preference pairs: %zu train, %zu eval\n", pairs.size(), eval_pairs.size());
-    f.o.pretrain = f.pretrain;
-    f.o.save_path = f.save_path;
-    f.o.tensorboard_dir = f.use_tensorboard;
-    f.o.metrics_path = !f.metrics_path.empty() ? fs::path(f.metrics_path)
-                       : !f.save_path.empty()  ? fs::path(f.save_path + "-metrics.jsonl")
-                                               : fs::path();
-    if (!f.save_path.empty()) f.o.plot_path = f.save_path + "-loss.png";
-    f.o.adam_beta1 = f.adam_betas[0];
-    f.o.adam_beta2 = f.adam_betas[1];
     if (f.dpo_mode) {
       f.o.label = "train dpo";
       auto ref = model::DecoderModel::load(f.ref_pretrain.empty() ? f.pretrain : f.ref_pretrain);
@@ -176,17 +179,6 @@ void run_train(TrainFlags& f) {
   std::fprintf(stderr, "train data: %zu samples from %zu records; eval: %zu samples\n", data.samples.size(),
                records.size(), eval.samples.size());
 
-  f.o.pretrain = f.pretrain;
-  f.o.save_path = f.save_path;
-  f.o.ckpt_path = f.ckpt_path.empty() && !f.save_path.empty() ? fs::path(f.save_path).string() + "-ckpt" : f.ckpt_path;
-  f.o.tensorboard_dir = f.use_tensorboard;
-  f.o.metrics_path = !f.metrics_path.empty() ? fs::path(f.metrics_path)
-                     : !f.save_path.empty()  ? fs::path(f.save_path + "-metrics.jsonl")
-                                             : fs::path();
-  if (!f.save_path.empty()) f.o.plot_path = f.save_path + "-loss.png";
-  f.o.adam_beta1 = f.adam_betas[0];
-  f.o.adam_beta2 = f.adam_betas[1];
-  f.o.max_len = f.sft.max_len;
   f.o.label = f.pretrain_mode ? "train pt" : "train sft";
   auto r = train::train_lm(*model, data.samples, eval.samples, f.o);
   std::printf("trained %lld steps; last train loss %.4f", static_cast<long long>(r.steps - r.first_step),
