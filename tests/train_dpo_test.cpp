@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <random>
 
+#include "preference_data.h"
 #include "yak/autograd/functions.h"
 #include "yak/base/json.h"
 #include "yak/tokenizer/tokenizer.h"
@@ -18,22 +19,7 @@ namespace {
 
 const fs::path kModel = fs::path(YAK_GOLDEN_DIR) / "models" / "qwen2_chat";
 
-std::vector<train::Record> preferences(int n, uint64_t seed) {
-  std::mt19937 rng(static_cast<uint32_t>(seed));
-  const char* filler[] = {"the", "yak", "grass", "water", "hill", "snow", "road", "light"};
-  const char* good[] = {"thank you", "please", "kindly"};
-  const char* rude[] = {"go away", "shut up", "stupid"};
-  std::vector<train::Record> out;
-  for (int i = 0; i < n; ++i) {
-    std::string words;
-    for (int k = 0; k < 4; ++k) words += std::string(" ") + filler[rng() % 8];
-    Json j = {{"prompt", "Say something about" + words + "."},
-              {"chosen", std::string(good[rng() % 3]) + "," + words},
-              {"rejected", std::string(rude[rng() % 3]) + "," + words}};
-    out.push_back({j, "generated:" + std::to_string(i + 1)});
-  }
-  return out;
-}
+using testdata::preferences;
 
 struct Data {
   std::vector<train::PreferencePair> train, eval;
