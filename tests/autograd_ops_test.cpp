@@ -111,6 +111,13 @@ TEST(AutogradOps, CrossEntropyAndLogprobs) {
   std::vector<int32_t> targets = {3, -100, 0, 6};
   check_grads([&] { return cross_entropy_sum(logits, targets); }, {logits});
   check_grads([&] { return token_logprobs(logits, targets); }, {logits});
+  check_grads([&] { return token_entropy(logits); }, {logits});
+  // entropy of a uniform row is log V; of a near one-hot row, near 0
+  Var two(Tensor::zeros({2, 5}), false);
+  two.f32()[5] = 40.0f;
+  Var h = token_entropy(two);
+  EXPECT_NEAR(h.f32()[0], std::log(5.0), 1e-6);
+  EXPECT_NEAR(h.f32()[1], 0.0, 1e-6);
   // value: Σ over counted rows of logsumexp - logit[target]
   Var ce = cross_entropy_sum(logits, targets);
   double want = 0;

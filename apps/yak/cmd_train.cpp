@@ -9,6 +9,8 @@
 #include "yak/train/dataset.h"
 #include "yak/train/dpo_trainer.h"
 #include "yak/train/lm_trainer.h"
+#include "yak/train/ppo_trainer.h"
+#include "yak/train/reward.h"
 #include "yak/train/rm_trainer.h"
 
 namespace yak::cli {
@@ -34,21 +36,36 @@ struct TrainFlags {
   double lora_alpha = 16, lora_dropout = 0;
   std::vector<std::string> target_modules = {"all-linear"}, modules_to_save;
   int threads = 0;
+  // train ppo
+  train::PpoOptions ppo;
+  train::PromptOptions prompt;
+  std::string critic_pretrain, remote_rm_url, reward_cmd;
+  std::vector<std::string> reward_pretrain, reward_fn;
+  bool normalize_reward = false;
+  double reward_timeout = 30;
+  std::vector<double> eps_clip_low_high, reward_clip_range, dynamic_range;
+  std::optional<double> eps_clip, dual_clip, value_clip, kl_target;
+  std::string kl_estimator = "k1";
 };
 
-void add_common(CLI::App* sub, TrainFlags& f) {
+// Flags of every trainer; `data` adds the dataset flags of the offline trainers (pt, sft, rm, dpo).
+void add_common(CLI::App* sub, TrainFlags& f, bool data = true) {
   sub->add_option("--pretrain", f.pretrain, "Model folder to start from")->required();
-  sub->add_option("--dataset", f.dataset, "Dataset(s): FILE.jsonl, FILE.json, FILE.txt, json@DIR; comma-separated")
-      ->required();
-  sub->add_option("--dataset_probs", f.dataset_probs, "Sampling probabilities of the datasets, e.g. 0.7,0.3");
+  if (data) {
+    sub->add_option("--dataset", f.dataset, "Dataset(s): FILE.jsonl, FILE.json, FILE.txt, json@DIR; comma-separated")
+        ->required();
+    sub->add_option("--dataset_probs", f.dataset_probs, "Sampling probabilities of the datasets, e.g. 0.7,0.3");
+    sub->add_option("--max_len", f.sft.max_len, "Longest sample in tokens (pt: block size)");
+    sub->add_option("--input_key", f.sft.input_key, "Key of the prompt (sft) or text (pt)");
+    sub->add_option("--eval_split", f.eval_split, "Split used for evaluation");
+    sub->add_option("--max_steps", f.o.max_steps, "Stop after N optimizer steps (-1: all)");
+    sub->add_option("--learning_rate", f.o.learning_rate, "Peak learning rate");
+  }
   sub->add_option("--dataset_split", f.split, "Split of folder datasets to train on");
   sub->add_option("--eval_dataset", f.eval_dataset,
                   "Evaluation dataset (default: the --eval_split of a folder dataset)");
-  sub->add_option("--eval_split", f.eval_split, "Split used for evaluation");
   sub->add_option("--max_samples", f.max_samples, "Use at most this many records");
   sub->add_flag("--skip_bad_lines", f.skip_bad_lines, "Skip (and count) JSONL lines that do not parse");
-  sub->add_option("--input_key", f.sft.input_key, "Key of the prompt (sft) or text (pt)");
-  sub->add_option("--max_len", f.sft.max_len, "Longest sample in tokens (pt: block size)");
   sub->add_option("--save_path", f.save_path, "Write the trained model here (Hugging Face folder)");
   sub->add_option("--ckpt_path", f.ckpt_path, "Folder of resumable training checkpoints");
   sub->add_option("--save_steps", f.o.save_steps, "Checkpoint every N steps (-1: never)");
@@ -59,8 +76,6 @@ void add_common(CLI::App* sub, TrainFlags& f) {
   sub->add_option("--train_batch_size", f.o.train_batch_size, "Samples per optimizer step");
   sub->add_option("--micro_train_batch_size", f.o.micro_train_batch_size, "Samples per forward/backward");
   sub->add_option("--max_epochs", f.o.max_epochs, "Passes over the data");
-  sub->add_option("--max_steps", f.o.max_steps, "Stop after N optimizer steps (-1: all)");
-  sub->add_option("--learning_rate", f.o.learning_rate, "Peak learning rate");
   sub->add_option("--lr_scheduler", f.o.lr_scheduler,
                   "constant, constant_with_warmup, linear, cosine, cosine_with_min_lr");
   sub->add_option("--lr_warmup_ratio", f.o.lr_warmup_ratio, "Warm-up share of all steps");
@@ -85,12 +100,8 @@ void add_common(CLI::App* sub, TrainFlags& f) {
   sub->add_option("-t,--threads", f.threads, "Threads (default: all cores)");
 }
 
-void run_train(TrainFlags& f) {
-  set_num_threads(f.threads);
-  if (!f.save_path.empty() && fs::exists(f.save_path) && !fs::is_directory(f.save_path))
-    throw Error("--save_path " + f.save_path + ": exists and is not a folder");
-  auto tokenizer = load_model_tokenizer(f.pretrain, "");
-  if (!tokenizer) throw Error(f.pretrain + ": no tokenizer in the model folder");
+// The model to train, with a fresh LoRA adapter when --lora_rank is given.
+std::unique_ptr<model::DecoderModel> load_trainee(const TrainFlags& f) {
   auto model = model::DecoderModel::load(f.pretrain);
   if (f.lora_rank > 0) {
     model::LoraConfig lc;
@@ -104,6 +115,30 @@ void run_train(TrainFlags& f) {
   } else if (!f.modules_to_save.empty()) {
     throw Error("--modules_to_save needs --lora_rank (full training already trains every module)");
   }
+  return model;
+}
+
+// Fills the optimizer/logging options shared by every trainer from the flags.
+void resolve_common(TrainFlags& f) {
+  f.o.pretrain = f.pretrain;
+  f.o.save_path = f.save_path;
+  f.o.ckpt_path = f.ckpt_path.empty() && !f.save_path.empty() ? fs::path(f.save_path).string() + "-ckpt" : f.ckpt_path;
+  f.o.tensorboard_dir = f.use_tensorboard;
+  f.o.metrics_path = !f.metrics_path.empty() ? fs::path(f.metrics_path)
+                     : !f.save_path.empty()  ? fs::path(f.save_path + "-metrics.jsonl")
+                                             : fs::path();
+  if (!f.save_path.empty()) f.o.plot_path = f.save_path + "-loss.png";
+  f.o.adam_beta1 = f.adam_betas[0];
+  f.o.adam_beta2 = f.adam_betas[1];
+}
+
+void run_train(TrainFlags& f) {
+  set_num_threads(f.threads);
+  if (!f.save_path.empty() && fs::exists(f.save_path) && !fs::is_directory(f.save_path))
+    throw Error("--save_path " + f.save_path + ": exists and is not a folder");
+  auto tokenizer = load_model_tokenizer(f.pretrain, "");
+  if (!tokenizer) throw Error(f.pretrain + ": no tokenizer in the model folder");
+  auto model = load_trainee(f);
 
   train::ReadOptions ro;
   ro.split = f.split;
@@ -124,16 +159,7 @@ void run_train(TrainFlags& f) {
     }
   }
 
-  f.o.pretrain = f.pretrain;
-  f.o.save_path = f.save_path;
-  f.o.ckpt_path = f.ckpt_path.empty() && !f.save_path.empty() ? fs::path(f.save_path).string() + "-ckpt" : f.ckpt_path;
-  f.o.tensorboard_dir = f.use_tensorboard;
-  f.o.metrics_path = !f.metrics_path.empty() ? fs::path(f.metrics_path)
-                     : !f.save_path.empty()  ? fs::path(f.save_path + "-metrics.jsonl")
-                                             : fs::path();
-  if (!f.save_path.empty()) f.o.plot_path = f.save_path + "-loss.png";
-  f.o.adam_beta1 = f.adam_betas[0];
-  f.o.adam_beta2 = f.adam_betas[1];
+  resolve_common(f);
   f.o.max_len = f.sft.max_len;
 
   std::optional<tok::ChatTemplate> tmpl;
@@ -184,6 +210,93 @@ void run_train(TrainFlags& f) {
   std::printf("trained %lld steps; last train loss %.4f", static_cast<long long>(r.steps - r.first_step),
               r.step_losses.empty() ? std::nan("") : r.step_losses.back());
   if (!std::isnan(r.eval_loss)) std::printf("; eval loss %.4f (perplexity %.2f)", r.eval_loss, std::exp(r.eval_loss));
+  std::printf("\n");
+  if (!f.save_path.empty()) std::printf("saved %s\n", f.save_path.c_str());
+}
+
+void run_ppo(TrainFlags& f) {
+  set_num_threads(f.threads);
+  if (!f.save_path.empty() && fs::exists(f.save_path) && !fs::is_directory(f.save_path))
+    throw Error("--save_path " + f.save_path + ": exists and is not a folder");
+  auto tokenizer = load_model_tokenizer(f.pretrain, "");
+  if (!tokenizer) throw Error(f.pretrain + ": no tokenizer in the model folder");
+  resolve_common(f);
+  auto& p = f.ppo;
+  p.actor = f.o;
+  p.actor.label = "train ppo";
+  p.eval_steps = f.o.eval_steps;  // counted in rollout steps
+  if (f.eps_clip) p.policy.clip_eps_low = p.policy.clip_eps_high = *f.eps_clip;
+  if (!f.eps_clip_low_high.empty()) {
+    if (f.eps_clip_low_high.size() != 2) throw Error("--eps_clip_low_high takes two numbers: LOW HIGH");
+    p.policy.clip_eps_low = f.eps_clip_low_high[0];
+    p.policy.clip_eps_high = f.eps_clip_low_high[1];
+  }
+  if (f.dual_clip) {
+    if (*f.dual_clip <= 1) throw Error("--dual_clip must be greater than 1");
+    p.policy.dual_clip = f.dual_clip;
+  }
+  if (f.value_clip) p.value_clip = *f.value_clip < 0 ? std::nullopt : f.value_clip;
+  p.kl_target = f.kl_target;
+  p.kl_estimator = train::parse_kl_estimator(f.kl_estimator);
+  if (!f.reward_clip_range.empty()) {
+    if (f.reward_clip_range.size() != 2) throw Error("--reward_clip_range takes two numbers: LOW HIGH");
+    p.reward_clip_range = std::pair{f.reward_clip_range[0], f.reward_clip_range[1]};
+  }
+  if (!f.dynamic_range.empty()) {
+    if (f.dynamic_range.size() != 2) throw Error("--dynamic_filtering_reward_range takes two numbers: LOW HIGH");
+    p.dynamic_filtering_range = {f.dynamic_range[0], f.dynamic_range[1]};
+  }
+
+  train::RewardSet reward;
+  for (const auto& d : f.reward_pretrain) reward.add(train::make_model_reward(d, f.normalize_reward));
+  for (const auto& r : f.reward_fn) reward.add(train::make_rule_reward(r));
+  if (!f.remote_rm_url.empty()) reward.add(train::make_remote_reward(f.remote_rm_url, f.reward_timeout));
+  if (!f.reward_cmd.empty()) reward.add(train::make_command_reward(f.reward_cmd, f.reward_timeout));
+  if (reward.empty()) throw Error("no reward: give --reward_pretrain, --reward_fn, --remote_rm_url or --reward_cmd");
+
+  auto actor = load_trainee(f);
+  std::optional<tok::ChatTemplate> tmpl;
+  if (f.prompt.apply_chat_template)
+    tmpl = tok::ChatTemplate::from_config(load_tokenizer_config(f.pretrain), io::arch_name(actor->config().arch));
+  train::ReadOptions ro;
+  ro.split = f.split;
+  ro.max_samples = f.max_samples;
+  ro.skip_bad_lines = f.skip_bad_lines;
+  ro.seed = f.o.seed;
+  auto records = train::blend_datasets(f.dataset, f.dataset_probs, ro);
+  train::SkipStats skipped;
+  auto prompts = train::build_prompts(records, *tokenizer, tmpl ? &*tmpl : nullptr, f.prompt, &skipped);
+  if (skipped.total()) std::fprintf(stderr, "prompts: %s\n", skipped.summary().c_str());
+  std::vector<train::PromptItem> eval_prompts;
+  if (!f.eval_dataset.empty())
+    eval_prompts =
+        train::build_prompts(train::read_dataset(f.eval_dataset, ro), *tokenizer, tmpl ? &*tmpl : nullptr, f.prompt);
+  std::fprintf(stderr, "prompts: %zu train, %zu eval; reward: %s\n", prompts.size(), eval_prompts.size(),
+               reward.describe().c_str());
+
+  std::unique_ptr<model::DecoderModel> reference, critic;
+  if (p.init_kl_coef > 0 || p.use_kl_loss) reference = model::DecoderModel::load(f.pretrain);
+  if (p.advantage_estimator == "gae") {
+    const std::string dir = !f.critic_pretrain.empty()   ? f.critic_pretrain
+                            : !f.reward_pretrain.empty() ? f.reward_pretrain.front()
+                                                         : f.pretrain;
+    critic = model::DecoderModel::load(dir);
+  }
+  train::PolicyEval eval;
+  if (!eval_prompts.empty())
+    eval = [&](model::DecoderModel& m) {
+      return train::greedy_reward(m, *tokenizer, eval_prompts, reward, p.generate_max_len);
+    };
+  auto r = train::train_ppo(*actor, reference.get(), critic.get(), *tokenizer, prompts, reward, p, eval);
+  double first = NAN, last = NAN;
+  for (auto& s : r.steps)
+    if (s.samples) {
+      if (std::isnan(first)) first = s.reward;
+      last = s.reward;
+    }
+  std::printf("trained %zu rollout steps; mean rollout reward %.4f -> %.4f", r.steps.size(), first, last);
+  if (r.eval_history.size() >= 2)
+    std::printf("; eval score %.4f -> %.4f", r.eval_history.front().second, r.eval_history.back().second);
   std::printf("\n");
   if (!f.save_path.empty()) std::printf("saved %s\n", f.save_path.c_str());
 }
@@ -245,6 +358,63 @@ void register_train(CLI::App& app) {
     dpo->sft.apply_chat_template = dpo->pref.apply_chat_template;
     run_train(*dpo);
   });
+
+  auto ppo = std::make_shared<TrainFlags>();
+  ppo->o.learning_rate = 1e-6;
+  ppo->o.train_batch_size = 128;
+  ppo->o.micro_train_batch_size = 4;
+  auto* pp =
+      train->add_subcommand("ppo", "Online RL: PPO, REINFORCE++, RLOO, GRPO (Dr. GRPO) on rollouts from the engine");
+  add_common(pp, *ppo, false);
+  auto& P = *ppo;
+  pp->add_option("--prompt_data", P.dataset, "Prompt dataset(s), comma-separated")->required();
+  pp->add_option("--prompt_data_probs", P.dataset_probs, "Sampling probabilities of the prompt datasets");
+  pp->add_option("--input_key", P.prompt.input_key, "Key of the prompt (a string or a messages list)");
+  pp->add_option("--label_key", P.prompt.label_key, "Key of the reference answer passed to reward functions");
+  pp->add_option("--input_template", P.prompt.input_template, "Prompt template with one {}");
+  pp->add_flag("--apply_chat_template", P.prompt.apply_chat_template, "Render prompts with the chat template");
+  pp->add_option("--prompt_max_len", P.prompt.prompt_max_len, "Longer prompts are skipped");
+  pp->add_option("--generate_max_len", P.ppo.generate_max_len, "Tokens generated per rollout at most");
+  pp->add_option("--actor_learning_rate,--learning_rate", P.o.learning_rate, "Actor learning rate");
+  pp->add_option("--critic_learning_rate", P.ppo.critic_learning_rate, "Critic learning rate");
+  pp->add_option("--critic_pretrain", P.critic_pretrain,
+                 "Critic start (default: the first reward model, else --pretrain; a value head is added)");
+  pp->add_option("--reward_pretrain", P.reward_pretrain, "Reward model folder(s); their scores add up")->delimiter(',');
+  pp->add_flag("--normalize_reward", P.normalize_reward, "Normalize RM scores with the mean/std in their config");
+  pp->add_option("--reward_fn", P.reward_fn, "Built-in reward: exact_match, math, format:REGEX (repeatable)");
+  pp->add_option("--remote_rm_url", P.remote_rm_url, "Reward model over HTTP (POST {query, prompts, labels})");
+  pp->add_option("--reward_cmd", P.reward_cmd, "Command reading the same JSON on stdin, answering on stdout");
+  pp->add_option("--reward_timeout", P.reward_timeout, "Seconds a remote/command reward may take per batch");
+  pp->add_option("--advantage_estimator", P.ppo.advantage_estimator,
+                 "gae, reinforce, reinforce_baseline, rloo, group_norm (GRPO), dr_grpo");
+  pp->add_option("--n_samples_per_prompt", P.ppo.n_samples_per_prompt, "Rollouts per prompt (a group)");
+  pp->add_option("--rollout_batch_size", P.ppo.rollout_batch_size, "Prompts per rollout step");
+  pp->add_option("--micro_rollout_batch_size", P.ppo.micro_rollout_batch_size,
+                 "Sequences per generation / experience forward");
+  pp->add_option("--num_episodes", P.ppo.num_episodes, "Passes over the prompt set");
+  pp->add_option("--max_steps", P.ppo.max_steps, "Stop after N rollout steps (-1: all)");
+  pp->add_option("--temperature", P.ppo.temperature, "Rollout temperature");
+  pp->add_option("--top_p", P.ppo.top_p, "Rollout top-p");
+  pp->add_option("--top_k", P.ppo.top_k, "Rollout top-k (0: off)");
+  pp->add_option("--gamma", P.ppo.gamma, "Discount");
+  pp->add_option("--lambd", P.ppo.lambd, "GAE lambda");
+  pp->add_option("--init_kl_coef", P.ppo.init_kl_coef, "KL coefficient (reward penalty, or loss weight)");
+  pp->add_option("--kl_target", P.kl_target, "Adaptive KL controller target");
+  pp->add_option("--kl_horizon", P.ppo.kl_horizon, "Adaptive KL controller horizon");
+  pp->add_flag("--use_kl_loss", P.ppo.use_kl_loss, "KL to the reference as a loss term instead of a reward penalty");
+  pp->add_option("--kl_estimator", P.kl_estimator, "k1, k2 or k3");
+  pp->add_option("--eps_clip", P.eps_clip, "Policy ratio clip");
+  pp->add_option("--eps_clip_low_high", P.eps_clip_low_high, "Asymmetric clip: LOW HIGH")->expected(2);
+  pp->add_option("--dual_clip", P.dual_clip, "Dual-clip constant (> 1) for negative advantages");
+  pp->add_option("--value_clip", P.value_clip, "Value clip (negative: off)");
+  pp->add_option("--entropy_loss_coef", P.ppo.entropy_coef, "Entropy bonus weight");
+  pp->add_flag("--no_advantage_std_norm", P.ppo.no_advantage_std_norm, "Only center advantages");
+  pp->add_option("--reward_clip_range", P.reward_clip_range, "Clip rewards to LOW HIGH")->expected(2);
+  pp->add_flag("--dynamic_filtering", P.ppo.dynamic_filtering, "Drop groups whose mean reward is outside the range");
+  pp->add_option("--dynamic_filtering_reward_range", P.dynamic_range, "LOW HIGH (exclusive)")->expected(2);
+  pp->add_option("--overlong_buffer_len", P.ppo.overlong_buffer_len, "DAPO overlong penalty buffer (0: off)");
+  pp->add_option("--overlong_penalty_factor", P.ppo.overlong_penalty_factor, "DAPO overlong penalty at most");
+  pp->callback([ppo] { run_ppo(*ppo); });
 }
 
 }  // namespace yak::cli

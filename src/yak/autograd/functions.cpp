@@ -377,4 +377,36 @@ Var token_logprobs(const Var& logits, std::span<const int32_t> targets, int32_t 
   return out;
 }
 
+Var token_entropy(const Var& logits) {
+  const int64_t n = logits.dim(0), V = logits.dim(1);
+  const bool rec = recording({&logits});
+  std::vector<double> lse(static_cast<size_t>(n)), H(static_cast<size_t>(n));
+  Var out = make_out({n}, rec);
+  rows_parallel(n, [&](int64_t r) {
+    const float* row = logits.f32() + r * V;
+    lse[r] = row_logsumexp(row, V);
+    double pz = 0;  // Σ p z
+    for (int64_t j = 0; j < V; ++j) pz += std::exp(row[j] - lse[r]) * row[j];
+    H[r] = lse[r] - pz;
+    out.f32()[r] = static_cast<float>(H[r]);
+  });
+  if (rec) {
+    active_tape()->push([logits, out, lse, H, n, V]() mutable {
+      if (!out.has_grad()) return;
+      const float* d = out.grad_f32();
+      float* g = logits.grad_f32();
+      // dH/dz_j = -p_j (log p_j + H)
+      rows_parallel(n, [&](int64_t r) {
+        if (d[r] == 0.0f) return;
+        const float* row = logits.f32() + r * V;
+        for (int64_t j = 0; j < V; ++j) {
+          const double lp = row[j] - lse[r];
+          g[r * V + j] += static_cast<float>(-d[r] * std::exp(lp) * (lp + H[r]));
+        }
+      });
+    });
+  }
+  return out;
+}
+
 }  // namespace yak::ag

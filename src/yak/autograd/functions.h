@@ -24,8 +24,10 @@ Var add(const Var& a, const Var& b);
 Var gather_rows(const Var& x, std::span<const int32_t> rows);
 // Σ over rows with target != ignore_index of (logsumexp(row) - row[target]); a one-element Var.
 Var cross_entropy_sum(const Var& logits, std::span<const int32_t> targets, int32_t ignore_index = -100);
-// Per-row token log-probabilities log softmax(row)[target] (0 where ignored), [n] (for RL later).
+// Per-row token log-probabilities log softmax(row)[target] (0 where ignored), [n].
 Var token_logprobs(const Var& logits, std::span<const int32_t> targets, int32_t ignore_index = -100);
+// Per-row entropy of softmax(row): -Σ p log p, [n] (the entropy bonus of policy gradients).
+Var token_entropy(const Var& logits);
 Var scale(const Var& x, float s);
 // out[segment[i]] += x[i] for a flat x; segment ids in [0, n). Sums per-token values per sequence.
 Var segment_sum(const Var& x, std::span<const int32_t> segment, int64_t n);

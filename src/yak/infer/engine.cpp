@@ -22,6 +22,7 @@ struct Engine::Seq {
   bool done = false;
   std::string finish;
   std::vector<int32_t> generated;
+  int32_t eos_token = -1;
 };
 
 Engine::Engine(model::DecoderModel& model, const tok::Tokenizer* tok) : model_(model), tok_(tok) {
@@ -89,6 +90,7 @@ std::vector<GenerateResult> Engine::run(std::vector<Seq>& seqs, model::KVCache& 
     if (is_eos) {
       s.done = true;
       s.finish = "stop";
+      s.eos_token = id;
     } else {
       s.generated.push_back(id);
       if (s.decoder) {
@@ -175,7 +177,7 @@ std::vector<GenerateResult> Engine::run(std::vector<Seq>& seqs, model::KVCache& 
   stats_.decode_seconds = seconds_since(t1);
 
   std::vector<GenerateResult> out;
-  for (auto& s : seqs) out.push_back({s.generated, s.text, s.finish});
+  for (auto& s : seqs) out.push_back({s.generated, s.text, s.finish, s.eos_token});
   return out;
 }
 

@@ -26,6 +26,7 @@ struct GenerateResult {
   std::vector<int32_t> tokens;  // generated ids (EOS excluded)
   std::string text;             // detokenized, stop string excluded
   std::string finish_reason;    // "stop" (EOS or stop string) or "length"
+  int32_t eos_token = -1;       // the EOS id that ended the sequence (-1: none)
 };
 
 struct GenerateStats {

@@ -37,36 +37,6 @@ const std::string& require_string(const Record& r, const std::string& key) {
   return j.get_ref<const std::string&>();
 }
 
-// Python str.format with one positional field: "{}" or "{0}", "{{" and "}}" escapes.
-std::string format_template(const std::string& tmpl, const std::string& value) {
-  std::string out;
-  bool placed = false;
-  for (size_t i = 0; i < tmpl.size(); ++i) {
-    char c = tmpl[i];
-    if (c == '{' && i + 1 < tmpl.size() && tmpl[i + 1] == '{') {
-      out += '{';
-      ++i;
-    } else if (c == '}' && i + 1 < tmpl.size() && tmpl[i + 1] == '}') {
-      out += '}';
-      ++i;
-    } else if (c == '{') {
-      size_t e = tmpl.find('}', i);
-      std::string field = e == std::string::npos ? "" : tmpl.substr(i + 1, e - i - 1);
-      if (e == std::string::npos || !(field.empty() || field == "0"))
-        throw Error("--input_template: only '{}' may appear in braces (write '{{' for a literal brace): " + tmpl);
-      out += value;
-      placed = true;
-      i = e;
-    } else if (c == '}') {
-      throw Error("--input_template: single '}' (write '}}' for a literal brace): " + tmpl);
-    } else {
-      out += c;
-    }
-  }
-  if (!placed) throw Error("--input_template: no '{}' placeholder for the input: " + tmpl);
-  return out;
-}
-
 tok::ChatMessage parse_message(const Record& r, const std::string& key, size_t index, const Json& m) {
   std::string at = r.where + ": " + key + "[" + std::to_string(index) + "]";
   if (!m.is_object()) throw Error(at + ": expected a message object {role, content} (got " + type_name(m) + ")");
@@ -109,6 +79,36 @@ void check_prefix(const Record& r, const tok::ChatTemplate& t, const std::string
 }
 
 }  // namespace
+
+// Python str.format with one positional field: "{}" or "{0}", "{{" and "}}" escapes.
+std::string format_template(const std::string& tmpl, const std::string& value) {
+  std::string out;
+  bool placed = false;
+  for (size_t i = 0; i < tmpl.size(); ++i) {
+    char c = tmpl[i];
+    if (c == '{' && i + 1 < tmpl.size() && tmpl[i + 1] == '{') {
+      out += '{';
+      ++i;
+    } else if (c == '}' && i + 1 < tmpl.size() && tmpl[i + 1] == '}') {
+      out += '}';
+      ++i;
+    } else if (c == '{') {
+      size_t e = tmpl.find('}', i);
+      std::string field = e == std::string::npos ? "" : tmpl.substr(i + 1, e - i - 1);
+      if (e == std::string::npos || !(field.empty() || field == "0"))
+        throw Error("--input_template: only '{}' may appear in braces (write '{{' for a literal brace): " + tmpl);
+      out += value;
+      placed = true;
+      i = e;
+    } else if (c == '}') {
+      throw Error("--input_template: single '}' (write '}}' for a literal brace): " + tmpl);
+    } else {
+      out += c;
+    }
+  }
+  if (!placed) throw Error("--input_template: no '{}' placeholder for the input: " + tmpl);
+  return out;
+}
 
 size_t SkipStats::total() const {
   size_t n = 0;

@@ -42,6 +42,10 @@ struct SftOptions {
   int max_len = 2048;                // --max_len
 };
 
+// Python str.format with one positional field ("{}" or "{0}"; "{{" and "}}" escape braces):
+// --input_template applied to a value. Throws yak::Error when the template has no field.
+std::string format_template(const std::string& tmpl, const std::string& value);
+
 // Builds one SFT sample, or returns nullopt and names the reason in *skip_reason.
 // Modes (OpenRLHF preprocess_data):
 //  - plain: prompt = template(record[input_key]) or record[input_key]; response = record[output_key].

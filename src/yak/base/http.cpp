@@ -1,0 +1,138 @@
+#include "yak/base/http.h"
+
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <thread>
+
+#include "yak/base/error.h"
+#include "yak/base/json.h"
+
+namespace yak::http {
+
+Url parse_url(const std::string& url) {
+  const std::string scheme = "http://";
+  check(url.rfind(scheme, 0) == 0, "URL '" + url + "': expected http://host[:port][/path]");
+  Url u;
+  std::string rest = url.substr(scheme.size());
+  const size_t slash = rest.find('/');
+  if (slash != std::string::npos) u.path = rest.substr(slash), rest.resize(slash);
+  const size_t colon = rest.rfind(':');
+  if (colon != std::string::npos) {
+    const std::string port = rest.substr(colon + 1);
+    check(!port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos,
+          "URL '" + url + "': the port must be a number");
+    u.port = std::stoi(port);
+    check(u.port > 0 && u.port < 65536, "URL '" + url + "': the port must be in 1..65535");
+    rest.resize(colon);
+  }
+  check(!rest.empty(), "URL '" + url + "': no host");
+  u.host = rest;
+  return u;
+}
+
+namespace {
+
+httplib::Client client_for(const Url& u, double timeout_seconds) {
+  httplib::Client c(u.host, u.port);
+  const double t = std::max(0.001, timeout_seconds);
+  const auto sec = static_cast<time_t>(t);
+  const auto usec = static_cast<time_t>((t - static_cast<double>(sec)) * 1e6);
+  c.set_connection_timeout(sec, usec);
+  c.set_read_timeout(sec, usec);
+  c.set_write_timeout(sec, usec);
+  return c;
+}
+
+Response convert(const httplib::Result& r, const std::string& url, double timeout_seconds) {
+  if (!r) {
+    const auto e = r.error();
+    const std::string why = e == httplib::Error::Read || e == httplib::Error::ConnectionTimeout
+                                ? "no answer within " + std::to_string(timeout_seconds) + " s"
+                                : httplib::to_string(e);
+    throw Error("HTTP request to " + url + " failed: " + why);
+  }
+  Response out;
+  out.status = r->status;
+  out.body = r->body;
+  out.content_type = r->get_header_value("Content-Type");
+  return out;
+}
+
+}  // namespace
+
+Response post(const std::string& url, const std::string& body, const std::string& content_type,
+              double timeout_seconds) {
+  const Url u = parse_url(url);
+  auto c = client_for(u, timeout_seconds);
+  return convert(c.Post(u.path, body, content_type), url, timeout_seconds);
+}
+
+Response get(const std::string& url, double timeout_seconds) {
+  const Url u = parse_url(url);
+  auto c = client_for(u, timeout_seconds);
+  return convert(c.Get(u.path), url, timeout_seconds);
+}
+
+struct Server::Impl {
+  httplib::Server srv;
+  std::atomic<bool> started{false}, finished{false};
+};
+
+Server::Server() : impl_(std::make_unique<Impl>()) {}
+Server::~Server() {
+  stop();
+}
+
+namespace {
+
+httplib::Server::Handler wrap(Server::Handler h) {
+  return [h](const httplib::Request& req, httplib::Response& res) {
+    Response out;
+    try {
+      out = h(req.body);
+    } catch (const Error& e) {
+      out = {400, Json{{"error", e.what()}}.dump(), "application/json"};
+    } catch (const std::exception& e) {
+      out = {500, Json{{"error", std::string("internal error: ") + e.what()}}.dump(), "application/json"};
+    }
+    res.status = out.status;
+    res.set_content(out.body, out.content_type.c_str());
+  };
+}
+
+}  // namespace
+
+void Server::post(const std::string& path, Handler h) {
+  impl_->srv.Post(path, wrap(std::move(h)));
+}
+void Server::get(const std::string& path, Handler h) {
+  impl_->srv.Get(path, wrap(std::move(h)));
+}
+
+int Server::bind(const std::string& host, int port) {
+  int got = port == 0 ? impl_->srv.bind_to_any_port(host) : (impl_->srv.bind_to_port(host, port) ? port : -1);
+  check(got > 0, "cannot listen on " + host + ":" + std::to_string(port) + " (address in use or not allowed)");
+  return got;
+}
+
+void Server::run() {
+  impl_->started = true;
+  impl_->srv.listen_after_bind();
+  impl_->finished = true;
+}
+
+void Server::wait_until_running() const {
+  while (!impl_->srv.is_running() && !impl_->finished) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+void Server::stop() {
+  if (!impl_) return;
+  // A stop that comes before run() reached its accept loop would be lost: wait for it first.
+  if (impl_->started) wait_until_running();
+  impl_->srv.stop();
+}
+
+}  // namespace yak::http

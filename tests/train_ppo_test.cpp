@@ -1,0 +1,304 @@
+// Online RL: reward sources (rules, HTTP, subprocess, errors), the PPO learner's bookkeeping
+// against independent code paths, and GRPO / PPO moving a policy towards a rewarded behaviour.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <thread>
+
+#include "yak/base/error.h"
+#include "yak/base/http.h"
+#include "yak/base/json.h"
+#include "yak/infer/engine.h"
+#include "yak/tokenizer/tokenizer.h"
+#include "yak/train/dpo_trainer.h"
+#include "yak/train/ppo_trainer.h"
+#include "yak/train/reward.h"
+
+using namespace yak;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kModel = fs::path(YAK_GOLDEN_DIR) / "models" / "qwen2_chat";
+
+std::vector<float> score1(train::RewardSource& s, const std::string& response, const std::string& label) {
+  train::RewardQuery q{"Q: ", response, label};
+  return s.score(std::span(&q, 1));
+}
+
+TEST(Reward, RuleFunctions) {
+  EXPECT_EQ(train::extract_final_answer("so the total is \\boxed{1,234}."), "1,234");
+  EXPECT_EQ(train::extract_final_answer("\\boxed{\\frac{1}{2}}"), "\\frac{1}{2}");
+  EXPECT_EQ(train::extract_final_answer("3 apples and 4 pears make 7"), "7");
+  EXPECT_EQ(train::extract_final_answer("it is -2.5, I think"), "-2.5");
+  EXPECT_EQ(train::extract_final_answer("no digits here"), "");
+  auto exact = train::make_rule_reward("exact_match");
+  EXPECT_EQ(score1(*exact, " 19 \n", "19")[0], 1.0f);
+  EXPECT_EQ(score1(*exact, "19.", "19")[0], 0.0f);
+  auto math = train::make_rule_reward("math");
+  EXPECT_EQ(score1(*math, "The answer is 1,234.", "1234")[0], 1.0f);
+  EXPECT_EQ(score1(*math, "The answer is 1,235.", "1234")[0], 0.0f);
+  EXPECT_EQ(score1(*math, "\\boxed{0.5}", "0.50")[0], 1.0f);
+  EXPECT_THROW(score1(*math, "7", "seven"), Error);  // a label that is no number is an error, not a 0
+  auto fmt = train::make_rule_reward("format:<answer>\\d+</answer>");
+  EXPECT_EQ(score1(*fmt, "<answer>42</answer>", "")[0], 1.0f);
+  EXPECT_EQ(score1(*fmt, "answer: 42", "")[0], 0.0f);
+  EXPECT_THROW(train::make_rule_reward("format:(("), Error);
+  EXPECT_THROW(train::make_rule_reward("bleu"), Error);
+}
+
+// A loopback server speaking OpenRLHF's remote-RM protocol: reward = number of characters of the
+// query, or a wrong count / an error when the test asks for it.
+struct RmServer {
+  http::Server srv;
+  std::thread th;
+  int port = 0;
+  Json last;
+  explicit RmServer(int mode) {
+    srv.post("/get_reward", [this, mode](const std::string& body) {
+      last = Json::parse(body);
+      Json r = Json::array();
+      for (auto& q : last["query"]) r.push_back(static_cast<double>(q.get<std::string>().size()));
+      if (mode == 1) r.push_back(0.0);                                    // one reward too many
+      if (mode == 2) return http::Response{500, "{\"error\":\"boom\"}"};  // server error
+      if (mode == 3) r[0] = nullptr;                                      // a missing (NaN) reward
+      return http::Response{200, Json{{"rewards", r}}.dump()};
+    });
+    port = srv.bind("127.0.0.1", 0);
+    th = std::thread([this] { srv.run(); });
+    srv.wait_until_running();
+  }
+  ~RmServer() {
+    srv.stop();
+    th.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port) + "/get_reward"; }
+};
+
+TEST(Reward, RemoteRewardModel) {
+  std::vector<train::RewardQuery> q = {{"Q1 ", "abc", "x"}, {"Q22 ", "", "y"}};
+  {
+    RmServer s(0);
+    auto rm = train::make_remote_reward(s.url(), 5.0);
+    auto r = rm->score(q);
+    ASSERT_EQ(r.size(), 2u);
+    EXPECT_EQ(r[0], 6.0f);  // "Q1 abc"
+    EXPECT_EQ(r[1], 4.0f);
+    EXPECT_EQ(s.last["prompts"][1], "Q22 ");
+    EXPECT_EQ(s.last["labels"][0], "x");
+  }
+  {
+    RmServer s(1);
+    auto rm = train::make_remote_reward(s.url(), 5.0, 1);
+    try {
+      rm->score(q);
+      FAIL() << "a wrong reward count must be an error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("3 rewards for 2 queries"), std::string::npos) << e.what();
+    }
+  }
+  {
+    RmServer s(2);
+    EXPECT_THROW(train::make_remote_reward(s.url(), 5.0, 1)->score(q), Error);
+  }
+  {
+    RmServer s(3);
+    train::RewardSet set;
+    set.add(train::make_remote_reward(s.url(), 5.0, 1));
+    std::vector<bool> bad;
+    auto r = set.score(q, &bad);
+    EXPECT_TRUE(bad[0]);
+    EXPECT_FALSE(bad[1]);
+  }
+  int dead_port;
+  {
+    RmServer s(0);
+    dead_port = s.port;
+  }
+  try {
+    train::make_remote_reward("http://127.0.0.1:" + std::to_string(dead_port) + "/get_reward", 1.0, 2)->score(q);
+    FAIL() << "an unreachable reward model must be an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("127.0.0.1"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(train::make_remote_reward("https://example.org/r", 1.0), Error);
+  EXPECT_THROW(train::make_remote_reward("http://host:99999/r", 1.0), Error);
+}
+
+TEST(Reward, CommandReward) {
+  std::vector<train::RewardQuery> q = {{"a", "b", "1"}, {"c", "d", "2"}};
+  // The command sees the JSON request (labels echoed back as rewards).
+  auto cmd = train::make_command_reward(
+      "python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({\"rewards\": [float(x) for x in "
+      "d[\"labels\"]]}))'",
+      20.0);
+  auto r = cmd->score(q);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0], 1.0f);
+  EXPECT_EQ(r[1], 2.0f);
+  EXPECT_THROW(train::make_command_reward("cat >/dev/null; echo '{\"rewards\": [1]}'", 5.0)->score(q), Error);
+  EXPECT_THROW(train::make_command_reward("cat >/dev/null; echo not json", 5.0)->score(q), Error);
+  EXPECT_THROW(train::make_command_reward("cat >/dev/null; exit 3", 5.0)->score(q), Error);
+  try {
+    train::make_command_reward("sleep 10", 0.3)->score(q);
+    FAIL() << "a command past its timeout must be an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no answer within"), std::string::npos) << e.what();
+  }
+}
+
+// Rollouts of the tiny chat model: 4 prompts x 2 samples of up to 4 tokens.
+std::vector<train::Rollout> make_rollouts(const tok::Tokenizer& tok, int n_prompts, int n, int len, uint64_t seed) {
+  std::vector<train::Rollout> out;
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  for (int p = 0; p < n_prompts; ++p)
+    for (int j = 0; j < n; ++j) {
+      train::Rollout r;
+      r.ids = tok.encode("Say something about hill number " + std::to_string(p) + ".", true);
+      r.prompt_len = static_cast<int64_t>(r.ids.size());
+      const int actions = 1 + static_cast<int>(rng() % static_cast<uint32_t>(len));
+      for (int a = 0; a < actions; ++a) r.ids.push_back(static_cast<int32_t>(rng() % 400));
+      r.reward = static_cast<float>(rng() % 3);
+      r.prompt = static_cast<size_t>(p);
+      out.push_back(std::move(r));
+    }
+  return out;
+}
+
+TEST(PpoLearner, ExperienceMatchesIndependentComputations) {
+  auto tok = tok::load_tokenizer(kModel);
+  auto actor = model::DecoderModel::load(kModel), ref = model::DecoderModel::load(kModel);
+  // The reference log-probs come from the untouched model through DPO's sequence_logps (a separate
+  // code path: segment sums over a plain forward).
+  auto rolls = make_rollouts(*tok, 4, 2, 4, 3);
+  std::vector<train::Sample> samples;
+  for (auto& r : rolls) {
+    train::Sample s;
+    s.ids = r.ids;
+    s.loss_mask.assign(r.ids.size(), 0);
+    for (size_t t = static_cast<size_t>(r.prompt_len); t < r.ids.size(); ++t) s.loss_mask[t] = 1;
+    samples.push_back(s);
+  }
+  std::vector<const train::Sample*> sp;
+  for (auto& s : samples) sp.push_back(&s);
+  std::unique_ptr<model::KVCache> cache;
+  ag::Var want = train::sequence_logps(*ref, sp, cache);
+
+  train::PpoOptions o;
+  o.advantage_estimator = "group_norm";
+  o.n_samples_per_prompt = 2;
+  o.rollout_batch_size = 4;
+  o.init_kl_coef = 0.05;
+  o.actor.train_batch_size = 4;
+  o.actor.micro_train_batch_size = 2;
+  o.actor.learning_rate = 1e-3;
+  o.actor.quiet = true;
+  train::PpoLearner learner(*actor, ref.get(), nullptr, o, 1);
+  train::PpoTrace tr;
+  auto st = learner.update(rolls, &tr);
+  ASSERT_EQ(tr.old_logprobs.B, 8);
+  for (int64_t b = 0; b < 8; ++b) {
+    double sum = 0, ref_sum = 0;
+    for (int64_t t = 0; t < tr.old_logprobs.T; ++t)
+      if (tr.old_logprobs.mask[b * tr.old_logprobs.T + t]) {
+        sum += tr.old_logprobs.at(b, t);
+        ref_sum += tr.ref_logprobs.at(b, t);
+        // before any update the actor is the reference: KL 0 everywhere
+        EXPECT_NEAR(tr.kl.at(b, t), 0.0, 1e-5);
+      }
+    EXPECT_NEAR(sum, want.f32()[b], 2e-3 * std::max(1.0, std::fabs(sum))) << "row " << b;
+    EXPECT_NEAR(ref_sum, want.f32()[b], 2e-3 * std::max(1.0, std::fabs(sum))) << "row " << b;
+    // group_norm with KL 0: every action token's advantage is the row's group-normalized reward
+    const float r0 = rolls[b & ~1].reward, r1 = rolls[b | 1].reward;
+    const double mean = (r0 + r1) / 2, sd = std::fabs(r0 - r1) / std::sqrt(2.0);
+    const double a = (rolls[b].reward - mean) / (sd + 1e-9);
+    for (int64_t t = 0; t < rolls[b].actions(); ++t) EXPECT_NEAR(tr.advantages.at(b, t), a, 1e-4);
+  }
+  EXPECT_EQ(st.samples, 8);
+  EXPECT_GT(st.grad_norm, 0.0);
+  // a second update sees a moved policy: KL to the reference is no longer 0
+  auto rolls2 = make_rollouts(*tok, 4, 2, 4, 4);
+  train::PpoTrace tr2;
+  learner.update(rolls2, &tr2);
+  double kl = 0;
+  for (size_t i = 0; i < tr2.kl.v.size(); ++i) kl += tr2.kl.mask[i] ? std::fabs(tr2.kl.v[i]) : 0.0;
+  EXPECT_GT(kl, 1e-4);
+  // bad batches are refused
+  std::vector<train::Rollout> odd(rolls.begin(), rolls.begin() + 3);
+  EXPECT_THROW(learner.update(odd), Error);
+}
+
+// The rewarded behaviour: answers whose text starts with a letter from a to m, about half of a
+// random model's first tokens; GRPO and PPO must move the share up.
+void learns(const std::string& estimator, int n) {
+  auto tok = tok::load_tokenizer(kModel);
+  auto actor = model::DecoderModel::load(kModel), critic = model::DecoderModel::load(kModel);
+  std::vector<train::Record> recs;
+  for (int i = 0; i < 32; ++i)
+    recs.push_back({Json{{"input", "Name a word for thing " + std::to_string(i) + ":"}}, "gen:" + std::to_string(i)});
+  train::PromptOptions po;
+  auto prompts = train::build_prompts(recs, *tok, nullptr, po);
+  ASSERT_EQ(prompts.size(), 32u);
+  train::RewardSet reward;
+  reward.add(train::make_rule_reward("format:\\s*[a-mA-M][\\s\\S]*"));
+  train::PpoOptions o;
+  o.advantage_estimator = estimator;
+  o.n_samples_per_prompt = n;
+  o.rollout_batch_size = 16;
+  o.micro_rollout_batch_size = 64;
+  o.generate_max_len = 1;
+  o.init_kl_coef = 0;
+  o.num_episodes = 6;
+  o.critic_learning_rate = 2e-3;
+  o.actor.train_batch_size = 32;
+  o.actor.micro_train_batch_size = 16;
+  o.actor.learning_rate = 2e-3;
+  o.actor.lr_warmup_ratio = 0;
+  o.actor.quiet = true;
+  // Sampled (not greedy) share of rewarded first tokens, before and after.
+  auto sampled = [&](model::DecoderModel& m) {
+    infer::Engine engine(m, tok.get());
+    std::vector<infer::GenerateRequest> reqs;
+    std::vector<train::RewardQuery> q;
+    for (const auto& p : prompts)
+      for (int j = 0; j < 8; ++j) {
+        infer::GenerateRequest r;
+        r.prompt = p.ids;
+        r.max_new_tokens = 1;
+        r.sampling.do_sample = true;
+        r.sampling.seed = 1000 + reqs.size();
+        reqs.push_back(r);
+      }
+    auto out = engine.generate(reqs);
+    for (size_t i = 0; i < out.size(); ++i) q.push_back({prompts[i / 8].text, out[i].text, ""});
+    std::vector<bool> bad;
+    auto r = reward.score(q, &bad);
+    double s = 0;
+    for (float v : r) s += v;
+    return s / static_cast<double>(r.size());
+  };
+  auto probe = model::DecoderModel::load(kModel);
+  const double before = sampled(*probe);
+  auto res = train::train_ppo(*actor, nullptr, estimator == "gae" ? critic.get() : nullptr, *tok, prompts, reward, o);
+  ASSERT_EQ(res.steps.size(), 12u);
+  const double after = sampled(*actor);
+  std::printf("[%s] sampled reward share %.2f -> %.2f (rollouts %.2f -> %.2f)\n", estimator.c_str(), before, after,
+              res.steps.front().reward, res.steps.back().reward);
+  EXPECT_GE(after, before + 0.2);
+}
+
+TEST(PpoTrainer, GrpoLearnsTheRewardedBehaviour) {
+  learns("group_norm", 4);
+}
+TEST(PpoTrainer, PpoWithCriticLearnsTheRewardedBehaviour) {
+  learns("gae", 2);
+}
+TEST(PpoTrainer, RloosAndReinforceRun) {
+  for (std::string e : {"rloo", "reinforce_baseline", "dr_grpo", "reinforce"}) {
+    SCOPED_TRACE(e);
+    learns(e, 4);
+  }
+}
+
+}  // namespace
