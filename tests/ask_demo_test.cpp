@@ -32,7 +32,7 @@ DemoOptions small() {
 
 }  // namespace
 
-TEST(AskDemo, SameSeedSameDataOtherSeedOtherData) {
+TEST(ask_demo, SameSeedSameDataOtherSeedOtherData) {
   const auto d = tmpdir("seed");
   write_demo_database(d / "a.db", small());
   write_demo_database(d / "b.db", small());
@@ -49,7 +49,7 @@ TEST(AskDemo, SameSeedSameDataOtherSeedOtherData) {
   std::filesystem::remove_all(d);
 }
 
-TEST(AskDemo, TablesHaveTheDocumentedShape) {
+TEST(ask_demo, TablesHaveTheDocumentedShape) {
   const auto d = tmpdir("shape");
   auto st = write_demo_database(d / "m.db", small());
   SqliteDb db(d / "m.db");
@@ -74,7 +74,7 @@ TEST(AskDemo, TablesHaveTheDocumentedShape) {
   std::filesystem::remove_all(d);
 }
 
-TEST(AskDemo, ReadOnlyConnectionRefusesWritesAndHonoursLimits) {
+TEST(ask_demo, ReadOnlyConnectionRefusesWritesAndHonoursLimits) {
   const auto d = tmpdir("ro");
   write_demo_database(d / "m.db", small());
   SqliteDb db(d / "m.db");
@@ -98,7 +98,7 @@ TEST(AskDemo, ReadOnlyConnectionRefusesWritesAndHonoursLimits) {
   std::filesystem::remove_all(d);
 }
 
-TEST(AskDemo, BadDatabaseUrlsAndFiles) {
+TEST(ask_demo, BadDatabaseUrlsAndFiles) {
   EXPECT_THROW(sqlite_path_from_url("mysql://x/y"), yak::Error);
   EXPECT_THROW(sqlite_path_from_url("sqlite:"), yak::Error);
   EXPECT_EQ(sqlite_path_from_url("sqlite:a/b.db"), "a/b.db");

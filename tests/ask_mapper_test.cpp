@@ -12,7 +12,7 @@ using namespace yak::ask;
 
 namespace {
 
-class Mapper : public ::testing::Test {
+class ask_mapper : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = std::filesystem::temp_directory_path() / ("yak_ask_mapper_" + std::to_string(::getpid()));
@@ -45,21 +45,21 @@ class Mapper : public ::testing::Test {
     return d ? d->range.start.str() + ".." + d->range.end.str() : "none";
   }
 };
-std::filesystem::path Mapper::dir_;
-SemanticModel* Mapper::model_;
-SqliteDb* Mapper::db_;
-KnowledgeBase* Mapper::kb_;
+std::filesystem::path ask_mapper::dir_;
+SemanticModel* ask_mapper::model_;
+SqliteDb* ask_mapper::db_;
+KnowledgeBase* ask_mapper::kb_;
 
 }  // namespace
 
-TEST(AskText, NormalizeAndEditDistance) {
+TEST(ask_text, NormalizeAndEditDistance) {
   EXPECT_EQ(to_utf8(normalize("  ＱＱ音乐  Top\t10 ")), "qq音乐 top 10");
   EXPECT_EQ(edit_distance(normalize("周杰伦"), normalize("周杰轮")), 1u);
   EXPECT_EQ(edit_distance(normalize("kitten"), normalize("sitting")), 3u);
   EXPECT_EQ(edit_distance(normalize(""), normalize("abc")), 3u);
 }
 
-TEST(AskDates, CalendarArithmetic) {
+TEST(ask_dates, CalendarArithmetic) {
   EXPECT_EQ(Date::from_days(Date{2024, 2, 29}.days()).str(), "2024-02-29");
   EXPECT_EQ(add_days(*Date::parse("2024-03-01"), -1).str(), "2024-02-29");
   EXPECT_EQ(add_months(*Date::parse("2024-03-31"), -1).str(), "2024-02-29");
@@ -69,7 +69,7 @@ TEST(AskDates, CalendarArithmetic) {
   EXPECT_EQ(week_range(*Date::parse("2024-12-25")).start.str(), "2024-12-23");
 }
 
-TEST_F(Mapper, KnowledgeBaseHoldsNamesAliasesAndDatabaseValues) {
+TEST_F(ask_mapper, KnowledgeBaseHoldsNamesAliasesAndDatabaseValues) {
   EXPECT_NE(kb_->exact(normalize("播放量")), nullptr);
   EXPECT_NE(kb_->exact(normalize("QQ Music")), nullptr);
   ASSERT_NE(kb_->exact(normalize(artist(3))), nullptr);
@@ -87,7 +87,7 @@ TEST_F(Mapper, KnowledgeBaseHoldsNamesAliasesAndDatabaseValues) {
   EXPECT_TRUE(kb_->search("完全无关的词").empty());
 }
 
-TEST_F(Mapper, FindsMetricsDimensionsValuesAndNumbers) {
+TEST_F(ask_mapper, FindsMetricsDimensionsValuesAndNumbers) {
   auto m = map("去年QQ音乐播放量最高的10位歌手");
   ASSERT_NE(m.first(Element::Kind::Metric), nullptr);
   EXPECT_EQ(m.first(Element::Kind::Metric)->name, "plays");
@@ -119,7 +119,7 @@ TEST_F(Mapper, FindsMetricsDimensionsValuesAndNumbers) {
   EXPECT_EQ(map("display").first(Element::Kind::Word, "each"), nullptr);
 }
 
-TEST_F(Mapper, DatesAbsoluteAndRelative) {
+TEST_F(ask_mapper, DatesAbsoluteAndRelative) {
   EXPECT_EQ(range(map("2024年3月的播放量")), "2024-03-01..2024-03-31");
   EXPECT_EQ(range(map("2024-03-01的播放量")), "2024-03-01..2024-03-01");
   EXPECT_EQ(range(map("2024/2/29播放量")), "2024-02-29..2024-02-29");
@@ -149,7 +149,7 @@ TEST_F(Mapper, DatesAbsoluteAndRelative) {
   EXPECT_EQ(range(map("播放量")), "none");
 }
 
-TEST_F(Mapper, UnknownWordsLowerTheCoverage) {
+TEST_F(ask_mapper, UnknownWordsLowerTheCoverage) {
   auto m = map("今天天气怎么样");
   EXPECT_LT(m.coverage, 0.7);
   ASSERT_EQ(m.unknown.size(), 1u);

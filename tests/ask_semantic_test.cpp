@@ -51,7 +51,7 @@ void expect_error(const std::string& yaml, const std::string& needle) {
 
 }  // namespace
 
-TEST(AskSemantic, ParsesTheMiniModel) {
+TEST(ask_semantic, ParsesTheMiniModel) {
   auto m = SemanticModel::parse(kMini, "m.yaml");
   EXPECT_EQ(m.name, "mini");
   ASSERT_EQ(m.tables.size(), 2u);
@@ -70,14 +70,14 @@ TEST(AskSemantic, ParsesTheMiniModel) {
   EXPECT_EQ(m.terms[0].filters[0].values.size(), 2u);
 }
 
-TEST(AskSemantic, ExprColumnsSkipsFunctionsKeywordsAndTypes) {
+TEST(ask_semantic, ExprColumnsSkipsFunctionsKeywordsAndTypes) {
   EXPECT_EQ(expr_columns("SUM(plays)"), (std::vector<std::string>{"plays"}));
   EXPECT_EQ(expr_columns("CAST(strftime('%Y', dt) AS INTEGER) + x"), (std::vector<std::string>{"dt", "x"}));
   EXPECT_EQ(expr_columns("CASE WHEN a > 1 THEN b ELSE NULL END"), (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(expr_columns("COUNT(DISTINCT t.c)"), (std::vector<std::string>{}));
 }
 
-TEST(AskSemantic, StructuralErrorsNameTheFieldAndTheProblem) {
+TEST(ask_semantic, StructuralErrorsNameTheFieldAndTheProblem) {
   expect_error("name: [", "bad YAML");
   expect_error("- a\n- b\n", "should be a YAML mapping");
   expect_error(replace(kMini, "name: mini\n", ""), "missing field 'name'");
@@ -98,7 +98,7 @@ TEST(AskSemantic, StructuralErrorsNameTheFieldAndTheProblem) {
   expect_error(replace(kMini, "expr: SUM(qty)", "expr: SUM('qty)"), "unterminated string");
 }
 
-TEST(AskSemantic, ValidatesColumnsAgainstTheDatabase) {
+TEST(ask_semantic, ValidatesColumnsAgainstTheDatabase) {
   auto m = SemanticModel::parse(kMini, "m.yaml");
   Schema good = {{"facts", {"dt", "item_id", "qty"}}, {"items", {"item_id", "title"}}};
   EXPECT_NO_THROW(m.validate_against(good));
@@ -115,7 +115,7 @@ TEST(AskSemantic, ValidatesColumnsAgainstTheDatabase) {
   EXPECT_THROW(m.validate_against(missing_table), yak::Error);
 }
 
-TEST(AskSemantic, MusicModelMatchesTheDemoDatabase) {
+TEST(ask_semantic, MusicModelMatchesTheDemoDatabase) {
   const auto path = std::filesystem::path(YAK_SOURCE_DIR) / "examples/music/semantic.yaml";
   auto m = SemanticModel::load(path);
   EXPECT_EQ(m.default_metric, "plays");
@@ -129,7 +129,7 @@ TEST(AskSemantic, MusicModelMatchesTheDemoDatabase) {
   std::filesystem::remove_all(dir);
 }
 
-TEST(AskSemantic, UnreadableFileNamesIt) {
+TEST(ask_semantic, UnreadableFileNamesIt) {
   try {
     SemanticModel::load("/nonexistent/semantic.yaml");
     FAIL();

@@ -13,7 +13,7 @@ using namespace yak::ask;
 
 namespace {
 
-class Guard : public ::testing::Test {
+class ask_guard : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = std::filesystem::temp_directory_path() / ("yak_ask_guard_" + std::to_string(::getpid()));
@@ -47,11 +47,11 @@ class Guard : public ::testing::Test {
   }
   std::string scalar(const std::string& sql) { return run(sql).rows.at(0).at(0).to_string(); }
 };
-std::filesystem::path Guard::dir_;
+std::filesystem::path ask_guard::dir_;
 
 }  // namespace
 
-TEST_F(Guard, AcceptsTheSubsetAndPrintsEquivalentSql) {
+TEST_F(ask_guard, AcceptsTheSubsetAndPrintsEquivalentSql) {
   const std::vector<std::string> ok = {
       "SELECT COUNT(*) FROM songs",
       "select title, duration_sec from songs where language = 'zh' and duration_sec between 200 and 300 order by 2 "
@@ -86,7 +86,7 @@ TEST_F(Guard, AcceptsTheSubsetAndPrintsEquivalentSql) {
   }
 }
 
-TEST_F(Guard, RefusesWritesStackedStatementsAndTricks) {
+TEST_F(ask_guard, RefusesWritesStackedStatementsAndTricks) {
   refused("DROP TABLE songs", "DROP");
   refused("DELETE FROM songs", "DELETE");
   refused("INSERT INTO labels VALUES (99, 'x')", "INSERT");
@@ -125,7 +125,7 @@ TEST_F(Guard, RefusesWritesStackedStatementsAndTricks) {
   refused("SELECT " + minus + "1", "too deep");
 }
 
-TEST_F(Guard, SensitiveColumnsNeedPermission) {
+TEST_F(ask_guard, SensitiveColumnsNeedPermission) {
   refused("SELECT gender FROM artists", "sensitive");
   refused("SELECT name FROM artists WHERE gender = '女'", "sensitive");
   refused("SELECT * FROM artists", "sensitive");
@@ -139,7 +139,7 @@ TEST_F(Guard, SensitiveColumnsNeedPermission) {
   EXPECT_NO_THROW(guard_sql("SELECT * FROM songs", opts()));
 }
 
-TEST_F(Guard, EnforcesTheLimit) {
+TEST_F(ask_guard, EnforcesTheLimit) {
   auto o = opts();
   o.max_limit = 50;
   EXPECT_EQ(guard_sql("SELECT title FROM songs", o).limit, 50);
@@ -153,7 +153,7 @@ TEST_F(Guard, EnforcesTheLimit) {
   EXPECT_THROW(guard_sql("SELECT title FROM songs LIMIT 5 OFFSET (SELECT 1)", o), yak::Error);
 }
 
-TEST_F(Guard, RowFiltersReachEverySelectOfTheTable) {
+TEST_F(ask_guard, RowFiltersReachEverySelectOfTheTable) {
   auto o = opts();
   o.row_filters = {{"daily_plays", "platform = 'QQ音乐'"}};
   const auto want = scalar("SELECT SUM(plays) FROM daily_plays WHERE platform = 'QQ音乐'");

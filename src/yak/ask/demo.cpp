@@ -285,7 +285,7 @@ CREATE TABLE daily_revenue (dt TEXT NOT NULL, platform TEXT NOT NULL, revenue_cn
     rev_ins.reset();
     db.exec("COMMIT");
     db.exec(
-        "CREATE INDEX daily_plays_song ON daily_plays(song_id); CREATE INDEX songs_artist ON songs(artist_id);"
+        "CREATE INDEX songs_artist ON songs(artist_id);"
         "CREATE INDEX albums_artist ON albums(artist_id); ANALYZE;");
   }
   std::filesystem::rename(tmp, path);

@@ -40,7 +40,8 @@ RuleResult parse_rules(const Mapping& mp, const SemanticModel& m, const RuleOpti
     std::string name;
     size_t pos;
   };
-  std::vector<Dim> dims;
+  std::vector<Dim> dims;      // breakdowns the question asks for
+  std::vector<Dim> entities;  // what a term or a narrowed dimension names ("华语歌曲" -> song)
   std::string time_dim;
   double min_score = 1.0;
   std::vector<std::pair<std::string, std::vector<std::string>>> value_filters;
@@ -56,9 +57,16 @@ RuleResult parse_rules(const Mapping& mp, const SemanticModel& m, const RuleOpti
         const auto* dim = m.dimension(e.name);
         if (dim->time) {
           if (time_dim.empty()) time_dim = e.name;
-        } else if (std::none_of(dims.begin(), dims.end(), [&](auto& x) { return x.name == e.name; })) {
-          dims.push_back({e.name, e.begin});
+          break;
         }
+        // "香港歌手", "rock artists": a value of the same table right before the dimension
+        // narrows it down; the dimension names what is asked about, it is not a breakdown.
+        const Element* prev = &e == &mp.elements.front() ? nullptr : &e - 1;
+        const bool narrowed = prev && prev->kind == Element::Kind::Value &&
+                              m.dimension(prev->dimension)->bindings[0].table == dim->bindings[0].table;
+        auto& list = narrowed ? entities : dims;
+        if (std::none_of(list.begin(), list.end(), [&](auto& x) { return x.name == e.name; }))
+          list.push_back({e.name, e.begin});
         break;
       }
       case Element::Kind::Value: {
@@ -73,8 +81,8 @@ RuleResult parse_rules(const Mapping& mp, const SemanticModel& m, const RuleOpti
         for (auto& f : t->filters) d.filters.push_back({f.dimension, f.op, f.values});
         if (!t->metric.empty()) add_unique(d.metrics, t->metric);
         if (!t->dimension.empty() &&
-            std::none_of(dims.begin(), dims.end(), [&](auto& x) { return x.name == t->dimension; }))
-          dims.push_back({t->dimension, e.begin});
+            std::none_of(entities.begin(), entities.end(), [&](auto& x) { return x.name == t->dimension; }))
+          entities.push_back({t->dimension, e.begin});
         break;
       }
       default:
@@ -97,8 +105,10 @@ RuleResult parse_rules(const Mapping& mp, const SemanticModel& m, const RuleOpti
   for (auto& f : d.filters)
     if (m.dimension(f.dimension)->sensitive && !opt.allow_sensitive)
       return fail("dimension '" + f.dimension + "' is sensitive");
-  for (auto& x : dims)
-    if (m.dimension(x.name)->sensitive && !opt.allow_sensitive) return fail("dimension '" + x.name + "' is sensitive");
+  for (const auto* list : {&dims, &entities})
+    for (auto& x : *list)
+      if (m.dimension(x.name)->sensitive && !opt.allow_sensitive)
+        return fail("dimension '" + x.name + "' is sensitive");
 
   // Dimensions that only carry a filter value of their own are filters, not groupings.
   auto filtered = [&](const std::string& dim) {
@@ -107,27 +117,33 @@ RuleResult parse_rules(const Mapping& mp, const SemanticModel& m, const RuleOpti
   std::vector<Dim> groups;
   for (auto& x : dims)
     if (!filtered(x.name)) groups.push_back(x);
+  // Counts, lists and rankings need a subject: the breakdowns, else the entities named.
+  std::vector<Dim> subjects = groups;
+  for (auto& x : entities)
+    if (std::none_of(subjects.begin(), subjects.end(), [&](auto& y) { return y.name == x.name; }))
+      subjects.push_back(x);
+  std::sort(subjects.begin(), subjects.end(), [](auto& a, auto& b) { return a.pos < b.pos; });
 
   double fit = 1.0;
   if (d.metrics.empty()) {
-    if (count && !groups.empty()) {
+    if (count && !subjects.empty()) {
       // The counted dimension is the first one after the count word, else the last before it.
       const Dim* target = nullptr;
-      for (auto& x : groups)
+      for (auto& x : subjects)
         if (x.pos > count->begin) {
           target = &x;
           break;
         }
-      if (!target) target = &groups.back();
+      if (!target) target = &subjects.back();
       d.rule = "count_distinct";
       d.count_distinct = {target->name};
       for (auto& x : groups)
         if (x.name != target->name) d.group_by.push_back(x.name);
       if (!d.group_by.empty()) d.order.push_back({count_column(target->name), true});
-    } else if ((detail || which) && !groups.empty() && !rank) {
+    } else if ((detail || which) && !subjects.empty() && !rank) {
       d.rule = "detail";
       d.query_type = "detail";
-      for (auto& x : groups) d.group_by.push_back(x.name);
+      for (auto& x : groups.empty() ? subjects : groups) d.group_by.push_back(x.name);
     } else if ((rank || trend || !groups.empty()) && !m.default_metric.empty()) {
       d.metrics.push_back(m.default_metric);
       fit = 0.85;
@@ -146,9 +162,9 @@ RuleResult parse_rules(const Mapping& mp, const SemanticModel& m, const RuleOpti
       }
       for (auto& x : groups) d.group_by.push_back(x.name);
       d.order.push_back({d.granularity, false});
-    } else if (rank && !groups.empty()) {
+    } else if (rank && !subjects.empty()) {
       d.rule = "topn";
-      for (auto& x : groups) d.group_by.push_back(x.name);
+      for (auto& x : groups.empty() ? subjects : groups) d.group_by.push_back(x.name);
       d.order.push_back({d.metrics[0], !(minw && (!maxw || minw->begin > maxw->begin))});
       if (number) {
         d.limit = number->number;
