@@ -1,0 +1,177 @@
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+#include "common.h"
+#include "yak/ask/ask.h"
+#include "yak/ask/demo.h"
+#include "yak/ask/sqlite_db.h"
+
+namespace yak::cli {
+
+namespace {
+
+struct AskFlags {
+  std::string question, semantic, db, today, format = "table", chart;
+  std::vector<std::string> row_filters;
+  bool allow_sensitive = false;
+  int64_t max_rows = 1000;
+  int timeout_ms = 5000;
+  double threshold = 0.6;
+};
+
+ask::AskOptions options(const AskFlags& f) {
+  ask::AskOptions o;
+  if (f.today.empty()) {
+    const auto now = std::chrono::system_clock::now();
+    const auto days = std::chrono::duration_cast<std::chrono::hours>(now.time_since_epoch()).count() / 24;
+    o.today = ask::Date::from_days(static_cast<int>(days));
+  } else {
+    auto d = ask::Date::parse(f.today);
+    check(d.has_value(), "--today '" + f.today + "': expected a date YYYY-MM-DD");
+    o.today = *d;
+  }
+  check(f.max_rows > 0, "--max-rows: expected a positive number");
+  check(f.timeout_ms > 0, "--timeout-ms: expected a positive number");
+  o.max_rows = f.max_rows;
+  o.timeout_ms = f.timeout_ms;
+  o.threshold = f.threshold;
+  o.allow_sensitive = f.allow_sensitive;
+  for (auto& rf : f.row_filters) {
+    const auto colon = rf.find(':');
+    check(colon != std::string::npos && colon > 0, "--row-filter '" + rf + "': expected TABLE:CONDITION");
+    o.row_filters.push_back({rf.substr(0, colon), rf.substr(colon + 1)});
+  }
+  return o;
+}
+
+std::string describe(const ask::Element& e) {
+  std::string s = std::string(ask::element_kind_name(e.kind)) + " '" + e.text + "'";
+  switch (e.kind) {
+    case ask::Element::Kind::Value:
+      s += " " + e.dimension + "=" + e.value;
+      break;
+    case ask::Element::Kind::Date:
+      s += " " + e.range.start.str() + ".." + e.range.end.str();
+      break;
+    case ask::Element::Kind::Number:
+      s += " " + std::to_string(e.number);
+      break;
+    default:
+      if (!e.name.empty() && e.name != e.text) s += " " + e.name;
+  }
+  if (e.how != "exact") s += " (" + e.how + ")";
+  return s;
+}
+
+// Prints one answer; false when the question was not understood.
+bool print_answer(const ask::Answer& a, const std::string& format, const std::string& chart) {
+  if (format == "json") {
+    std::printf("%s\n", a.to_json().dump(-1, ' ', false, Json::error_handler_t::replace).c_str());
+  } else if (format == "csv") {
+    if (a.understood) std::fputs(ask::format_csv(a.result).c_str(), stdout);
+  } else {
+    std::printf("question: %s\n", a.question.c_str());
+    std::string mapped;
+    for (auto& e : a.mapping.elements) mapped += (mapped.empty() ? "" : " | ") + describe(e);
+    std::printf("mapped:   %s\n", mapped.empty() ? "(nothing)" : mapped.c_str());
+    if (a.understood) {
+      std::printf("dsl:      %s\n", a.dsl.to_json().dump().c_str());
+      std::printf("sql:      %s\n", a.sql.c_str());
+      if (!a.params.empty()) {
+        std::string p;
+        for (auto& v : a.params) p += (p.empty() ? "" : ", ") + v.to_string();
+        std::printf("params:   %s\n", p.c_str());
+      }
+      std::printf("\n%s", ask::format_table(a.result).c_str());
+    }
+  }
+  if (!a.understood) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "yak: %s\n", a.message.c_str());
+    return false;
+  }
+  if (!chart.empty()) {
+    // Table output keeps the chart line with the answer; json and csv keep stdout clean.
+    std::FILE* to = format == "table" ? stdout : stderr;
+    if (ask::write_chart(chart, a))
+      std::fprintf(to, "chart: %s\n", chart.c_str());
+    else
+      std::fprintf(to, "chart: none (the answer has one row or no numbers)\n");
+  }
+  return true;
+}
+
+}  // namespace
+
+void register_ask(CLI::App& app) {
+  auto f = std::make_shared<AskFlags>();
+  auto* a = app.add_subcommand(
+      "ask", "Answer a question (Chinese or English) with SQL over a database through a semantic model");
+  a->add_option("question", f->question, "The question");
+  a->add_option("--semantic", f->semantic, "Semantic model (YAML)");
+  a->add_option("--db", f->db, "Database: sqlite:PATH");
+  a->add_option("--today", f->today, "Date that relative dates count from (YYYY-MM-DD; default: today)");
+  a->add_option("--format", f->format, "Output: table, json or csv")->check(CLI::IsMember({"table", "json", "csv"}));
+  a->add_option("--chart", f->chart, "Write a PNG chart for trends (line) and rankings (bar)");
+  a->add_option("--max-rows", f->max_rows, "Row limit of every query");
+  a->add_option("--timeout-ms", f->timeout_ms, "Time limit of every query");
+  a->add_option("--threshold", f->threshold, "Rule confidence below which the question is not understood");
+  a->add_option("--row-filter", f->row_filters, "TABLE:CONDITION added to every read of TABLE (repeatable)");
+  a->add_flag("--allow-sensitive", f->allow_sensitive, "Allow sensitive columns");
+  a->footer("Exit codes: 0 answered, 2 bad input, 3 question not understood.");
+
+  auto dir = std::make_shared<std::string>("music-demo");
+  auto* demo = a->add_subcommand("demo", "Build the music demo database and answer its example questions");
+  demo->add_option("--dir", *dir, "Folder for music.db and semantic.yaml");
+  demo->callback([dir] {
+    const std::filesystem::path d = *dir;
+    std::filesystem::create_directories(d);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto st = ask::write_demo_database(d / "music.db");
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    {
+      std::ofstream y(d / "semantic.yaml", std::ios::binary);
+      y << ask::demo_semantic_yaml();
+      check(static_cast<bool>(y), (d / "semantic.yaml").string() + ": cannot write");
+    }
+    std::printf("demo database: %s (%.1f MB, %.2f s): %lld artists, %lld albums, %lld songs, %lld daily_plays rows\n",
+                (d / "music.db").string().c_str(), static_cast<double>(st.bytes) / 1e6, secs,
+                static_cast<long long>(st.artists), static_cast<long long>(st.albums), static_cast<long long>(st.songs),
+                static_cast<long long>(st.daily_plays));
+    std::printf("semantic model: %s\n\n", (d / "semantic.yaml").string().c_str());
+    ask::SqliteDb db(d / "music.db");
+    ask::Asker asker(ask::SemanticModel::load(d / "semantic.yaml"), db);
+    ask::AskOptions o;
+    o.today = *ask::Date::parse(ask::kDemoToday);
+    o.max_rows = 12;
+    int n = 0;
+    for (auto& q : ask::demo_questions()) {
+      const auto ans = asker.ask(q, o);
+      const auto chart = (d / ("chart" + std::to_string(++n) + ".png")).string();
+      print_answer(ans, "table", ans.dsl.rule == "trend" || ans.dsl.rule == "topn" ? chart : "");
+      std::printf("\n");
+    }
+    std::printf("try: yak ask \"2024年各平台的收入\" --semantic %s --db sqlite:%s --today %s\n",
+                (d / "semantic.yaml").string().c_str(), (d / "music.db").string().c_str(), ask::kDemoToday);
+  });
+
+  a->callback([a, demo, f] {
+    if (demo->parsed()) return;
+    check(!f->question.empty(), "ask: expected a question (or: yak ask demo)");
+    check(!f->semantic.empty(), "ask: --semantic FILE is required");
+    check(!f->db.empty(), "ask: --db sqlite:PATH is required");
+    const auto opt = options(*f);
+    auto db = ask::open_database(f->db);
+    ask::Asker asker(ask::SemanticModel::load(f->semantic), *db);
+    const auto ans = asker.ask(f->question, opt);
+    if (!print_answer(ans, f->format, f->chart)) {
+      std::fflush(stdout);
+      std::fflush(stderr);
+      std::exit(3);
+    }
+  });
+}
+
+}  // namespace yak::cli

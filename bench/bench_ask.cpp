@@ -1,0 +1,85 @@
+// The rule path on the music demo: execution accuracy against the hand-written reference SQL of
+// examples/music/questions.jsonl, and latency per question (map + rules + translate + guard, and
+// the same plus running the SQL), p50/p99 over repeated rounds.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+
+#include "yak/ask/ask.h"
+#include "yak/ask/demo.h"
+#include "yak/ask/eval.h"
+#include "yak/ask/rule_parser.h"
+#include "yak/ask/sqlite_db.h"
+
+using namespace yak::ask;
+using Clock = std::chrono::steady_clock;
+
+static double ms(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+static double pct(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+}
+
+int main(int argc, char** argv) {
+  const int rounds = argc > 1 ? std::atoi(argv[1]) : 20;
+  const auto dir = std::filesystem::temp_directory_path() / "yak_bench_ask";
+  auto t0 = Clock::now();
+  const auto st = write_demo_database(dir / "music.db");
+  auto t1 = Clock::now();
+  std::printf("demo database: %.1f MB, %lld daily_plays rows, built in %.0f ms\n", static_cast<double>(st.bytes) / 1e6,
+              static_cast<long long>(st.daily_plays), ms(t0, t1));
+  SqliteDb db(dir / "music.db");
+  t0 = Clock::now();
+  Asker asker(SemanticModel::load(std::filesystem::path(YAK_SOURCE_DIR) / "examples/music/semantic.yaml"), db);
+  t1 = Clock::now();
+  std::printf("knowledge base: %zu entries, built in %.1f ms\n", asker.knowledge().size(), ms(t0, t1));
+  const auto qs = load_questions(std::filesystem::path(YAK_SOURCE_DIR) / "examples/music/questions.jsonl");
+  AskOptions opt;
+  opt.today = *Date::parse("2024-12-31");
+  opt.max_rows = 100000;
+  QueryOptions ref;
+  ref.max_rows = 100000;
+  std::map<std::string, std::pair<int, int>> by_type;
+  int right = 0;
+  for (auto& q : qs) {
+    const auto got = asker.ask(q.question, opt);
+    const bool ok = got.understood && same_result(got.result, db.query(q.sql, {}, ref), q.ordered);
+    auto& t = by_type[q.type];
+    t.first += ok, ++t.second, right += ok;
+  }
+  std::printf("execution accuracy (rule path):\n");
+  for (auto& [type, n] : by_type)
+    std::printf("  %-20s %2d/%2d  %5.1f%%\n", type.c_str(), n.first, n.second, 100.0 * n.first / n.second);
+  std::printf("  %-20s %2d/%2zu  %5.1f%%\n", "all", right, qs.size(), 100.0 * right / static_cast<double>(qs.size()));
+
+  std::vector<double> parse, total;
+  std::vector<std::pair<double, std::string>> slowest;
+  for (int r = 0; r < rounds; ++r)
+    for (auto& q : qs) {
+      const auto a = Clock::now();
+      const auto m = map_question(q.question, asker.knowledge(), opt.today);
+      const auto rr = parse_rules(m, asker.model());
+      if (rr.understood) translate(rr.dsl, asker.model(), SqliteDialect());
+      const auto b = Clock::now();
+      asker.ask(q.question, opt);
+      const auto c = Clock::now();
+      parse.push_back(ms(a, b));
+      total.push_back(ms(b, c));
+      if (r == 0) slowest.push_back({ms(b, c), q.question});
+    }
+  std::sort(slowest.rbegin(), slowest.rend());
+  std::printf(
+      "latency over %zu answers: question -> SQL p50 %.3f ms, p99 %.3f ms; question -> rows p50 %.2f ms, "
+      "p99 %.2f ms, max %.2f ms\n",
+      total.size(), pct(parse, 0.5), pct(parse, 0.99), pct(total, 0.5), pct(total, 0.99), pct(total, 1.0));
+  std::printf("slowest: ");
+  for (size_t i = 0; i < 3 && i < slowest.size(); ++i)
+    std::printf("%s (%.1f ms)  ", slowest[i].second.c_str(), slowest[i].first);
+  std::printf("\n");
+  std::filesystem::remove_all(dir);
+}

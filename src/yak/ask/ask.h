@@ -1,0 +1,70 @@
+// One question end to end on the rule path: map, parse by rules, translate, check the SQL with
+// the guard, run it with bound values, a row limit and a timeout.
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "yak/ask/database.h"
+#include "yak/ask/dsl.h"
+#include "yak/ask/knowledge.h"
+#include "yak/ask/mapper.h"
+#include "yak/ask/semantic.h"
+#include "yak/ask/sql_guard.h"
+#include "yak/ask/translator.h"
+
+namespace yak::ask {
+
+struct AskOptions {
+  Date today;              // relative dates count from here
+  double threshold = 0.6;  // rule confidence below which the question is not understood
+  int64_t max_rows = 1000;
+  int timeout_ms = 5000;
+  bool allow_sensitive = false;
+  std::vector<RowFilter> row_filters;
+};
+
+struct Answer {
+  std::string question;
+  Mapping mapping;
+  bool understood = false;
+  std::string message;  // when not understood
+  Dsl dsl;
+  std::string sql;  // as checked and run, values as ? parameters
+  std::vector<Value> params;
+  QueryResult result;
+  std::string path = "rule";
+
+  // {"question","dsl","sql","columns","rows","path"}; a question not understood has "error".
+  Json to_json() const;
+};
+
+class Asker {
+ public:
+  // Validates the model against the database and builds the knowledge base.
+  Asker(SemanticModel model, Database& db);
+  Answer ask(const std::string& question, const AskOptions& opt) const;
+  // Runs a DSL the caller wrote (or corrected).
+  Answer run_dsl(const std::string& question, const Dsl& dsl, const AskOptions& opt) const;
+
+  const SemanticModel& model() const { return model_; }
+  const KnowledgeBase& knowledge() const { return kb_; }
+
+ private:
+  SemanticModel model_;
+  Database& db_;
+  KnowledgeBase kb_;
+  std::unique_ptr<SqlDialect> dialect_;
+  std::vector<std::string> sensitive_;  // table.column of sensitive dimensions
+};
+
+// Prints the result as an aligned text table (UTF-8 aware), CSV (RFC 4180) or nothing else.
+std::string format_table(const QueryResult& r);
+std::string format_csv(const QueryResult& r);
+
+// A line chart for trends, a bar chart for rankings and breakdowns; false when the answer has
+// no chart (one row, or no numeric column).
+bool write_chart(const std::filesystem::path& path, const Answer& a);
+
+}  // namespace yak::ask

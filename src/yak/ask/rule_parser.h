@@ -1,0 +1,27 @@
+// The rule parser: turns a mapped question into the DSL without a model. Rules: a metric; metric
+// by dimension; value filters; top-N / highest / lowest; trend by day/week/month; a time range;
+// count distinct; detail lists. Each result carries a confidence; below the threshold the
+// question is "not understood" and the answer says what was recognised.
+#pragma once
+#include <string>
+
+#include "yak/ask/dsl.h"
+#include "yak/ask/mapper.h"
+#include "yak/ask/semantic.h"
+
+namespace yak::ask {
+
+struct RuleOptions {
+  double threshold = 0.6;
+  bool allow_sensitive = false;
+};
+
+struct RuleResult {
+  bool understood = false;
+  Dsl dsl;
+  std::string message;  // why not understood
+};
+
+RuleResult parse_rules(const Mapping& mapping, const SemanticModel& model, const RuleOptions& opt = {});
+
+}  // namespace yak::ask

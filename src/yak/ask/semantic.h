@@ -1,0 +1,101 @@
+// The semantic model: business names (Chinese and English) over physical tables, loaded from YAML.
+// Questions see one logical table per data set; identifiers say how the physical tables join.
+#pragma once
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "yak/ask/database.h"
+
+namespace yak::ask {
+
+struct Identifier {
+  std::string name;  // shared by the tables it joins, e.g. song_id
+  bool primary = false;
+  std::string expr;  // column in this table, defaults to name
+};
+
+// One physical binding of a logical dimension or metric.
+struct Binding {
+  std::string table;
+  std::string expr;  // SQL over the table's bare columns
+};
+
+struct Dimension {
+  std::string name;  // logical name, also the output column
+  std::string zh, en;
+  std::vector<std::string> aliases;
+  bool time = false;             // type: time (values are YYYY-MM-DD text)
+  bool sensitive = false;        // refused unless the user is allowed
+  bool load_values = true;       // read DISTINCT values into the knowledge base
+  std::string value_alias_expr;  // a second column whose values name the same member (name_en)
+  std::map<std::string, std::vector<std::string>> value_aliases;  // stored value -> what people say
+  std::vector<Binding> bindings;  // conformed dimension: one binding per table that has it
+};
+
+struct Metric {
+  std::string name;
+  std::string zh, en;
+  std::vector<std::string> aliases;
+  std::string unit;
+  Binding binding;      // table + aggregate expression, e.g. SUM(plays); empty table for derived
+  std::string formula;  // derived: expression over other metrics' names
+  bool derived() const { return !formula.empty(); }
+};
+
+struct TermFilter {
+  std::string dimension, op = "=";
+  std::vector<std::string> values;
+};
+
+// A business word: a filter ("华语歌曲" -> language = 'zh'), a metric, or both.
+struct Term {
+  std::string name;
+  std::vector<std::string> aliases;
+  std::vector<TermFilter> filters;
+  std::string metric;
+  std::string dimension;  // the entity the word names, e.g. 华语歌曲 -> song
+};
+
+struct Table {
+  std::string name;
+  std::vector<Identifier> identifiers;
+  std::string time_dimension;  // the table's own time dimension (logical name)
+};
+
+struct SemanticModel {
+  std::string name, description;
+  std::string source;  // file name for messages
+  std::vector<Table> tables;
+  std::vector<Dimension> dimensions;
+  std::vector<Metric> metrics;
+  std::vector<Term> terms;
+  std::string default_time_dimension;  // used when a question gives a time range and names no time
+  std::string default_granularity = "day";
+  std::string default_metric;  // used by rankings that name no metric ("最火的歌")
+
+  static SemanticModel load(const std::filesystem::path& path);
+  static SemanticModel parse(const std::string& yaml, const std::string& where);
+
+  const Table* table(const std::string& name) const;
+  const Dimension* dimension(const std::string& name) const;
+  const Metric* metric(const std::string& name) const;
+  const Term* term(const std::string& name) const;
+
+  // Checks every table and bare column against the database: unknown ones throw yak::Error
+  // naming the file, the field and what the database has.
+  void validate_against(const Schema& schema) const;
+
+  // Metric names a derived metric refers to, in order of appearance (no duplicates).
+  std::vector<std::string> metric_refs(const Metric& m) const;
+  // The tables a metric reads, following derived formulas.
+  std::vector<std::string> metric_tables(const std::string& name) const;
+};
+
+// Bare column names used in an expression (identifiers that are neither keywords, functions,
+// nor qualified). Shared by validation and the translator.
+std::vector<std::string> expr_columns(const std::string& expr);
+
+}  // namespace yak::ask

@@ -1,0 +1,265 @@
+#include "yak/ask/translator.h"
+
+#include <algorithm>
+#include <deque>
+#include <functional>
+#include <map>
+#include <set>
+
+#include "yak/ask/sql_lexer.h"
+#include "yak/base/error.h"
+
+namespace yak::ask {
+
+std::string SqliteDialect::time_bucket(const std::string& e, const std::string& grain) const {
+  if (grain == "day") return e;
+  if (grain == "week") return "date(" + e + ", '-6 days', 'weekday 1')";
+  if (grain == "month") return "strftime('%Y-%m', " + e + ")";
+  if (grain == "quarter")
+    return "strftime('%Y', " + e + ") || '-Q' || ((CAST(strftime('%m', " + e + ") AS INTEGER) + 2) / 3)";
+  if (grain == "year") return "strftime('%Y', " + e + ")";
+  throw Error("unknown time granularity '" + grain + "' (day, week, month, quarter, year)");
+}
+
+std::unique_ptr<SqlDialect> dialect_for(const std::string& name) {
+  if (name == "sqlite") return std::make_unique<SqliteDialect>();
+  throw Error("SQL dialect '" + name + "' is not supported yet (sqlite)");
+}
+
+namespace {
+
+// Positions of the bare column identifiers of an expression (same rule as expr_columns).
+template <typename F>
+std::string rewrite_columns(const std::string& expr, F&& f) {
+  const auto toks = tokenize_sql(expr, "expression '" + expr + "'");
+  std::string out;
+  size_t copied = 0;
+  for (size_t i = 0; i + 1 < toks.size(); ++i) {
+    const auto& t = toks[i];
+    if (t.kind != Token::Kind::Ident) continue;
+    if (!t.quoted && reserved_word(t.text)) continue;
+    const auto& next = toks[i + 1];
+    if (next.kind == Token::Kind::Op && (next.text == "(" || next.text == ".")) continue;
+    if (i > 0 && toks[i - 1].kind == Token::Kind::Op && toks[i - 1].text == ".") continue;
+    if (i > 0 && is_keyword(toks[i - 1], "AS")) continue;
+    // The token's end: where the next token starts, minus whitespace.
+    size_t end = next.pos;
+    while (end > t.pos && std::isspace(static_cast<unsigned char>(expr[end - 1]))) --end;
+    out += expr.substr(copied, t.pos - copied);
+    out += f(t.text, expr.substr(t.pos, end - t.pos));
+    copied = end;
+  }
+  out += expr.substr(copied);
+  return out;
+}
+
+struct JoinPlan {
+  std::map<std::string, std::string> parent;                      // table -> table it was reached from
+  std::map<std::string, std::pair<std::string, std::string>> on;  // table -> (parent column, own column)
+  std::map<std::string, int> hops;
+};
+
+JoinPlan reach(const SemanticModel& m, const std::string& root) {
+  JoinPlan p;
+  p.hops[root] = 0;
+  std::deque<std::string> todo = {root};
+  while (!todo.empty()) {
+    const auto cur = todo.front();
+    todo.pop_front();
+    const auto* t = m.table(cur);
+    for (auto& id : t->identifiers) {
+      if (id.primary) continue;  // many-to-one only: never fan out
+      for (auto& other : m.tables) {
+        if (p.hops.count(other.name)) continue;
+        for (auto& oid : other.identifiers)
+          if (oid.primary && oid.name == id.name) {
+            p.hops[other.name] = p.hops[cur] + 1;
+            p.parent[other.name] = cur;
+            p.on[other.name] = {id.expr, oid.expr};
+            todo.push_back(other.name);
+            break;
+          }
+      }
+    }
+  }
+  return p;
+}
+
+}  // namespace
+
+std::string qualify_expr(const std::string& expr, const std::string& table) {
+  return rewrite_columns(expr, [&](const std::string&, const std::string& raw) { return table + "." + raw; });
+}
+
+Translation translate(const Dsl& dsl, const SemanticModel& m, const SqlDialect& dialect) {
+  const std::string where = m.source + ": DSL";
+  // Every logical name the query touches.
+  for (auto& x : dsl.metrics) check(m.metric(x) != nullptr, where + ": unknown metric '" + x + "'");
+  std::vector<std::string> dims;  // dimensions that need a binding
+  auto need = [&](const std::string& d, const char* field) {
+    check(m.dimension(d) != nullptr, where + ": field '" + field + "': unknown dimension '" + d + "'");
+    if (std::find(dims.begin(), dims.end(), d) == dims.end()) dims.push_back(d);
+  };
+  for (auto& d : dsl.group_by) need(d, "group_by");
+  for (auto& d : dsl.count_distinct) need(d, "count_distinct");
+  for (auto& f : dsl.filters) need(f.dimension, "filters");
+  const bool timed = !dsl.start.empty() || !dsl.end.empty() || !dsl.granularity.empty();
+  if (timed) {
+    check(!dsl.time_dimension.empty(), where + ": a time range or granularity needs 'time_dimension'");
+    need(dsl.time_dimension, "time_dimension");
+    check(m.dimension(dsl.time_dimension)->time, where + ": '" + dsl.time_dimension + "' is not a time dimension");
+  }
+  for (auto* s : {&dsl.start, &dsl.end})
+    check(s->empty() || s->size() == 10, where + ": dates should be YYYY-MM-DD, not '" + *s + "'");
+  check(dsl.query_type == "detail" || !dsl.metrics.empty() || !dsl.count_distinct.empty(),
+        where + ": an aggregate query needs a metric or a count");
+
+  // The root table: the metrics' table, else the table that reaches every dimension in the
+  // fewest joins.
+  std::set<std::string> metric_tables;
+  for (auto& x : dsl.metrics)
+    for (auto& t : m.metric_tables(x)) metric_tables.insert(t);
+  if (metric_tables.size() > 1) {
+    std::string names;
+    for (auto& t : metric_tables) names += (names.empty() ? "" : ", ") + t;
+    throw Error(where + ": these metrics come from tables that do not join (" + names + ")");
+  }
+  auto cost_from = [&](const std::string& root, JoinPlan& plan) -> int {
+    plan = reach(m, root);
+    int cost = 0;
+    for (auto& d : dims) {
+      int best = -1;
+      for (auto& b : m.dimension(d)->bindings)
+        if (plan.hops.count(b.table) && (best < 0 || plan.hops[b.table] < best)) best = plan.hops[b.table];
+      if (best < 0) return -1;
+      cost += best;
+    }
+    return cost;
+  };
+  std::string root;
+  JoinPlan plan;
+  if (!metric_tables.empty()) {
+    root = *metric_tables.begin();
+    if (cost_from(root, plan) < 0) {
+      for (auto& d : dims) {
+        bool ok = false;
+        for (auto& b : m.dimension(d)->bindings) ok = ok || plan.hops.count(b.table);
+        check(ok, where + ": dimension '" + d + "' cannot be combined with metric '" + dsl.metrics[0] + "'");
+      }
+    }
+  } else {
+    int best = -1;
+    for (auto& t : m.tables) {
+      JoinPlan p;
+      const int c = cost_from(t.name, p);
+      if (c >= 0 && (best < 0 || c < best)) best = c, root = t.name, plan = p;
+    }
+    check(best >= 0, where + ": no table joins all of these dimensions");
+  }
+
+  // Each dimension's expression, from its nearest binding.
+  std::set<std::string> used = {root};
+  std::map<std::string, std::string> dim_sql;
+  for (auto& d : dims) {
+    const Binding* best = nullptr;
+    for (auto& b : m.dimension(d)->bindings)
+      if (plan.hops.count(b.table) && (!best || plan.hops[b.table] < plan.hops[best->table])) best = &b;
+    dim_sql[d] = qualify_expr(best->expr, best->table);
+    for (std::string t = best->table; t != root; t = plan.parent[t]) used.insert(t);
+  }
+  std::function<std::string(const std::string&)> metric_sql = [&](const std::string& name) -> std::string {
+    const auto* x = m.metric(name);
+    if (!x->derived()) return qualify_expr(x->binding.expr, x->binding.table);
+    return rewrite_columns(x->formula, [&](const std::string& ref, const std::string&) {
+      std::string e = "(";
+      e += metric_sql(ref);
+      return e + ")";
+    });
+  };
+
+  Translation tr;
+  tr.root_table = root;
+  std::vector<std::string> select, group;
+  const bool detail = dsl.query_type == "detail";
+  if (!dsl.granularity.empty()) {
+    const auto b = dialect.time_bucket(dim_sql[dsl.time_dimension], dsl.granularity);
+    select.push_back(b + " AS " + dsl.granularity);
+    group.push_back(b);
+    tr.columns.push_back(dsl.granularity);
+  }
+  for (auto& d : dsl.group_by) {
+    select.push_back(dim_sql[d] + " AS " + d);
+    group.push_back(dim_sql[d]);
+    tr.columns.push_back(d);
+  }
+  if (!detail) {
+    for (auto& x : dsl.metrics) {
+      select.push_back(metric_sql(x) + " AS " + x);
+      tr.columns.push_back(x);
+    }
+    for (auto& d : dsl.count_distinct) {
+      select.push_back("COUNT(DISTINCT " + dim_sql[d] + ") AS " + count_column(d));
+      tr.columns.push_back(count_column(d));
+    }
+  }
+  check(!select.empty(), where + ": nothing to select");
+
+  std::string sql = std::string(detail ? "SELECT DISTINCT " : "SELECT ");
+  for (size_t i = 0; i < select.size(); ++i) sql += (i ? ", " : "") + select[i];
+  sql += " FROM " + root;
+  // Joins in breadth-first order so each joins a table already present.
+  std::vector<std::string> order(used.begin(), used.end());
+  std::sort(order.begin(), order.end(),
+            [&](auto& a, auto& b) { return plan.hops[a] != plan.hops[b] ? plan.hops[a] < plan.hops[b] : a < b; });
+  for (auto& t : order) {
+    if (t == root) continue;
+    const auto& [pcol, col] = plan.on[t];
+    sql += " JOIN " + t + " ON " + qualify_expr(pcol, plan.parent[t]) + " = " + qualify_expr(col, t);
+  }
+  std::vector<std::string> conds;
+  for (auto& f : dsl.filters) {
+    const auto& e = dim_sql[f.dimension];
+    if (f.op == "in" || f.op == "not in" || f.values.size() > 1) {
+      std::string c = e + (f.op == "not in" || f.op == "!=" ? " NOT IN (" : " IN (");
+      for (size_t i = 0; i < f.values.size(); ++i) {
+        c += (i ? ", " : "") + dialect.placeholder();
+        tr.params.push_back(Value::text(f.values[i]));
+      }
+      conds.push_back(c + ")");
+    } else {
+      conds.push_back(e + " " + f.op + " " + dialect.placeholder());
+      tr.params.push_back(Value::text(f.values[0]));
+    }
+  }
+  if (timed) {
+    const auto& e = dim_sql[dsl.time_dimension];
+    if (!dsl.start.empty())
+      conds.push_back(e + " >= " + dialect.placeholder()), tr.params.push_back(Value::text(dsl.start));
+    if (!dsl.end.empty())
+      conds.push_back(e + " <= " + dialect.placeholder()), tr.params.push_back(Value::text(dsl.end));
+  }
+  for (size_t i = 0; i < conds.size(); ++i) sql += (i ? " AND " : " WHERE ") + conds[i];
+  if (!detail && !group.empty()) {
+    sql += " GROUP BY ";
+    for (size_t i = 0; i < group.size(); ++i) sql += (i ? ", " : "") + group[i];
+  }
+  std::vector<std::string> ord;
+  for (auto& o : dsl.order) {
+    check(std::find(tr.columns.begin(), tr.columns.end(), o.field) != tr.columns.end(),
+          where + ": field 'order': '" + o.field + "' is not an output column");
+    ord.push_back(o.field + (o.desc ? " DESC" : " ASC"));
+  }
+  // Ties break on the remaining output columns, so the same question gives the same rows.
+  for (auto& c : tr.columns)
+    if (std::none_of(dsl.order.begin(), dsl.order.end(), [&](auto& o) { return o.field == c; }))
+      ord.push_back(c + " ASC");
+  if (!ord.empty()) {
+    sql += " ORDER BY ";
+    for (size_t i = 0; i < ord.size(); ++i) sql += (i ? ", " : "") + ord[i];
+  }
+  if (dsl.limit > 0) sql += " LIMIT " + std::to_string(dsl.limit);
+  tr.sql = sql;
+  return tr;
+}
+
+}  // namespace yak::ask
