@@ -45,6 +45,7 @@ void register_quickstart(CLI::App& app);
 void register_tokenizer(CLI::App& app);
 void register_model(CLI::App& app);
 void register_lora(CLI::App& app);
+void register_serve_rm(CLI::App& app);
 void register_ask(CLI::App& app);
 
 }  // namespace yak::cli

@@ -48,14 +48,21 @@ std::vector<std::pair<std::string, Tensor>> named_tensors(const std::vector<mode
 
 }  // namespace
 
-void save_hf_folder(const model::DecoderModel& model, const fs::path& source_dir, const fs::path& out) {
+void save_hf_folder(const model::DecoderModel& model, const fs::path& source_dir, const fs::path& out,
+                    const Json& config_extra) {
   io::StagingDir stage(out, io::StagingDir::Existing::Replace);
   for (const char* f : kCopied)
     if (fs::exists(source_dir / f))
       fs::copy_file(source_dir / f, stage.path() / f, fs::copy_options::overwrite_existing);
+  if (!model.has_score_head() && !config_extra.empty()) {
+    Json cfg = read_json_file(source_dir / "config.json");
+    for (auto& [k, v] : config_extra.items()) cfg[k] = v;
+    io::write_file_atomic(stage.path() / "config.json", cfg.dump(2));
+  }
   if (model.has_score_head()) {
     // A reward model: the class transformers' AutoModelForSequenceClassification expects.
     Json cfg = read_json_file(source_dir / "config.json");
+    for (auto& [k, v] : config_extra.items()) cfg[k] = v;
     std::string arch = io::arch_name(model.config().arch);
     arch.replace(arch.find("ForCausalLM"), 11, "ForSequenceClassification");
     cfg["architectures"] = {arch};

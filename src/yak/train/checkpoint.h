@@ -18,8 +18,9 @@ namespace yak::train {
 
 // Writes `model`'s weights to `out` (replacing it as a whole), copying config.json, tokenizer and
 // generation files from source_dir. Weights are stored in source_dir's torch_dtype.
+// config_extra: keys merged into config.json (e.g. a reward model's "mean" and "std").
 void save_hf_folder(const model::DecoderModel& model, const std::filesystem::path& source_dir,
-                    const std::filesystem::path& out);
+                    const std::filesystem::path& out, const Json& config_extra = Json::object());
 
 // Writes the model's LoRA adapter as a PEFT folder (adapter_config.json, adapter_model.safetensors)
 // plus the tokenizer files of source_dir, replacing `out` as a whole.

@@ -85,12 +85,12 @@ AdamW prepare_training(model::DecoderModel& model, const LmTrainOptions& o) {
   return AdamW(model.trainable_parameters(), {o.learning_rate, o.adam_beta1, o.adam_beta2, 1e-8, o.weight_decay});
 }
 
-void save_trained(const model::DecoderModel& model, const LmTrainOptions& o) {
+void save_trained(const model::DecoderModel& model, const LmTrainOptions& o, const Json& config_extra) {
   if (o.save_path.empty()) return;
   if (model.has_lora())
     save_lora_folder(model, o.pretrain, o.save_path);
   else
-    save_hf_folder(model, o.pretrain, o.save_path);
+    save_hf_folder(model, o.pretrain, o.save_path, config_extra);
 }
 
 double evaluate_loss(model::DecoderModel& model, std::span<const Sample> samples, int64_t micro_batch_size,

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "yak/base/json.h"
 #include "yak/model/decoder.h"
 #include "yak/train/dataset.h"
 #include "yak/train/optimizer.h"
@@ -57,7 +58,7 @@ struct LmTrainResult {
 // checkpointing as the options say, and returns the AdamW over what trains.
 AdamW prepare_training(model::DecoderModel& model, const LmTrainOptions& o);
 // Writes o.save_path: the PEFT adapter when the model carries LoRA, else the whole HF folder.
-void save_trained(const model::DecoderModel& model, const LmTrainOptions& o);
+void save_trained(const model::DecoderModel& model, const LmTrainOptions& o, const Json& config_extra = Json::object());
 
 // A loss-curve PNG: each run's train losses (and eval points), runs placed one after another on
 // the step axis (e.g. pretraining then SFT).

@@ -82,45 +82,17 @@ class RuleReward : public RewardSource {
 
 class ModelReward : public RewardSource {
  public:
-  ModelReward(const fs::path& dir, bool normalize) : dir_(dir) {
-    model_ = model::DecoderModel::load(dir);
-    check(model_->has_score_head(),
-          "reward model " + dir.string() + ": no score head (expected a *ForSequenceClassification checkpoint)");
-    tok_ = tok::load_tokenizer(dir);
-    if (normalize) {
-      const Json cfg = read_json_file(dir / "config.json");
-      check(cfg.contains("mean") && cfg.contains("std"),
-            "reward model " + dir.string() +
-                ": --normalize_reward needs \"mean\" and \"std\" in config.json (written by yak train rm)");
-      mean_ = cfg["mean"].get<double>();
-      std_ = cfg["std"].get<double>();
-      check(std_ > 0, "reward model " + dir.string() + ": config.json std must be positive");
-    }
-  }
+  ModelReward(const fs::path& dir, bool normalize) : dir_(dir), scorer_(dir, normalize) {}
   std::string name() const override { return "rm:" + dir_.string(); }
   std::vector<float> score(std::span<const RewardQuery> q) override {
-    std::vector<Sample> s(q.size());
-    for (size_t i = 0; i < q.size(); ++i) {
-      auto& ids = s[i].ids;
-      ids = tok_->encode(q[i].prompt + q[i].response, false);
-      if (tok_->bos_id() && (ids.empty() || ids[0] != *tok_->bos_id())) ids.insert(ids.begin(), *tok_->bos_id());
-      if (tok_->eos_id()) ids.push_back(*tok_->eos_id());
-      const int64_t ctx = model_->config().max_position_embeddings;
-      if (ctx > 0 && static_cast<int64_t>(ids.size()) > ctx) ids.erase(ids.begin(), ids.end() - ctx);
-      s[i].loss_mask.assign(ids.size(), 1);
-    }
-    std::vector<const Sample*> ptr;
-    for (auto& x : s) ptr.push_back(&x);
-    auto r = score_samples(*model_, ptr);
-    for (auto& v : r) v = static_cast<float>((v - mean_) / std_);
-    return r;
+    std::vector<std::string> texts;
+    for (const auto& x : q) texts.push_back(x.prompt + x.response);
+    return scorer_.score_texts(texts);
   }
 
  private:
   fs::path dir_;
-  std::unique_ptr<model::DecoderModel> model_;
-  std::unique_ptr<tok::Tokenizer> tok_;
-  double mean_ = 0, std_ = 1;
+  RewardModelScorer scorer_;
 };
 
 std::string request_json(std::span<const RewardQuery> q) {
@@ -252,6 +224,67 @@ class CommandReward : public RewardSource {
 };
 
 }  // namespace
+
+RewardModelScorer::RewardModelScorer(const fs::path& dir, bool normalize) : dir_(dir) {
+  if (normalize) {
+    const Json cfg = read_json_file(dir / "config.json");
+    check(cfg.contains("mean") && cfg.contains("std") && cfg["mean"].is_number() && cfg["std"].is_number(),
+          "reward model " + dir.string() +
+              "/config.json: --normalize_reward needs numbers \"mean\" and \"std\" (yak train rm writes them)");
+    mean_ = cfg["mean"].get<double>();
+    std_ = cfg["std"].get<double>();
+    check(std_ > 0, "reward model " + dir.string() + "/config.json: \"std\" must be positive");
+  }
+  model_ = model::DecoderModel::load(dir);
+  check(model_->has_score_head(),
+        "reward model " + dir.string() + ": no score head (expected a *ForSequenceClassification checkpoint)");
+  tok_ = tok::load_tokenizer(dir);
+}
+
+RewardModelScorer::~RewardModelScorer() = default;
+
+std::vector<float> RewardModelScorer::score_texts(std::span<const std::string> texts) {
+  std::vector<Sample> s(texts.size());
+  const int64_t ctx = model_->config().max_position_embeddings;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    auto& ids = s[i].ids;
+    ids = tok_->encode(texts[i], false);
+    if (tok_->bos_id() && (ids.empty() || ids[0] != *tok_->bos_id())) ids.insert(ids.begin(), *tok_->bos_id());
+    if (tok_->eos_id() && (ids.empty() || ids.back() != *tok_->eos_id())) ids.push_back(*tok_->eos_id());
+    check(!ids.empty(), "reward model " + dir_.string() + ": query " + std::to_string(i) + " has no tokens");
+    if (ctx > 0 && static_cast<int64_t>(ids.size()) > ctx) ids.erase(ids.begin(), ids.end() - ctx);  // keep the end
+    s[i].loss_mask.assign(ids.size(), 1);
+  }
+  std::vector<const Sample*> ptr;
+  for (auto& x : s) ptr.push_back(&x);
+  std::vector<float> r;
+  for (size_t i = 0; i < ptr.size(); i += 16) {  // bounded batches
+    auto part = score_samples(*model_, std::span(ptr).subspan(i, std::min<size_t>(16, ptr.size() - i)));
+    r.insert(r.end(), part.begin(), part.end());
+  }
+  for (auto& v : r) v = static_cast<float>((v - mean_) / std_);
+  return r;
+}
+
+std::string answer_reward_request(RewardModelScorer& scorer, const std::string& body) {
+  Json j;
+  try {
+    j = Json::parse(body);
+  } catch (const std::exception&) {
+    throw Error("the request body is not JSON");
+  }
+  check(j.is_object() && j.contains("query") && j["query"].is_array(),
+        "expected a JSON object with a \"query\" list of strings");
+  std::vector<std::string> texts;
+  for (const auto& q : j["query"]) {
+    check(q.is_string(), "every entry of \"query\" must be a string");
+    texts.push_back(q.get<std::string>());
+  }
+  auto r = scorer.score_texts(texts);
+  Json out = Json::array();
+  for (float v : r) out.push_back(v);
+  return Json{{"rewards", out}, {"scores", out}}.dump();
+}
 
 std::string extract_final_answer(const std::string& response) {
   const size_t boxed = response.rfind("\\boxed{");

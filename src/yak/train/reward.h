@@ -41,6 +41,26 @@ std::string extract_final_answer(const std::string& response);
 // response + EOS, tokenized with the RM's own tokenizer, at the last token. With normalize, uses
 // the mean/std stored in its config.json ("normalize_reward") as (r - mean) / std.
 std::unique_ptr<RewardSource> make_model_reward(const std::filesystem::path& dir, bool normalize);
+// A reward model with its tokenizer, scoring raw texts: tokenized without special tokens, BOS
+// prepended and EOS appended when missing (the last token is what the score head reads), the
+// start cut when longer than the context. With normalize, (r - mean) / std from config.json.
+class RewardModelScorer {
+ public:
+  RewardModelScorer(const std::filesystem::path& dir, bool normalize);
+  ~RewardModelScorer();
+  std::vector<float> score_texts(std::span<const std::string> texts);
+
+ private:
+  std::filesystem::path dir_;
+  std::unique_ptr<model::DecoderModel> model_;
+  std::unique_ptr<tok::Tokenizer> tok_;
+  double mean_ = 0, std_ = 1;
+};
+
+// `yak serve-rm`'s POST /get_reward: {"query": [text...]} -> {"rewards": [...], "scores": [...]}
+// (OpenRLHF's serve_rm.py protocol). Throws yak::Error for a malformed request.
+std::string answer_reward_request(RewardModelScorer& scorer, const std::string& body);
+
 // POST {"query": [prompt + response...], "prompts": [...], "labels": [...]} to url, expecting
 // {"rewards": [...]}; retried `retries` times on connection errors.
 std::unique_ptr<RewardSource> make_remote_reward(const std::string& url, double timeout_seconds, int retries = 3);

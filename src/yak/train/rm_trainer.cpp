@@ -151,7 +151,8 @@ RmTrainResult train_rm(model::DecoderModel& model, std::span<const PreferencePai
   for (float v : sc) s += v, s2 += static_cast<double>(v) * v;
   res.reward_mean = s / static_cast<double>(sc.size());
   res.reward_std = std::sqrt(std::max(0.0, s2 / static_cast<double>(sc.size()) - res.reward_mean * res.reward_mean));
-  save_trained(model, o);
+  // OpenRLHF keeps them in config.json as "mean" and "std" (read back by --normalize_reward).
+  save_trained(model, o, Json{{"mean", res.reward_mean}, {"std", res.reward_std}});
   if (!o.plot_path.empty()) plot_losses(o.plot_path, o.label, {{"rm", res.losses}});
   return res;
 }
