@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include "yak/base/error.h"
@@ -227,6 +228,93 @@ TEST(PpoLearner, ExperienceMatchesIndependentComputations) {
   // bad batches are refused
   std::vector<train::Rollout> odd(rolls.begin(), rolls.begin() + 3);
   EXPECT_THROW(learner.update(odd), Error);
+}
+
+// One whole PPO update (experience, KL-shaped rewards, GAE, whitening, two epochs of clipped
+// policy + entropy and clipped value updates with AdamW) against the torch transcription in
+// tools/golden/make_ppo_golden.py.
+TEST(PpoLearner, OneFullUpdateMatchesTorch) {
+  const fs::path g = fs::path(YAK_GOLDEN_DIR) / "ppo";
+  const Json gold = read_json_file(g / "update.json");
+  auto actor = model::DecoderModel::load(fs::path(YAK_GOLDEN_DIR) / "models" / "llama_mha_f32");
+  auto ref = model::DecoderModel::load(g / "reference");
+  auto critic = model::DecoderModel::load(g / "critic");
+  ASSERT_TRUE(critic->has_score_head());
+  const Json& go = gold["options"];
+  train::PpoOptions o;
+  o.advantage_estimator = "gae";
+  o.n_samples_per_prompt = 1;
+  o.rollout_batch_size = 4;
+  o.gamma = go["gamma"].get<double>();
+  o.lambd = go["lambd"].get<double>();
+  o.init_kl_coef = go["init_kl_coef"].get<double>();
+  o.kl_estimator = train::KlEstimator::K1;
+  o.policy.clip_eps_low = o.policy.clip_eps_high = go["eps_clip"].get<double>();
+  o.value_clip = go["value_clip"].get<double>();
+  o.entropy_coef = go["entropy_coef"].get<double>();
+  o.critic_learning_rate = go["learning_rate"].get<double>();
+  o.actor.learning_rate = go["learning_rate"].get<double>();
+  o.actor.lr_scheduler = "constant";
+  o.actor.lr_warmup_ratio = 0;
+  o.actor.max_norm = go["max_norm"].get<double>();
+  o.actor.max_epochs = go["max_epochs"].get<int64_t>();
+  o.actor.train_batch_size = 4;
+  o.actor.micro_train_batch_size = 2;  // accumulation must give the one-batch update
+  o.actor.quiet = true;
+  std::vector<train::Rollout> rolls;
+  for (const auto& r : gold["rollouts"]) {
+    train::Rollout x;
+    x.ids = r["prompt"].get<std::vector<int32_t>>();
+    x.prompt_len = static_cast<int64_t>(x.ids.size());
+    for (int32_t a : r["actions"].get<std::vector<int32_t>>()) x.ids.push_back(a);
+    x.reward = r["reward"].get<float>();
+    rolls.push_back(x);
+  }
+  train::PpoLearner learner(*actor, ref.get(), critic.get(), o, 1);
+  train::PpoTrace tr;
+  auto st = learner.update(rolls, &tr);
+  auto expect_grid = [&](const train::TokenGrid& got, const char* key, double tol) {
+    const Json& want = gold[key];
+    for (size_t b = 0; b < want.size(); ++b)
+      for (size_t t = 0; t < want[b].size(); ++t)
+        EXPECT_NEAR(got.at(static_cast<int64_t>(b), static_cast<int64_t>(t)), want[b][t].get<double>(), tol)
+            << key << " row " << b << " token " << t;
+  };
+  expect_grid(tr.old_logprobs, "old_logprobs", 2e-5);
+  expect_grid(tr.ref_logprobs, "ref_logprobs", 2e-5);
+  expect_grid(tr.values, "values", 2e-5);
+  expect_grid(tr.advantages, "advantages", 1e-4);
+  expect_grid(tr.returns, "returns", 2e-5);
+  // Step statistics are means over the two optimizer steps.
+  double pg = 0, ent = 0, vl = 0;
+  for (const auto& e : gold["epochs"]) {
+    pg += e["policy_loss"].get<double>() / 2;
+    ent += e["entropy"].get<double>() / 2;
+    vl += e["value_loss"].get<double>() / 2;
+  }
+  EXPECT_NEAR(st.policy_loss, pg, 1e-5);
+  EXPECT_NEAR(st.entropy, ent, 1e-5);
+  EXPECT_NEAR(st.value_loss, vl, 1e-5);
+  // Updated weights: whole tensors for a few, |w| sums for every tensor of actor and critic.
+  std::map<std::string, ag::Var> params;
+  for (auto& p : actor->parameters()) params["actor/" + p.name] = p.var;
+  for (auto& p : critic->parameters()) params["critic/" + p.name] = p.var;
+  double worst = 0;
+  for (auto& [name, want] : gold["weights"].items()) {
+    ASSERT_TRUE(params.count(name)) << name;
+    const ag::Var& v = params[name];
+    ASSERT_EQ(static_cast<size_t>(v.numel()), want.size()) << name;
+    for (int64_t i = 0; i < v.numel(); ++i) worst = std::max(worst, std::fabs(v.f32()[i] - want[i].get<double>()));
+  }
+  std::printf("[ppo golden] worst |updated weight - torch| %.2e\n", worst);
+  EXPECT_LT(worst, 1e-5);
+  for (auto& [name, want] : gold["weight_sums"].items()) {
+    if (!params.count(name)) continue;  // a tied lm_head appears once, as embed_tokens
+    double s = 0;
+    const ag::Var& v = params[name];
+    for (int64_t i = 0; i < v.numel(); ++i) s += std::fabs(v.f32()[i]);
+    EXPECT_NEAR(s, want.get<double>(), 1e-5 * std::max(1.0, want.get<double>())) << name;
+  }
 }
 
 // The rewarded behaviour: answers whose text starts with a letter from a to m, about half of a

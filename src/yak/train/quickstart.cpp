@@ -1,6 +1,7 @@
 #include "yak/train/quickstart.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <random>
@@ -14,6 +15,8 @@
 #include "yak/tokenizer/sp_train.h"
 #include "yak/train/dataset.h"
 #include "yak/train/lm_trainer.h"
+#include "yak/train/ppo_trainer.h"
+#include "yak/train/reward.h"
 
 namespace yak::train {
 namespace fs = std::filesystem;
@@ -94,7 +97,7 @@ QuickstartReport run_quickstart(const QuickstartOptions& o) {
     std::ofstream held(o.dir / "heldout.jsonl");
     for (auto& f : heldout) held << Json{{"input", f.question()}, {"output", f.answer()}}.dump() << "\n";
   }
-  say(o.quiet, "1/5 data: " + std::to_string(facts.size()) + " facts, " + std::to_string(sft_facts.size()) +
+  say(o.quiet, "1/6 data: " + std::to_string(facts.size()) + " facts, " + std::to_string(sft_facts.size()) +
                    " SFT questions, " + std::to_string(heldout.size()) + " held-out questions (" +
                    (o.dir / "corpus.txt").string() + ")");
 
@@ -111,7 +114,7 @@ QuickstartReport run_quickstart(const QuickstartOptions& o) {
     so.quiet = true;
     auto r = tok::train_sentencepiece_files(so, o.dir / "tokenizer");
     fs::copy_file(r.model_path, base / "tokenizer.model", fs::copy_options::overwrite_existing);
-    say(o.quiet, "2/5 tokenizer: SentencePiece BPE, " + std::to_string(r.pieces) + " pieces");
+    say(o.quiet, "2/6 tokenizer: SentencePiece BPE, " + std::to_string(r.pieces) + " pieces");
   }
   Json tc = {{"bos_token", "<s>"},    {"eos_token", "</s>"},    {"unk_token", "<unk>"},
              {"add_bos_token", true}, {"add_eos_token", false}, {"chat_template", kChatTemplate}};
@@ -138,7 +141,7 @@ QuickstartReport run_quickstart(const QuickstartOptions& o) {
   model::init_random_checkpoint(cfg, base, o.seed);
   io::write_file_atomic(base / "generation_config.json", Json{{"bos_token_id", 1}, {"eos_token_id", 2}}.dump(2));
   auto model = model::DecoderModel::load(base);
-  say(o.quiet, "3/5 pretraining a " + std::to_string(model->parameter_count()) + "-parameter LLaMA-style model");
+  say(o.quiet, "3/6 pretraining a " + std::to_string(model->parameter_count()) + "-parameter LLaMA-style model");
   ReadOptions ro;
   auto corpus = read_dataset((o.dir / "corpus.txt").string(), ro);
   auto pt_data = build_pretrain_dataset(corpus, *tokenizer, {"text", 64});
@@ -163,7 +166,7 @@ QuickstartReport run_quickstart(const QuickstartOptions& o) {
   auto pt_model = model::DecoderModel::load(o.dir / "pt");
   rep.heldout_questions = static_cast<int>(heldout.size());
   rep.heldout_before = accuracy(*pt_model, *tokenizer, heldout);
-  say(o.quiet, "4/5 SFT with the chat template (held-out accuracy before: " +
+  say(o.quiet, "4/6 SFT with the chat template (held-out accuracy before: " +
                    std::to_string(static_cast<int>(rep.heldout_before * 100 + 0.5)) + "%)");
   auto tmpl = tok::ChatTemplate::by_name("llama2");
   SftOptions so;
@@ -187,11 +190,54 @@ QuickstartReport run_quickstart(const QuickstartOptions& o) {
   rep.loss_plot = o.dir / "loss.png";
   plot_losses(rep.loss_plot, "yak quickstart", {{"pretrain", ptr}, {"sft", sftr}});
 
-  // 5. Accuracy and a short chat with the result.
-  auto final_model = model::DecoderModel::load(o.dir / "sft");
-  rep.heldout_after = accuracy(*final_model, *tokenizer, heldout);
-  rep.train_after = accuracy(*final_model, *tokenizer, sft_facts);
+  auto sft_model = model::DecoderModel::load(o.dir / "sft");
+  rep.heldout_after = accuracy(*sft_model, *tokenizer, heldout);
+  rep.train_after = accuracy(*sft_model, *tokenizer, sft_facts);
   rep.model_dir = o.dir / "sft";
+
+  // 5. GRPO on the SFT questions: 8 answers per question, reward 1 for the exact sum.
+  if (o.grpo_episodes > 0) {
+    say(o.quiet, "5/6 GRPO on the SFT questions, exact-match reward (held-out accuracy after SFT: " +
+                     std::to_string(static_cast<int>(rep.heldout_after * 100 + 0.5)) + "%)");
+    PromptOptions po;
+    po.label_key = "output";
+    po.apply_chat_template = true;
+    auto prompts = build_prompts(sft_recs, *tokenizer, &tmpl, po);
+    RewardSet reward;
+    reward.add(make_rule_reward("exact_match"));
+    PpoOptions g;
+    g.advantage_estimator = "group_norm";
+    g.n_samples_per_prompt = 8;
+    g.rollout_batch_size = 32;
+    g.micro_rollout_batch_size = 256;
+    g.generate_max_len = 6;
+    g.init_kl_coef = 0;
+    g.num_episodes = o.grpo_episodes;
+    g.eval_steps = 10;
+    g.actor = sft;
+    g.actor.pretrain = o.dir / "sft";
+    g.actor.save_path = o.dir / "grpo";
+    g.actor.train_batch_size = 64;
+    g.actor.micro_train_batch_size = 64;
+    g.actor.max_epochs = 1;
+    g.actor.learning_rate = 3e-4;
+    g.actor.metrics_path = o.dir / "grpo-metrics.jsonl";
+    g.actor.label = "train grpo";
+    g.actor.plot_path.clear();
+    const auto t0 = std::chrono::steady_clock::now();
+    auto res = train_ppo(*sft_model, nullptr, nullptr, *tokenizer, prompts, reward, g,
+                         [&](model::DecoderModel& m) { return accuracy(m, *tokenizer, heldout); });
+    rep.grpo_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rep.grpo_plot = o.dir / "grpo.png";
+    plot_ppo(rep.grpo_plot, "yak quickstart: GRPO", res);
+    auto grpo_model = model::DecoderModel::load(o.dir / "grpo");
+    rep.heldout_after_grpo = accuracy(*grpo_model, *tokenizer, heldout);
+    rep.train_after_grpo = accuracy(*grpo_model, *tokenizer, sft_facts);
+    rep.model_dir = o.dir / "grpo";
+  }
+
+  // 6. A short chat with the result.
+  auto final_model = model::DecoderModel::load(rep.model_dir);
   infer::Engine engine(*final_model, tokenizer.get());
   infer::Conversation conv(engine, tmpl, std::nullopt, 256);
   infer::SamplingParams greedy;
@@ -199,7 +245,7 @@ QuickstartReport run_quickstart(const QuickstartOptions& o) {
     const std::string q = heldout[i].question();
     rep.chat.emplace_back(q, conv.reply(q, greedy, 6).text);
   }
-  say(o.quiet, "5/5 done");
+  say(o.quiet, "6/6 done");
   return rep;
 }
 
