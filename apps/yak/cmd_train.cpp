@@ -5,6 +5,8 @@
 #include "yak/base/error.h"
 #include "yak/base/log.h"
 #include "yak/base/thread_pool.h"
+#include "yak/io/safetensors.h"
+#include "yak/train/best_of_n.h"
 #include "yak/train/data_source.h"
 #include "yak/train/dataset.h"
 #include "yak/train/dpo_trainer.h"
@@ -46,6 +48,9 @@ struct TrainFlags {
   std::vector<double> eps_clip_low_high, reward_clip_range, dynamic_range;
   std::optional<double> eps_clip, dual_clip, value_clip, kl_target;
   std::string kl_estimator = "k1";
+  // rejection-sample, iterative-dpo
+  train::SampleOptions sampling;
+  int rounds = 2;
 };
 
 // Flags of every trainer; `data` adds the dataset flags of the offline trainers (pt, sft, rm, dpo).
@@ -214,6 +219,116 @@ void run_train(TrainFlags& f) {
   if (!f.save_path.empty()) std::printf("saved %s\n", f.save_path.c_str());
 }
 
+// The reward sources named by the flags, added up.
+train::RewardSet make_rewards(const TrainFlags& f) {
+  train::RewardSet reward;
+  for (const auto& d : f.reward_pretrain) reward.add(train::make_model_reward(d, f.normalize_reward));
+  for (const auto& r : f.reward_fn) reward.add(train::make_rule_reward(r));
+  if (!f.remote_rm_url.empty()) reward.add(train::make_remote_reward(f.remote_rm_url, f.reward_timeout));
+  if (!f.reward_cmd.empty()) reward.add(train::make_command_reward(f.reward_cmd, f.reward_timeout));
+  if (reward.empty()) throw Error("no reward: give --reward_pretrain, --reward_fn, --remote_rm_url or --reward_cmd");
+  return reward;
+}
+
+struct PromptSets {
+  std::vector<train::PromptItem> train, eval;
+};
+
+// --prompt_data (and --eval_dataset) as prompts, rendered like the model's SFT data.
+PromptSets load_prompts(const TrainFlags& f, const tok::Tokenizer& tok, const model::DecoderModel& m) {
+  std::optional<tok::ChatTemplate> tmpl;
+  if (f.prompt.apply_chat_template)
+    tmpl = tok::ChatTemplate::from_config(load_tokenizer_config(f.pretrain), io::arch_name(m.config().arch));
+  train::ReadOptions ro;
+  ro.split = f.split;
+  ro.max_samples = f.max_samples;
+  ro.skip_bad_lines = f.skip_bad_lines;
+  ro.seed = f.o.seed;
+  auto records = train::blend_datasets(f.dataset, f.dataset_probs, ro);
+  train::SkipStats skipped;
+  PromptSets ps;
+  ps.train = train::build_prompts(records, tok, tmpl ? &*tmpl : nullptr, f.prompt, &skipped);
+  if (skipped.total()) std::fprintf(stderr, "prompts: %s\n", skipped.summary().c_str());
+  if (!f.eval_dataset.empty())
+    ps.eval = train::build_prompts(train::read_dataset(f.eval_dataset, ro), tok, tmpl ? &*tmpl : nullptr, f.prompt);
+  return ps;
+}
+
+void add_prompt_flags(CLI::App* c, TrainFlags& P) {
+  c->add_option("--prompt_data", P.dataset, "Prompt dataset(s), comma-separated")->required();
+  c->add_option("--prompt_data_probs", P.dataset_probs, "Sampling probabilities of the prompt datasets");
+  c->add_option("--input_key", P.prompt.input_key, "Key of the prompt (a string or a messages list)");
+  c->add_option("--label_key", P.prompt.label_key, "Key of the reference answer passed to reward functions");
+  c->add_option("--input_template", P.prompt.input_template, "Prompt template with one {}");
+  c->add_flag("--apply_chat_template", P.prompt.apply_chat_template, "Render prompts with the chat template");
+  c->add_option("--prompt_max_len", P.prompt.prompt_max_len, "Longer prompts are skipped");
+}
+
+void add_reward_flags(CLI::App* c, TrainFlags& P) {
+  c->add_option("--reward_pretrain", P.reward_pretrain, "Reward model folder(s); their scores add up")->delimiter(',');
+  c->add_flag("--normalize_reward", P.normalize_reward, "Normalize RM scores with the mean/std in their config");
+  c->add_option("--reward_fn", P.reward_fn, "Built-in reward: exact_match, math, format:REGEX (repeatable)");
+  c->add_option("--remote_rm_url", P.remote_rm_url, "Reward model over HTTP (POST {query, prompts, labels})");
+  c->add_option("--reward_cmd", P.reward_cmd, "Command reading the same JSON on stdin, answering on stdout");
+  c->add_option("--reward_timeout", P.reward_timeout, "Seconds a remote/command reward may take per batch");
+}
+
+void add_sampling_flags(CLI::App* c, TrainFlags& P) {
+  c->add_option("--n_samples_per_prompt", P.sampling.n_samples_per_prompt, "Answers per prompt");
+  c->add_option("--generate_max_len", P.sampling.generate_max_len, "Tokens generated per answer at most");
+  c->add_option("--temperature", P.sampling.temperature, "Sampling temperature");
+  c->add_option("--top_p", P.sampling.top_p, "Sampling top-p");
+  c->add_option("--micro_batch_size", P.sampling.micro_batch_size, "Sequences generated together");
+}
+
+// `yak rejection-sample`: best-of-n answers as SFT data (JSONL: input, output, reward).
+void run_rejection_sample(TrainFlags& f) {
+  set_num_threads(f.threads);
+  auto tokenizer = load_model_tokenizer(f.pretrain, "");
+  if (!tokenizer) throw Error(f.pretrain + ": no tokenizer in the model folder");
+  if (f.save_path.empty()) throw Error("--output: where to write the JSONL");
+  auto reward = make_rewards(f);
+  auto policy = model::DecoderModel::load(f.pretrain);
+  auto ps = load_prompts(f, *tokenizer, *policy);
+  f.sampling.seed = f.o.seed;
+  auto recs = train::rejection_sample(*policy, *tokenizer, ps.train, reward, f.sampling);
+  std::string text;
+  double sum = 0;
+  for (auto& r : recs) text += r.dump() + "\n", sum += r["reward"].get<double>();
+  io::write_file_atomic(f.save_path, text);
+  std::printf("wrote %zu best-of-%lld answers to %s (mean reward %.4f)\n", recs.size(),
+              static_cast<long long>(f.sampling.n_samples_per_prompt), f.save_path.c_str(),
+              recs.empty() ? std::nan("") : sum / static_cast<double>(recs.size()));
+}
+
+// `yak train iterative-dpo`: rounds of sample -> score -> best/worst pairs -> DPO.
+void run_iterative_dpo(TrainFlags& f) {
+  set_num_threads(f.threads);
+  auto tokenizer = load_model_tokenizer(f.pretrain, "");
+  if (!tokenizer) throw Error(f.pretrain + ": no tokenizer in the model folder");
+  if (!f.save_path.empty() && fs::exists(f.save_path) && !fs::is_directory(f.save_path))
+    throw Error("--save_path " + f.save_path + ": exists and is not a folder");
+  resolve_common(f);
+  auto reward = make_rewards(f);
+  auto policy = load_trainee(f);
+  auto ps = load_prompts(f, *tokenizer, *policy);
+  train::IterativeDpoOptions o;
+  o.rounds = f.rounds;
+  o.sampling = f.sampling;
+  o.sampling.seed = f.o.seed;
+  o.dpo = f.dpo;
+  o.train = f.o;
+  double before = NAN, after = NAN;
+  if (!ps.eval.empty())
+    before = train::greedy_reward(*policy, *tokenizer, ps.eval, reward, f.sampling.generate_max_len);
+  auto st = train::iterative_dpo(*policy, *tokenizer, ps.train, reward, o);
+  if (!ps.eval.empty()) after = train::greedy_reward(*policy, *tokenizer, ps.eval, reward, f.sampling.generate_max_len);
+  std::printf("%zu rounds; mean sampled reward %.4f -> %.4f", st.size(), st.front().mean_reward, st.back().mean_reward);
+  if (!ps.eval.empty()) std::printf("; eval score %.4f -> %.4f", before, after);
+  std::printf("\n");
+  if (!f.save_path.empty()) std::printf("saved %s\n", f.save_path.c_str());
+}
+
 void run_ppo(TrainFlags& f) {
   set_num_threads(f.threads);
   if (!f.save_path.empty() && fs::exists(f.save_path) && !fs::is_directory(f.save_path))
@@ -247,30 +362,9 @@ void run_ppo(TrainFlags& f) {
     p.dynamic_filtering_range = {f.dynamic_range[0], f.dynamic_range[1]};
   }
 
-  train::RewardSet reward;
-  for (const auto& d : f.reward_pretrain) reward.add(train::make_model_reward(d, f.normalize_reward));
-  for (const auto& r : f.reward_fn) reward.add(train::make_rule_reward(r));
-  if (!f.remote_rm_url.empty()) reward.add(train::make_remote_reward(f.remote_rm_url, f.reward_timeout));
-  if (!f.reward_cmd.empty()) reward.add(train::make_command_reward(f.reward_cmd, f.reward_timeout));
-  if (reward.empty()) throw Error("no reward: give --reward_pretrain, --reward_fn, --remote_rm_url or --reward_cmd");
-
+  auto reward = make_rewards(f);
   auto actor = load_trainee(f);
-  std::optional<tok::ChatTemplate> tmpl;
-  if (f.prompt.apply_chat_template)
-    tmpl = tok::ChatTemplate::from_config(load_tokenizer_config(f.pretrain), io::arch_name(actor->config().arch));
-  train::ReadOptions ro;
-  ro.split = f.split;
-  ro.max_samples = f.max_samples;
-  ro.skip_bad_lines = f.skip_bad_lines;
-  ro.seed = f.o.seed;
-  auto records = train::blend_datasets(f.dataset, f.dataset_probs, ro);
-  train::SkipStats skipped;
-  auto prompts = train::build_prompts(records, *tokenizer, tmpl ? &*tmpl : nullptr, f.prompt, &skipped);
-  if (skipped.total()) std::fprintf(stderr, "prompts: %s\n", skipped.summary().c_str());
-  std::vector<train::PromptItem> eval_prompts;
-  if (!f.eval_dataset.empty())
-    eval_prompts =
-        train::build_prompts(train::read_dataset(f.eval_dataset, ro), *tokenizer, tmpl ? &*tmpl : nullptr, f.prompt);
+  auto [prompts, eval_prompts] = load_prompts(f, *tokenizer, *actor);
   std::fprintf(stderr, "prompts: %zu train, %zu eval; reward: %s\n", prompts.size(), eval_prompts.size(),
                reward.describe().c_str());
 
@@ -367,24 +461,13 @@ void register_train(CLI::App& app) {
       train->add_subcommand("ppo", "Online RL: PPO, REINFORCE++, RLOO, GRPO (Dr. GRPO) on rollouts from the engine");
   add_common(pp, *ppo, false);
   auto& P = *ppo;
-  pp->add_option("--prompt_data", P.dataset, "Prompt dataset(s), comma-separated")->required();
-  pp->add_option("--prompt_data_probs", P.dataset_probs, "Sampling probabilities of the prompt datasets");
-  pp->add_option("--input_key", P.prompt.input_key, "Key of the prompt (a string or a messages list)");
-  pp->add_option("--label_key", P.prompt.label_key, "Key of the reference answer passed to reward functions");
-  pp->add_option("--input_template", P.prompt.input_template, "Prompt template with one {}");
-  pp->add_flag("--apply_chat_template", P.prompt.apply_chat_template, "Render prompts with the chat template");
-  pp->add_option("--prompt_max_len", P.prompt.prompt_max_len, "Longer prompts are skipped");
+  add_prompt_flags(pp, P);
+  add_reward_flags(pp, P);
   pp->add_option("--generate_max_len", P.ppo.generate_max_len, "Tokens generated per rollout at most");
   pp->add_option("--actor_learning_rate,--learning_rate", P.o.learning_rate, "Actor learning rate");
   pp->add_option("--critic_learning_rate", P.ppo.critic_learning_rate, "Critic learning rate");
   pp->add_option("--critic_pretrain", P.critic_pretrain,
                  "Critic start (default: the first reward model, else --pretrain; a value head is added)");
-  pp->add_option("--reward_pretrain", P.reward_pretrain, "Reward model folder(s); their scores add up")->delimiter(',');
-  pp->add_flag("--normalize_reward", P.normalize_reward, "Normalize RM scores with the mean/std in their config");
-  pp->add_option("--reward_fn", P.reward_fn, "Built-in reward: exact_match, math, format:REGEX (repeatable)");
-  pp->add_option("--remote_rm_url", P.remote_rm_url, "Reward model over HTTP (POST {query, prompts, labels})");
-  pp->add_option("--reward_cmd", P.reward_cmd, "Command reading the same JSON on stdin, answering on stdout");
-  pp->add_option("--reward_timeout", P.reward_timeout, "Seconds a remote/command reward may take per batch");
   pp->add_option("--advantage_estimator", P.ppo.advantage_estimator,
                  "gae, reinforce, reinforce_baseline, rloo, group_norm (GRPO), dr_grpo");
   pp->add_option("--n_samples_per_prompt", P.ppo.n_samples_per_prompt, "Rollouts per prompt (a group)");
@@ -415,6 +498,37 @@ void register_train(CLI::App& app) {
   pp->add_option("--overlong_buffer_len", P.ppo.overlong_buffer_len, "DAPO overlong penalty buffer (0: off)");
   pp->add_option("--overlong_penalty_factor", P.ppo.overlong_penalty_factor, "DAPO overlong penalty at most");
   pp->callback([ppo] { run_ppo(*ppo); });
+
+  auto idpo = std::make_shared<TrainFlags>();
+  idpo->o.learning_rate = 5e-7;
+  idpo->o.train_batch_size = 16;
+  idpo->o.micro_train_batch_size = 4;
+  auto* it = train->add_subcommand("iterative-dpo", "Rounds of: sample n answers, score, pair best vs worst, DPO");
+  add_common(it, *idpo, false);
+  add_prompt_flags(it, *idpo);
+  add_reward_flags(it, *idpo);
+  add_sampling_flags(it, *idpo);
+  it->add_option("--rounds", idpo->rounds, "Sample-score-train rounds");
+  it->add_option("--learning_rate", idpo->o.learning_rate, "DPO learning rate");
+  it->add_option("--beta", idpo->dpo.beta, "DPO beta");
+  it->add_option("--label_smoothing", idpo->dpo.label_smoothing, "cDPO label smoothing");
+  it->add_flag("--ipo", idpo->dpo.ipo, "IPO loss instead of DPO");
+  it->add_option("--nll_loss_coef", idpo->dpo.nll_loss_coef, "Weight of the chosen answers' NLL");
+  it->callback([idpo] { run_iterative_dpo(*idpo); });
+}
+
+void register_rejection_sample(CLI::App& app) {
+  auto rs = std::make_shared<TrainFlags>();
+  auto* r = app.add_subcommand("rejection-sample", "Best-of-n answers by reward, written as SFT data (JSONL)");
+  r->add_option("--pretrain,-m", rs->pretrain, "Policy model folder")->required();
+  r->add_option("--output", rs->save_path, "JSONL to write: {input, output, reward} per prompt")->required();
+  r->add_option("--max_samples", rs->max_samples, "Use at most this many prompts");
+  r->add_option("--seed", rs->o.seed, "Sampling seed");
+  r->add_option("-t,--threads", rs->threads, "Threads (default: all cores)");
+  add_prompt_flags(r, *rs);
+  add_reward_flags(r, *rs);
+  add_sampling_flags(r, *rs);
+  r->callback([rs] { run_rejection_sample(*rs); });
 }
 
 }  // namespace yak::cli

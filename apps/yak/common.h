@@ -46,6 +46,7 @@ void register_tokenizer(CLI::App& app);
 void register_model(CLI::App& app);
 void register_lora(CLI::App& app);
 void register_serve_rm(CLI::App& app);
+void register_rejection_sample(CLI::App& app);
 void register_ask(CLI::App& app);
 
 }  // namespace yak::cli

@@ -1,0 +1,154 @@
+#include "yak/train/best_of_n.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "yak/base/error.h"
+#include "yak/base/log.h"
+#include "yak/infer/engine.h"
+#include "yak/io/safetensors.h"
+#include "yak/train/checkpoint.h"
+
+namespace yak::train {
+namespace fs = std::filesystem;
+
+std::vector<std::vector<ScoredAnswer>> sample_and_score(model::DecoderModel& policy, const tok::Tokenizer& tok,
+                                                        std::span<const PromptItem> prompts, RewardSet& reward,
+                                                        const SampleOptions& o) {
+  check(o.n_samples_per_prompt >= 1, "--n_samples_per_prompt must be at least 1");
+  check(o.generate_max_len >= 1, "--generate_max_len must be positive");
+  check(o.micro_batch_size >= 1, "--micro_batch_size must be positive");
+  const size_t n = static_cast<size_t>(o.n_samples_per_prompt);
+  std::vector<infer::GenerateRequest> reqs;
+  for (size_t p = 0; p < prompts.size(); ++p)
+    for (size_t j = 0; j < n; ++j) {
+      infer::GenerateRequest r;
+      r.prompt = prompts[p].ids;
+      r.max_new_tokens = o.generate_max_len;
+      r.sampling.do_sample = o.temperature > 0;
+      r.sampling.temperature = o.temperature;
+      r.sampling.top_p = o.top_p;
+      r.sampling.seed = o.seed + p * n + j;
+      reqs.push_back(std::move(r));
+    }
+  infer::Engine engine(policy, &tok);
+  std::vector<std::vector<ScoredAnswer>> out(prompts.size());
+  for (size_t i = 0; i < reqs.size(); i += static_cast<size_t>(o.micro_batch_size)) {
+    const size_t e = std::min(reqs.size(), i + static_cast<size_t>(o.micro_batch_size));
+    std::vector<infer::GenerateRequest> part(reqs.begin() + static_cast<long>(i), reqs.begin() + static_cast<long>(e));
+    auto gen = engine.generate(part);
+    std::vector<RewardQuery> q;
+    for (size_t k = i; k < e; ++k) q.push_back({prompts[k / n].text, gen[k - i].text, prompts[k / n].label});
+    std::vector<bool> bad;
+    auto r = reward.score(q, &bad);
+    for (size_t k = i; k < e; ++k) {
+      ScoredAnswer a;
+      a.tokens = gen[k - i].tokens;
+      if (gen[k - i].eos_token >= 0) a.tokens.push_back(gen[k - i].eos_token);
+      a.text = gen[k - i].text;
+      a.reward = r[k - i];
+      a.valid = !bad[k - i];
+      out[k / n].push_back(std::move(a));
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// Index of the best (or worst) valid answer; -1 when none is valid.
+int pick(const std::vector<ScoredAnswer>& a, bool best) {
+  int at = -1;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i].valid && (at < 0 || (best ? a[i].reward > a[at].reward : a[i].reward < a[at].reward)))
+      at = static_cast<int>(i);
+  return at;
+}
+
+Sample answer_sample(const PromptItem& p, const ScoredAnswer& a) {
+  Sample s;
+  s.ids = p.ids;
+  s.loss_mask.assign(p.ids.size(), 0);
+  for (int32_t t : a.tokens) s.ids.push_back(t), s.loss_mask.push_back(1);
+  s.where = p.where;
+  return s;
+}
+
+}  // namespace
+
+std::vector<Json> rejection_sample(model::DecoderModel& policy, const tok::Tokenizer& tok,
+                                   std::span<const PromptItem> prompts, RewardSet& reward, const SampleOptions& o) {
+  auto scored = sample_and_score(policy, tok, prompts, reward, o);
+  std::vector<Json> out;
+  size_t dropped = 0;
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    const int b = pick(scored[p], true);
+    if (b < 0) {
+      ++dropped;
+      continue;
+    }
+    Json rec = {{"input", prompts[p].text}, {"output", scored[p][b].text}, {"reward", scored[p][b].reward}};
+    if (!prompts[p].label.empty()) rec["label"] = prompts[p].label;
+    out.push_back(std::move(rec));
+  }
+  if (dropped) log::warn(std::to_string(dropped) + " prompts had no answer with a finite reward; skipped");
+  return out;
+}
+
+std::vector<IterativeDpoRound> iterative_dpo(model::DecoderModel& policy, const tok::Tokenizer& tok,
+                                             std::span<const PromptItem> prompts, RewardSet& reward,
+                                             const IterativeDpoOptions& o) {
+  check(o.rounds >= 1, "--rounds must be at least 1");
+  check(o.sampling.n_samples_per_prompt >= 2, "iterative DPO pairs answers: --n_samples_per_prompt must be >= 2");
+  std::vector<IterativeDpoRound> stats;
+  // The reference of each round is the policy at the round's start: a frozen copy written to a
+  // staging folder next to save_path (or a temporary folder) and loaded back.
+  const fs::path ref_dir = (o.train.save_path.empty() ? fs::temp_directory_path() / "yak-iterative-dpo"
+                                                      : fs::path(o.train.save_path.string() + "-reference"));
+  for (int round = 0; round < o.rounds; ++round) {
+    SampleOptions so = o.sampling;
+    so.seed = o.sampling.seed + static_cast<uint64_t>(round) * 1000003ULL;
+    auto scored = sample_and_score(policy, tok, prompts, reward, so);
+    IterativeDpoRound st;
+    std::vector<PreferencePair> pairs;
+    double sum = 0, best_sum = 0;
+    size_t count = 0, best_count = 0;
+    for (size_t p = 0; p < prompts.size(); ++p) {
+      for (auto& a : scored[p])
+        if (a.valid) sum += a.reward, ++count;
+      const int b = pick(scored[p], true), w = pick(scored[p], false);
+      if (b < 0) continue;
+      best_sum += scored[p][b].reward, ++best_count;
+      if (scored[p][b].reward <= scored[p][w].reward) continue;  // nothing to prefer
+      if (scored[p][b].tokens.empty() || scored[p][w].tokens.empty()) continue;
+      pairs.push_back({answer_sample(prompts[p], scored[p][b]), answer_sample(prompts[p], scored[p][w]), 0.0f});
+    }
+    st.pairs = pairs.size();
+    st.mean_reward = count ? sum / static_cast<double>(count) : std::nan("");
+    st.best_reward = best_count ? best_sum / static_cast<double>(best_count) : std::nan("");
+    if (!o.train.quiet)
+      std::fprintf(stderr, "round %d/%d: mean reward %.4f, best-of-%lld %.4f, %zu preference pairs\n", round + 1,
+                   o.rounds, st.mean_reward, static_cast<long long>(so.n_samples_per_prompt), st.best_reward,
+                   pairs.size());
+    stats.push_back(st);
+    if (static_cast<int64_t>(pairs.size()) < o.train.train_batch_size) {
+      log::warn("round " + std::to_string(round + 1) + ": " + std::to_string(pairs.size()) +
+                " pairs, fewer than one batch; no DPO this round");
+      continue;
+    }
+    save_hf_folder(policy, o.train.pretrain, ref_dir);
+    auto reference = model::DecoderModel::load(ref_dir);
+    LmTrainOptions t = o.train;
+    t.save_path.clear();  // the final policy is saved once, below
+    t.plot_path.clear();
+    t.label = "dpo round " + std::to_string(round + 1);
+    t.seed = o.train.seed + static_cast<uint64_t>(round);
+    train_dpo(policy, *reference, pairs, {}, t, o.dpo);
+  }
+  fs::remove_all(ref_dir);
+  save_trained(policy, o.train);
+  return stats;
+}
+
+}  // namespace yak::train
