@@ -10,6 +10,7 @@
 #include "yak/train/data_source.h"
 #include "yak/train/dataset.h"
 #include "yak/train/dpo_trainer.h"
+#include "yak/train/kto_trainer.h"
 #include "yak/train/lm_trainer.h"
 #include "yak/train/ppo_trainer.h"
 #include "yak/train/reward.h"
@@ -26,7 +27,9 @@ struct TrainFlags {
   size_t max_samples = 1000000;
   bool skip_bad_lines = false;
   train::SftOptions sft;
-  bool pretrain_mode = false, reward_mode = false, dpo_mode = false;
+  bool pretrain_mode = false, reward_mode = false, dpo_mode = false, kto_mode = false;
+  train::KtoOptions kto;
+  std::string kto_label_key = "label";
   train::DpoOptions dpo;
   std::string ref_pretrain;
   train::PreferenceOptions pref;
@@ -170,6 +173,27 @@ void run_train(TrainFlags& f) {
   std::optional<tok::ChatTemplate> tmpl;
   if (f.sft.apply_chat_template)
     tmpl = tok::ChatTemplate::from_config(load_tokenizer_config(f.pretrain), io::arch_name(model->config().arch));
+  if (f.kto_mode) {
+    train::SkipStats skipped;
+    auto samples =
+        train::build_kto_samples(records, *tokenizer, tmpl ? &*tmpl : nullptr, f.sft, f.kto_label_key, &skipped);
+    auto eval_samples =
+        train::build_kto_samples(eval_records, *tokenizer, tmpl ? &*tmpl : nullptr, f.sft, f.kto_label_key);
+    if (skipped.total()) std::fprintf(stderr, "train data: %s\n", skipped.summary().c_str());
+    size_t good = 0;
+    for (auto& s : samples) good += s.desirable;
+    std::fprintf(stderr, "KTO samples: %zu train (%zu desirable), %zu eval\n", samples.size(), good,
+                 eval_samples.size());
+    f.o.label = "train kto";
+    auto ref = model::DecoderModel::load(f.ref_pretrain.empty() ? f.pretrain : f.ref_pretrain);
+    auto r = train::train_kto(*model, *ref, samples, eval_samples, f.o, f.kto);
+    std::printf("trained %lld steps; last loss %.4f", static_cast<long long>(r.losses.steps),
+                r.losses.step_losses.empty() ? std::nan("") : r.losses.step_losses.back());
+    if (!std::isnan(r.eval_margin)) std::printf("; eval reward margin (desirable - undesirable) %.4f", r.eval_margin);
+    std::printf("\n");
+    if (!f.save_path.empty()) std::printf("saved %s\n", f.save_path.c_str());
+    return;
+  }
   if (f.reward_mode || f.dpo_mode) {
     f.pref.max_len = f.sft.max_len;
     train::SkipStats skipped;
@@ -498,6 +522,20 @@ void register_train(CLI::App& app) {
   pp->add_option("--overlong_buffer_len", P.ppo.overlong_buffer_len, "DAPO overlong penalty buffer (0: off)");
   pp->add_option("--overlong_penalty_factor", P.ppo.overlong_penalty_factor, "DAPO overlong penalty at most");
   pp->callback([ppo] { run_ppo(*ppo); });
+
+  auto kto = std::make_shared<TrainFlags>();
+  kto->kto_mode = true;
+  auto* kt = train->add_subcommand("kto", "KTO on unpaired feedback (prompt, completion, desirable label)");
+  add_common(kt, *kto);
+  kt->add_option("--ref_pretrain", kto->ref_pretrain, "Reference model folder (default: --pretrain)");
+  kt->add_option("--output_key", kto->sft.output_key, "Key of the completion");
+  kt->add_option("--label_key", kto->kto_label_key, "Key of the label: true/1 desirable, false/0 undesirable");
+  kt->add_option("--input_template", kto->sft.input_template, "Prompt template with one {}");
+  kt->add_flag("--apply_chat_template", kto->sft.apply_chat_template, "Render prompts with the chat template");
+  kt->add_option("--beta", kto->kto.beta, "KTO beta");
+  kt->add_option("--desirable_loss_weight", kto->kto.desirable_weight, "Weight of desirable samples");
+  kt->add_option("--undesirable_loss_weight", kto->kto.undesirable_weight, "Weight of undesirable samples");
+  kt->callback([kto] { run_train(*kto); });
 
   auto idpo = std::make_shared<TrainFlags>();
   idpo->o.learning_rate = 5e-7;
