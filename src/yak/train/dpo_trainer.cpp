@@ -36,9 +36,7 @@ ag::Var sequence_logps(model::DecoderModel& model, std::span<const Sample* const
   return ag::segment_sum(lp, segment, static_cast<int64_t>(samples.size()));
 }
 
-namespace {
-
-std::vector<float> logps_of(model::DecoderModel& m, std::span<const Sample* const> s) {
+std::vector<float> sequence_logp_values(model::DecoderModel& m, std::span<const Sample* const> s) {
   std::vector<float> out;
   for (size_t i = 0; i < s.size(); i += 16) {
     std::unique_ptr<model::KVCache> cache;
@@ -48,11 +46,13 @@ std::vector<float> logps_of(model::DecoderModel& m, std::span<const Sample* cons
   return out;
 }
 
+namespace {
+
 std::pair<std::vector<float>, std::vector<float>> pair_logps(model::DecoderModel& m,
                                                              std::span<const PreferencePair> pairs) {
   std::vector<const Sample*> c, r;
   for (auto& p : pairs) c.push_back(&p.chosen), r.push_back(&p.rejected);
-  return {logps_of(m, c), logps_of(m, r)};
+  return {sequence_logp_values(m, c), sequence_logp_values(m, r)};
 }
 
 }  // namespace

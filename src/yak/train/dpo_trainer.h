@@ -32,6 +32,8 @@ struct DpoResult {
 // number of target tokens of each sample.
 ag::Var sequence_logps(model::DecoderModel& model, std::span<const Sample* const> samples,
                        std::unique_ptr<model::KVCache>& cache, std::vector<int64_t>* counts = nullptr);
+// The same without a tape, in batches of 16 sequences.
+std::vector<float> sequence_logp_values(model::DecoderModel& model, std::span<const Sample* const> samples);
 double policy_preference(model::DecoderModel& model, std::span<const PreferencePair> pairs);
 
 DpoResult train_dpo(model::DecoderModel& policy, model::DecoderModel& reference, std::span<const PreferencePair> train,

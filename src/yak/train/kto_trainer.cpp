@@ -58,16 +58,6 @@ Sample mismatched(const KtoSample& a, const KtoSample& b) {
   return s;
 }
 
-std::vector<float> logps(model::DecoderModel& m, std::span<const Sample* const> s) {
-  std::vector<float> out;
-  for (size_t i = 0; i < s.size(); i += 16) {
-    std::unique_ptr<model::KVCache> cache;
-    ag::Var v = sequence_logps(m, s.subspan(i, std::min<size_t>(16, s.size() - i)), cache);
-    out.insert(out.end(), v.f32(), v.f32() + v.numel());
-  }
-  return out;
-}
-
 }  // namespace
 
 KtoResult train_kto(model::DecoderModel& policy, model::DecoderModel& reference, std::span<const KtoSample> train,
@@ -79,7 +69,7 @@ KtoResult train_kto(model::DecoderModel& policy, model::DecoderModel& reference,
   KtoResult res;
   std::vector<const Sample*> all;
   for (const auto& s : train) all.push_back(&s.sample);
-  const std::vector<float> ref = logps(reference, all);  // frozen: computed once
+  const std::vector<float> ref = sequence_logp_values(reference, all);  // frozen: computed once
   auto micro = [&](std::span<const size_t> idx, float share) {
     const size_t m = idx.size();
     std::vector<Sample> kl(m);
@@ -91,7 +81,7 @@ KtoResult train_kto(model::DecoderModel& policy, model::DecoderModel& reference,
     std::vector<float> ref_kl;
     {
       ag::NoTapeScope no_tape;
-      ref_kl = logps(reference, klp);
+      ref_kl = sequence_logp_values(reference, klp);
     }
     std::vector<int32_t> ci, ri, ki;
     std::vector<float> rc, rr;
@@ -125,7 +115,7 @@ KtoResult train_kto(model::DecoderModel& policy, model::DecoderModel& reference,
     if (eval.empty()) return {};
     std::vector<const Sample*> es;
     for (const auto& s : eval) es.push_back(&s.sample);
-    auto p = logps(policy, es), q = logps(reference, es);
+    auto p = sequence_logp_values(policy, es), q = sequence_logp_values(reference, es);
     double d = 0, u = 0, nd = 0, nu = 0;
     for (size_t i = 0; i < eval.size(); ++i) {
       const double rw = k.beta * (p[i] - q[i]);
