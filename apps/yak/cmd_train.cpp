@@ -31,7 +31,7 @@ struct TrainFlags {
   train::KtoOptions kto;
   std::string kto_label_key = "label";
   train::DpoOptions dpo;
-  std::string ref_pretrain;
+  std::string ref_pretrain, teacher_model;
   train::PreferenceOptions pref;
   std::string rm_loss = "sigmoid";
   train::LmTrainOptions o;
@@ -235,6 +235,12 @@ void run_train(TrainFlags& f) {
                records.size(), eval.samples.size());
 
   f.o.label = f.pretrain_mode ? "train pt" : "train sft";
+  std::unique_ptr<model::DecoderModel> teacher;
+  if (!f.teacher_model.empty()) {
+    teacher = model::DecoderModel::load(f.teacher_model);
+    f.o.teacher = teacher.get();
+    f.o.label = "train kd";
+  }
   auto r = train::train_lm(*model, data.samples, eval.samples, f.o);
   std::printf("trained %lld steps; last train loss %.4f", static_cast<long long>(r.steps - r.first_step),
               r.step_losses.empty() ? std::nan("") : r.step_losses.back());
@@ -441,6 +447,16 @@ void register_train(CLI::App& app) {
   s->add_flag("--apply_chat_template", sft->sft.apply_chat_template, "Render prompts with the model's chat template");
   s->add_flag("--multiturn", sft->sft.multiturn, "Loss on every assistant turn of a conversation");
   s->callback([sft] { run_train(*sft); });
+
+  auto kd = std::make_shared<TrainFlags>();
+  auto* k = train->add_subcommand("kd", "Knowledge distillation: SFT plus the teacher's token distributions");
+  add_common(k, *kd);
+  k->add_option("--teacher_model", kd->teacher_model, "Teacher model folder (same vocabulary)")->required();
+  k->add_option("--kd_coef", kd->o.kd_coef, "Weight of the distillation loss (1 - it weights cross-entropy)");
+  k->add_option("--output_key", kd->sft.output_key, "Key of the response");
+  k->add_option("--input_template", kd->sft.input_template, "Prompt template with one {}");
+  k->add_flag("--apply_chat_template", kd->sft.apply_chat_template, "Render prompts with the model's chat template");
+  k->callback([kd] { run_train(*kd); });
 
   auto rm = std::make_shared<TrainFlags>();
   rm->reward_mode = true;

@@ -34,13 +34,17 @@ LmLoss lm_loss(model::DecoderModel& model, const model::Batch& batch, std::span<
                model::KVCache& cache) {
   check(!batch.ids.empty(), "lm_loss: the batch has no tokens");
   check(targets.size() == batch.ids.size(), "lm_loss: one target per token expected");
+  int64_t n = 0;
+  for (auto t : targets) n += t != kIgnoreIndex;
+  ag::Var logits = model.forward_var(all_positions(batch), cache);
+  return {ag::cross_entropy_sum(logits, targets, kIgnoreIndex), n, logits};
+}
+
+model::Batch all_positions(const model::Batch& batch) {
   model::Batch all = batch;
   all.logits_for.resize(batch.ids.size());
   for (size_t t = 0; t < all.logits_for.size(); ++t) all.logits_for[t] = static_cast<int32_t>(t);
-  int64_t n = 0;
-  for (auto t : targets) n += t != kIgnoreIndex;
-  ag::Var logits = model.forward_var(all, cache);
-  return {ag::cross_entropy_sum(logits, targets, kIgnoreIndex), n};
+  return all;
 }
 
 }  // namespace yak::train

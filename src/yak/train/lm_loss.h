@@ -22,7 +22,11 @@ struct LmSequence {
 struct LmLoss {
   ag::Var sum;            // Σ token cross-entropy over counted targets (one element)
   int64_t n_targets = 0;  // counted targets
+  ag::Var logits;         // [tokens, vocab]: the logits of every position (for distillation)
 };
+
+// The batch with logits asked at every position.
+model::Batch all_positions(const model::Batch& batch);
 
 // One forward over all sequences. `cache` must have a slot per sequence and room for the longest;
 // keep it alive until the tape's backward ran.

@@ -13,6 +13,7 @@
 #include "yak/train/lm_loss.h"
 #include "yak/train/metrics.h"
 #include "yak/train/optimizer.h"
+#include "yak/train/rl_losses.h"
 
 namespace yak::train {
 
@@ -138,6 +139,11 @@ LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train
   const int64_t warmup = static_cast<int64_t>(std::ceil(o.lr_warmup_ratio * static_cast<double>(total)));
   LrSchedule sched(o.lr_scheduler, warmup, total, o.min_lr_ratio);
 
+  if (o.teacher)
+    check(o.teacher->config().vocab_size == model.config().vocab_size,
+          "--teacher_model: its vocabulary (" + std::to_string(o.teacher->config().vocab_size) +
+              ") differs from the student's (" + std::to_string(model.config().vocab_size) + ")");
+  check(o.kd_coef >= 0 && o.kd_coef <= 1, "--kd_coef must be in [0, 1]");
   AdamW opt = prepare_training(model, o);
 
   int64_t step = 0;
@@ -190,8 +196,23 @@ LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train
       ag::Var l;
       {
         ag::TapeScope scope(tape);
-        l = ag::scale(lm_loss(model, e.batch, e.targets, cache).sum,
-                      1.0f / static_cast<float>(std::max<int64_t>(1, n_targets)));
+        const float inv = 1.0f / static_cast<float>(std::max<int64_t>(1, n_targets));
+        LmLoss ll = lm_loss(model, e.batch, e.targets, cache);
+        if (!o.teacher) {
+          l = ag::scale(ll.sum, inv);
+        } else {
+          Tensor tl;
+          {
+            ag::NoTapeScope no_tape;
+            model::KVCache tc(o.teacher->config(), e.slots, e.longest);
+            tl = o.teacher->forward(all_positions(e.batch), tc);
+          }
+          std::vector<float> tv(tl.data<float>(), tl.data<float>() + tl.numel());
+          // KD loss is a mean over this micro-batch's targets: weight it by their share of the step.
+          ag::Var kd = kd_loss(ll.logits, tv, e.targets, kIgnoreIndex);
+          l = ag::add(ag::scale(ll.sum, static_cast<float>(1.0 - o.kd_coef) * inv),
+                      ag::scale(kd, static_cast<float>(o.kd_coef) * static_cast<float>(ll.n_targets) * inv));
+        }
       }
       loss += l.f32()[0];
       tape.backward(l);

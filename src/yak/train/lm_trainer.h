@@ -44,7 +44,11 @@ struct LmTrainOptions {
   std::filesystem::path tensorboard_dir;  // --use_tensorboard
   std::filesystem::path plot_path;        // loss curve PNG (empty: none)
   std::string label = "train";            // progress-bar label
-  bool quiet = false;                     // no progress bar (tests)
+  // Knowledge distillation (`yak train kd`, OpenRLHF's KDTrainer): with a teacher of the same
+  // vocabulary, loss = (1 - kd_coef) * cross-entropy + kd_coef * KD loss (teacher soft targets).
+  model::DecoderModel* teacher = nullptr;
+  double kd_coef = 0.4;
+  bool quiet = false;  // no progress bar (tests)
 };
 
 struct LmTrainResult {
