@@ -3,9 +3,11 @@
 // share of rewarded answers.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <regex>
 
+#include "yak/base/error.h"
 #include "yak/tokenizer/tokenizer.h"
 #include "yak/train/best_of_n.h"
 
@@ -55,6 +57,26 @@ TEST(BestOfN, KeepsTheBestAnswerOfEachPrompt) {
   }
   std::printf("[best-of-n] mean reward %.2f, best-of-6 %.2f\n", mean / 12, best_mean / 12);
   EXPECT_GT(best_mean, mean);
+}
+
+TEST(BestOfN, ConditionalSftData) {
+  std::vector<train::PromptItem> ps(2);
+  ps[0].text = "Q0";
+  ps[1].text = "Q1";
+  std::vector<std::vector<train::ScoredAnswer>> scored(2);
+  scored[0] = {{{}, "a", 1.0f, true}, {{}, "b", 0.0f, true}};
+  scored[1] = {{{}, "c", 0.0f, true}, {{}, "d", 1.0f, true}, {{}, "e", NAN, false}};
+  auto raw = train::conditional_sft_data(scored, ps, "{input} <rm_score>: {reward} ", false);
+  ASSERT_EQ(raw.size(), 4u);  // the invalid answer is left out
+  EXPECT_EQ(raw[0]["input"], "Q0 <rm_score>: 1.0 ");
+  EXPECT_EQ(raw[1]["input"], "Q0 <rm_score>: 0.0 ");
+  EXPECT_EQ(raw[3]["output"], "d");
+  // z-scores of {1, 0, 0, 1}: mean 0.5, unbiased std sqrt(1/3) -> +-0.866
+  auto z = train::conditional_sft_data(scored, ps, "[{reward}] {input}", true);
+  EXPECT_EQ(z[0]["input"], "[0.9] Q0");
+  EXPECT_EQ(z[1]["input"], "[-0.9] Q0");
+  EXPECT_NEAR(z[0]["reward"].get<double>(), 0.5 / std::sqrt(1.0 / 3.0), 1e-12);
+  EXPECT_THROW(train::conditional_sft_data(scored, ps, "{input} only", false), Error);
 }
 
 TEST(IterativeDpo, RoundsRaiseTheRewardedShare) {

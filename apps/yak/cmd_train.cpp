@@ -54,6 +54,8 @@ struct TrainFlags {
   // rejection-sample, iterative-dpo
   train::SampleOptions sampling;
   int rounds = 2;
+  std::string post_processor = "rs", reward_template = "{input} <rm_score>: {reward} ";
+  bool normalize_csft = false;
 };
 
 // Flags of every trainer; `data` adds the dataset flags of the offline trainers (pt, sft, rm, dpo).
@@ -321,14 +323,20 @@ void run_rejection_sample(TrainFlags& f) {
   auto policy = model::DecoderModel::load(f.pretrain);
   auto ps = load_prompts(f, *tokenizer, *policy);
   f.sampling.seed = f.o.seed;
-  auto recs = train::rejection_sample(*policy, *tokenizer, ps.train, reward, f.sampling);
+  if (f.post_processor != "rs" && f.post_processor != "csft")
+    throw Error("--post_processor '" + f.post_processor + "': expected rs (best of n) or csft (conditional SFT)");
+  const bool rs = f.post_processor == "rs";
+  auto recs =
+      rs ? train::rejection_sample(*policy, *tokenizer, ps.train, reward, f.sampling)
+         : train::conditional_sft_data(train::sample_and_score(*policy, *tokenizer, ps.train, reward, f.sampling),
+                                       ps.train, f.reward_template, f.normalize_csft);
   std::string text;
   double sum = 0;
   for (auto& r : recs) text += r.dump() + "\n", sum += r["reward"].get<double>();
   io::write_file_atomic(f.save_path, text);
-  std::printf("wrote %zu best-of-%lld answers to %s (mean reward %.4f)\n", recs.size(),
-              static_cast<long long>(f.sampling.n_samples_per_prompt), f.save_path.c_str(),
-              recs.empty() ? std::nan("") : sum / static_cast<double>(recs.size()));
+  std::printf("wrote %zu %s records to %s (mean reward %.4f)\n", recs.size(),
+              rs ? ("best-of-" + std::to_string(f.sampling.n_samples_per_prompt)).c_str() : "conditional-SFT",
+              f.save_path.c_str(), recs.empty() ? std::nan("") : sum / static_cast<double>(recs.size()));
 }
 
 // `yak train iterative-dpo`: rounds of sample -> score -> best/worst pairs -> DPO.
@@ -582,6 +590,10 @@ void register_rejection_sample(CLI::App& app) {
   add_prompt_flags(r, *rs);
   add_reward_flags(r, *rs);
   add_sampling_flags(r, *rs);
+  r->add_option("--post_processor", rs->post_processor,
+                "rs: the best answer per prompt; csft: every answer with its reward in the prompt");
+  r->add_option("--reward_template", rs->reward_template, "csft prompt: {input} and {reward} are replaced");
+  r->add_flag("--normalize_csft_reward", rs->normalize_csft, "csft: z-score the rewards before printing them");
   r->callback([rs] { run_rejection_sample(*rs); });
 }
 

@@ -96,6 +96,44 @@ std::vector<Json> rejection_sample(model::DecoderModel& policy, const tok::Token
   return out;
 }
 
+std::vector<Json> conditional_sft_data(const std::vector<std::vector<ScoredAnswer>>& scored,
+                                       std::span<const PromptItem> prompts, const std::string& reward_template,
+                                       bool normalize) {
+  check(reward_template.find("{input}") != std::string::npos && reward_template.find("{reward}") != std::string::npos,
+        "--reward_template must contain {input} and {reward}: " + reward_template);
+  check(scored.size() == prompts.size(), "conditional SFT: one answer list per prompt expected");
+  std::vector<std::pair<size_t, const ScoredAnswer*>> all;
+  for (size_t p = 0; p < scored.size(); ++p)
+    for (const auto& a : scored[p])
+      if (a.valid) all.emplace_back(p, &a);
+  std::vector<double> r;
+  for (auto& [p, a] : all) r.push_back(a->reward);
+  if (normalize && r.size() > 1) {  // z-score with the unbiased std, as torch.std
+    double mean = 0, var = 0;
+    for (double v : r) mean += v;
+    mean /= static_cast<double>(r.size());
+    for (double v : r) var += (v - mean) * (v - mean);
+    const double sd = std::sqrt(var / static_cast<double>(r.size() - 1));
+    check(sd > 0, "conditional SFT: every reward is the same; nothing to normalize");
+    for (double& v : r) v = (v - mean) / sd;
+  }
+  auto replace_all = [](std::string s, const std::string& from, const std::string& to) {
+    for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+      s.replace(at, from.size(), to);
+    return s;
+  };
+  std::vector<Json> out;
+  for (size_t i = 0; i < all.size(); ++i) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f", r[i]);
+    // {reward} first, as OpenRLHF does, so a prompt containing "{reward}" is left alone.
+    const std::string input =
+        replace_all(replace_all(reward_template, "{reward}", buf), "{input}", prompts[all[i].first].text);
+    out.push_back({{"input", input}, {"output", all[i].second->text}, {"reward", r[i]}});
+  }
+  return out;
+}
+
 std::vector<IterativeDpoRound> iterative_dpo(model::DecoderModel& policy, const tok::Tokenizer& tok,
                                              std::span<const PromptItem> prompts, RewardSet& reward,
                                              const IterativeDpoOptions& o) {

@@ -42,6 +42,14 @@ std::vector<std::vector<ScoredAnswer>> sample_and_score(model::DecoderModel& pol
 std::vector<Json> rejection_sample(model::DecoderModel& policy, const tok::Tokenizer& tok,
                                    std::span<const PromptItem> prompts, RewardSet& reward, const SampleOptions& o);
 
+// Conditional SFT data (OpenRLHF's "csft" post-processor): every sampled answer, its prompt
+// rewritten by `reward_template` ("{input}" and "{reward}" replaced; the reward printed with one
+// decimal, after z-scoring over all answers when normalize). Train SFT on it, then ask with a high
+// reward in the prompt.
+std::vector<Json> conditional_sft_data(const std::vector<std::vector<ScoredAnswer>>& scored,
+                                       std::span<const PromptItem> prompts, const std::string& reward_template,
+                                       bool normalize);
+
 struct IterativeDpoOptions {
   int rounds = 2;
   SampleOptions sampling;
