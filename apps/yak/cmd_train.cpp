@@ -13,6 +13,7 @@
 #include "yak/train/kto_trainer.h"
 #include "yak/train/lm_trainer.h"
 #include "yak/train/ppo_trainer.h"
+#include "yak/train/prm_trainer.h"
 #include "yak/train/reward.h"
 #include "yak/train/rm_trainer.h"
 
@@ -27,7 +28,8 @@ struct TrainFlags {
   size_t max_samples = 1000000;
   bool skip_bad_lines = false;
   train::SftOptions sft;
-  bool pretrain_mode = false, reward_mode = false, dpo_mode = false, kto_mode = false;
+  bool pretrain_mode = false, reward_mode = false, dpo_mode = false, kto_mode = false, prm_mode = false;
+  train::PrmOptions prm;
   train::KtoOptions kto;
   std::string kto_label_key = "label";
   train::DpoOptions dpo;
@@ -175,6 +177,25 @@ void run_train(TrainFlags& f) {
   std::optional<tok::ChatTemplate> tmpl;
   if (f.sft.apply_chat_template)
     tmpl = tok::ChatTemplate::from_config(load_tokenizer_config(f.pretrain), io::arch_name(model->config().arch));
+  if (f.prm_mode) {
+    f.prm.max_len = f.sft.max_len;
+    f.prm.input_key = f.sft.input_key;
+    const auto v = train::prm_vocab(*tokenizer, f.prm);
+    train::SkipStats skipped;
+    auto samples = train::build_prm_samples(records, *tokenizer, f.prm, &skipped);
+    auto eval_samples = train::build_prm_samples(eval_records, *tokenizer, f.prm);
+    if (skipped.total()) std::fprintf(stderr, "train data: %s\n", skipped.summary().c_str());
+    std::fprintf(stderr, "PRM samples: %zu train, %zu eval\n", samples.size(), eval_samples.size());
+    f.o.label = "train prm";
+    auto r = train::train_prm(*model, samples, eval_samples, v, f.o);
+    std::printf("trained %lld steps; last loss %.4f", static_cast<long long>(r.losses.steps),
+                r.losses.step_losses.empty() ? std::nan("") : r.losses.step_losses.back());
+    if (!std::isnan(r.eval_accuracy))
+      std::printf("; eval step accuracy %.1f%% (before: %.1f%%)", 100 * r.eval_accuracy, 100 * r.accuracy_before);
+    std::printf("\n");
+    if (!f.save_path.empty()) std::printf("saved %s\n", f.save_path.c_str());
+    return;
+  }
   if (f.kto_mode) {
     train::SkipStats skipped;
     auto samples =
@@ -546,6 +567,15 @@ void register_train(CLI::App& app) {
   pp->add_option("--overlong_buffer_len", P.ppo.overlong_buffer_len, "DAPO overlong penalty buffer (0: off)");
   pp->add_option("--overlong_penalty_factor", P.ppo.overlong_penalty_factor, "DAPO overlong penalty at most");
   pp->callback([ppo] { run_ppo(*ppo); });
+
+  auto prm = std::make_shared<TrainFlags>();
+  prm->prm_mode = true;
+  auto* pr = train->add_subcommand("prm", "Process reward model: reward tokens predicted at each step placeholder");
+  add_common(pr, *prm);
+  pr->add_option("--label_key", prm->prm.label_key, "Key of the step labels (reward tokens or numbers in [0, 1])");
+  pr->add_option("--placeholder_token", prm->prm.placeholder_token, "The token that ends every step");
+  pr->add_option("--reward_tokens", prm->prm.reward_tokens, "Reward tokens, the good one first (default: + -)");
+  pr->callback([prm] { run_train(*prm); });
 
   auto kto = std::make_shared<TrainFlags>();
   kto->kto_mode = true;
