@@ -35,10 +35,18 @@ struct Translation {
   std::vector<Value> params;
   std::vector<std::string> columns;  // output column names
   std::string root_table;
+  std::string rollup;  // the rollup read instead of root_table, if any
+};
+
+struct TranslateOptions {
+  // Read a rollup instead of its base table when it gives the same answer. Off when row filters
+  // apply, so that a filter on the base table is never bypassed.
+  bool use_rollups = true;
 };
 
 // Throws yak::Error when a name is unknown or the elements cannot be joined into one query.
-Translation translate(const Dsl& dsl, const SemanticModel& model, const SqlDialect& dialect);
+Translation translate(const Dsl& dsl, const SemanticModel& model, const SqlDialect& dialect,
+                      const TranslateOptions& opt = {});
 
 // An expression with its bare columns prefixed by `table.`.
 std::string qualify_expr(const std::string& expr, const std::string& table);
