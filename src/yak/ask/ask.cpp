@@ -74,6 +74,7 @@ Answer Asker::run_dsl(const std::string& question, const Dsl& dsl, const AskOpti
   g.sensitive = sensitive_;
   g.allow_sensitive = opt.allow_sensitive;
   g.row_filters = opt.row_filters;
+  g.dialect = dialect_->name();
   const auto checked = guard_sql(tr.sql, g);
   a.sql = checked.sql;
   a.params = tr.params;

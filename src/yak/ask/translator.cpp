@@ -23,9 +23,29 @@ std::string SqliteDialect::time_bucket(const std::string& e, const std::string& 
   throw Error("unknown time granularity '" + grain + "' (day, week, month, quarter, year)");
 }
 
+std::string ClickHouseDialect::time_bucket(const std::string& e, const std::string& grain) const {
+  if (grain == "day") return "toString(" + e + ")";
+  if (grain == "week") return "toString(toMonday(" + e + "))";
+  if (grain == "month") return "formatDateTime(" + e + ", '%Y-%m')";
+  if (grain == "quarter") return "concat(toString(toYear(" + e + ")), '-Q', toString(toQuarter(" + e + ")))";
+  if (grain == "year") return "toString(toYear(" + e + "))";
+  throw Error("unknown time granularity '" + grain + "' (day, week, month, quarter, year)");
+}
+
+std::string MysqlDialect::time_bucket(const std::string& e, const std::string& grain) const {
+  if (grain == "day") return "DATE_FORMAT(" + e + ", '%Y-%m-%d')";
+  if (grain == "week") return "DATE_FORMAT(SUBDATE(" + e + ", WEEKDAY(" + e + ")), '%Y-%m-%d')";
+  if (grain == "month") return "DATE_FORMAT(" + e + ", '%Y-%m')";
+  if (grain == "quarter") return "CONCAT(YEAR(" + e + "), '-Q', QUARTER(" + e + "))";
+  if (grain == "year") return "DATE_FORMAT(" + e + ", '%Y')";
+  throw Error("unknown time granularity '" + grain + "' (day, week, month, quarter, year)");
+}
+
 std::unique_ptr<SqlDialect> dialect_for(const std::string& name) {
   if (name == "sqlite") return std::make_unique<SqliteDialect>();
-  throw Error("SQL dialect '" + name + "' is not supported yet (sqlite)");
+  if (name == "clickhouse") return std::make_unique<ClickHouseDialect>();
+  if (name == "mysql") return std::make_unique<MysqlDialect>();
+  throw Error("SQL dialect '" + name + "' is not supported (sqlite, clickhouse, mysql)");
 }
 
 namespace {
@@ -162,6 +182,7 @@ std::optional<Translation> build(const Dsl& dsl, const SemanticModel& m, const S
   // Each dimension's expression, from its nearest binding.
   std::set<std::string> used = {from};
   std::map<std::string, std::string> dim_sql;
+  std::map<std::string, std::pair<const Binding*, std::string>> chosen;  // dimension -> binding, table
   for (auto& d : dims) {
     const Binding* best = nullptr;
     int best_hops = -1;
@@ -183,16 +204,28 @@ std::optional<Translation> build(const Dsl& dsl, const SemanticModel& m, const S
       if (r) return std::nullopt;
       throw Error(where + ": dimension '" + d + "' cannot be combined with the other elements");
     }
-    dim_sql[d] = qualify_expr(best->expr, best_table);
+    chosen[d] = {best, best_table};
     for (std::string t = best_table; t != from; t = plan.parent.at(t)) used.insert(t);
   }
+  // Dialects that join only two tables at a time (ClickHouse 18) read each table through a
+  // subquery that renames its columns table__column, and nest the joins.
+  const bool nested = dialect.nested_joins() && used.size() > 1;
+  std::map<std::string, std::set<std::string>> needed;  // table -> columns read, when nested
+  auto qualify = [&](const std::string& expr, const std::string& table) {
+    if (!nested) return qualify_expr(expr, table);
+    return rewrite_columns(expr, [&](const std::string& name, const std::string&) {
+      needed[table].insert(name);
+      return table + "__" + name;
+    });
+  };
+  for (auto& [d, b] : chosen) dim_sql[d] = qualify(b.first->expr, b.second);
   bool fits = true;
   std::function<std::string(const std::string&)> metric_sql = [&](const std::string& name) -> std::string {
     const auto* x = m.metric(name);
     if (!x->derived()) {
-      if (!r) return qualify_expr(x->binding.expr, x->binding.table);
+      if (!r) return qualify(x->binding.expr, x->binding.table);
       if (x->binding.table != r->base || !reaggregates(x->binding.expr, *r)) fits = false;
-      return qualify_expr(x->binding.expr, r->name);
+      return qualify(x->binding.expr, r->name);
     }
     return rewrite_columns(x->formula, [&](const std::string& ref, const std::string&) {
       std::string e = "(";
@@ -231,16 +264,30 @@ std::optional<Translation> build(const Dsl& dsl, const SemanticModel& m, const S
 
   std::string sql = std::string(detail ? "SELECT DISTINCT " : "SELECT ");
   for (size_t i = 0; i < select.size(); ++i) sql += (i ? ", " : "") + select[i];
-  sql += " FROM " + from;
   // Joins in breadth-first order so each joins a table already present.
   std::vector<std::string> order(used.begin(), used.end());
   std::sort(order.begin(), order.end(), [&](auto& a, auto& b) {
     return plan.hops.at(a) != plan.hops.at(b) ? plan.hops.at(a) < plan.hops.at(b) : a < b;
   });
+  std::vector<std::pair<std::string, std::string>> joins;  // table, ON condition
   for (auto& t : order) {
     if (t == from) continue;
     const auto& [pcol, col] = plan.on.at(t);
-    sql += " JOIN " + t + " ON " + qualify_expr(pcol, plan.parent.at(t)) + " = " + qualify_expr(col, t);
+    joins.push_back({t, qualify(pcol, plan.parent.at(t)) + " = " + qualify(col, t)});
+  }
+  if (!nested) {
+    sql += " FROM " + from;
+    for (auto& [t, on] : joins) sql += " JOIN " + t + " ON " + on;
+  } else {
+    auto read = [&](const std::string& t) {
+      std::string s = "(SELECT ";
+      bool first = true;
+      for (auto& c : needed[t]) s += (first ? "" : ", ") + c + " AS " + t + "__" + c, first = false;
+      return s + " FROM " + t + ")";
+    };
+    std::string acc = read(from);
+    for (auto& [t, on] : joins) acc = "(SELECT * FROM " + acc + " JOIN " + read(t) + " ON " + on + ")";
+    sql += " FROM " + acc;
   }
   std::vector<std::string> conds;
   for (auto& f : dsl.filters) {

@@ -11,7 +11,7 @@
 
 namespace yak::ask {
 
-// What differs between databases. SQLite now; ClickHouse and MySQL implement the same.
+// What differs between databases.
 class SqlDialect {
  public:
   virtual ~SqlDialect() = default;
@@ -20,11 +20,29 @@ class SqlDialect {
   // day YYYY-MM-DD, week the Monday YYYY-MM-DD, month YYYY-MM, quarter YYYY-Qn, year YYYY.
   virtual std::string time_bucket(const std::string& expr, const std::string& grain) const = 0;
   virtual std::string placeholder() const { return "?"; }
+  // True when the database joins only two tables per SELECT: the translator then nests the joins.
+  virtual bool nested_joins() const { return false; }
 };
 
 class SqliteDialect : public SqlDialect {
  public:
   std::string name() const override { return "sqlite"; }
+  std::string time_bucket(const std::string& expr, const std::string& grain) const override;
+};
+
+// ClickHouse (18.16 and later): Date columns, toMonday/formatDateTime buckets, nested joins.
+// Values still travel as ? and the executor escapes them into literals.
+class ClickHouseDialect : public SqlDialect {
+ public:
+  std::string name() const override { return "clickhouse"; }
+  std::string time_bucket(const std::string& expr, const std::string& grain) const override;
+  bool nested_joins() const override { return true; }
+};
+
+// MySQL protocol (MariaDB, MySQL, Doris, StarRocks): DATE columns, DATE_FORMAT buckets.
+class MysqlDialect : public SqlDialect {
+ public:
+  std::string name() const override { return "mysql"; }
   std::string time_bucket(const std::string& expr, const std::string& grain) const override;
 };
 
