@@ -148,6 +148,12 @@ TEST(ask_connector, GuardFunctionListsFollowTheDialect) {
   EXPECT_THROW(guard_sql("SELECT SLEEP(10) FROM t", my), yak::Error);
   EXPECT_THROW(guard_sql("SELECT strftime('%Y', dt) FROM t", my), yak::Error);
   EXPECT_NO_THROW(guard_sql("SELECT DATE_FORMAT(dt, '%Y') FROM t", my));
+  // ClickHouse's ways out of one read-only SELECT: table functions, other databases, settings,
+  // output clauses.
+  for (const char* q : {"SELECT * FROM file('/etc/passwd', 'TSV', 'a String')", "SELECT * FROM system.tables",
+                        "SELECT * FROM remote('h', system.one)", "SELECT * FROM t SETTINGS readonly = 0",
+                        "SELECT * FROM t FORMAT TSV", "SELECT * FROM t INTO OUTFILE '/tmp/x'"})
+    EXPECT_THROW(guard_sql(q, ch), yak::Error) << q;
   // Backslashes mean different things per server and mode: refused outside SQLite.
   EXPECT_THROW(guard_sql("SELECT 'a\\' FROM t", ch), yak::Error);
   EXPECT_THROW(guard_sql("SELECT 'a\\' FROM t", my), yak::Error);

@@ -88,6 +88,11 @@ PY
 rows=$(ask "列出所有唱片公司" --db "$url" --format csv --max-rows 5 | wc -l)
 [[ $rows -eq 6 ]] && pass || fail "row limit: $rows lines (want header + 5)"
 
+# Row filters narrow every read of their table, also through joins (and rollups are then off).
+got=$(ask "各地区的播放量" --db "$url" --format csv --row-filter "daily_plays:platform = 'QQ音乐'" --row-filter "artists:genre = '摇滚'" | tail -n +2 | sort)
+want=$(python3 -c "import sqlite3,sys; [print(f'{r},{n}') for r, n in sqlite3.connect(sys.argv[1]).execute(\"SELECT a.region, SUM(p.plays) FROM daily_plays p JOIN songs s ON s.song_id = p.song_id JOIN artists a ON a.artist_id = s.artist_id WHERE p.platform = 'QQ音乐' AND a.genre = '摇滚' GROUP BY a.region\")]" "$tmp/demo/music.db" | sort)
+[[ -n $want && $got == "$want" ]] && pass || fail "row filters: got $got want $want"
+
 # The time limit reaches the server (max_statement_time): 1 ms is far too little for 30 days of
 # daily_plays joined with songs.
 ask "近30天分享数最多的5首歌" --db "$url" --timeout-ms 1 >/dev/null 2>"$tmp/t.err"
