@@ -57,29 +57,36 @@ int main(int argc, char** argv) {
     std::printf("  %-20s %2d/%2d  %5.1f%%\n", type.c_str(), n.first, n.second, 100.0 * n.first / n.second);
   std::printf("  %-20s %2d/%2zu  %5.1f%%\n", "all", right, qs.size(), 100.0 * right / static_cast<double>(qs.size()));
 
-  std::vector<double> parse, total;
-  std::vector<std::pair<double, std::string>> slowest;
-  for (int r = 0; r < rounds; ++r)
-    for (auto& q : qs) {
-      const auto a = Clock::now();
-      const auto m = map_question(q.question, asker.knowledge(), opt.today);
-      const auto rr = parse_rules(m, asker.model());
-      if (rr.understood) translate(rr.dsl, asker.model(), SqliteDialect());
-      const auto b = Clock::now();
-      asker.ask(q.question, opt);
-      const auto c = Clock::now();
-      parse.push_back(ms(a, b));
-      total.push_back(ms(b, c));
-      if (r == 0) slowest.push_back({ms(b, c), q.question});
-    }
-  std::sort(slowest.rbegin(), slowest.rend());
-  std::printf(
-      "latency over %zu answers: question -> SQL p50 %.3f ms, p99 %.3f ms; question -> rows p50 %.2f ms, "
-      "p99 %.2f ms, max %.2f ms\n",
-      total.size(), pct(parse, 0.5), pct(parse, 0.99), pct(total, 0.5), pct(total, 0.99), pct(total, 1.0));
-  std::printf("slowest: ");
-  for (size_t i = 0; i < 3 && i < slowest.size(); ++i)
-    std::printf("%s (%.1f ms)  ", slowest[i].second.c_str(), slowest[i].first);
-  std::printf("\n");
+  // Latency with the rollups of semantic.yaml, and reading daily_plays for every question.
+  for (const bool rollups : {false, true}) {
+    opt.use_rollups = rollups;
+    std::vector<double> parse, total;
+    std::vector<std::pair<double, std::string>> slowest;
+    for (int r = 0; r < rounds; ++r)
+      for (auto& q : qs) {
+        const auto a = Clock::now();
+        const auto m = map_question(q.question, asker.knowledge(), opt.today);
+        const auto rr = parse_rules(m, asker.model());
+        TranslateOptions to;
+        to.use_rollups = rollups;
+        if (rr.understood) translate(rr.dsl, asker.model(), SqliteDialect(), to);
+        const auto b = Clock::now();
+        asker.ask(q.question, opt);
+        const auto c = Clock::now();
+        parse.push_back(ms(a, b));
+        total.push_back(ms(b, c));
+        if (r == 0) slowest.push_back({ms(b, c), q.question});
+      }
+    std::sort(slowest.rbegin(), slowest.rend());
+    std::printf(
+        "rollups %-3s latency over %zu answers: question -> SQL p50 %.3f ms, p99 %.3f ms; question -> rows p50 "
+        "%.2f ms, p99 %.2f ms, max %.2f ms\n",
+        rollups ? "on" : "off", total.size(), pct(parse, 0.5), pct(parse, 0.99), pct(total, 0.5), pct(total, 0.99),
+        pct(total, 1.0));
+    std::printf("  slowest: ");
+    for (size_t i = 0; i < 3 && i < slowest.size(); ++i)
+      std::printf("%s (%.1f ms)  ", slowest[i].second.c_str(), slowest[i].first);
+    std::printf("\n");
+  }
   std::filesystem::remove_all(dir);
 }

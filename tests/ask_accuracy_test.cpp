@@ -52,6 +52,36 @@ TEST(ask_accuracy, RulePathOnTheMusicQuestions) {
   std::filesystem::remove_all(dir);
 }
 
+// Every example question answered with and without rollups gives the same rows in the same
+// order; enough of them read a rollup for that to mean something.
+TEST(ask_accuracy, RollupsGiveTheBaseTablesAnswers) {
+  const auto dir = std::filesystem::temp_directory_path() / ("yak_ask_rollup_" + std::to_string(::getpid()));
+  write_demo_database(dir / "music.db");
+  SqliteDb db(dir / "music.db");
+  Asker asker(SemanticModel::load(std::filesystem::path(YAK_SOURCE_DIR) / "examples/music/semantic.yaml"), db);
+  ASSERT_EQ(asker.model().rollups.size(), 5u);
+  AskOptions with, without;
+  with.today = without.today = *Date::parse("2024-12-31");
+  with.max_rows = without.max_rows = 100000;
+  without.use_rollups = false;
+  std::map<std::string, int> used;
+  int n = 0;
+  for (auto& q : load_questions(std::filesystem::path(YAK_SOURCE_DIR) / "examples/music/questions.jsonl")) {
+    const auto a = asker.ask(q.question, with), b = asker.ask(q.question, without);
+    ASSERT_TRUE(a.understood && b.understood) << q.question;
+    std::string why;
+    EXPECT_TRUE(same_result(a.result, b.result, /*ordered=*/true, &why))
+        << q.id << " " << q.question << ": " << why << "\n  " << a.sql << "\n  " << b.sql;
+    for (auto& r : asker.model().rollups)
+      if (b.sql.find(r.name) == std::string::npos && a.sql.find(" FROM " + r.name + " ") != std::string::npos)
+        ++used[r.name], ++n;
+  }
+  for (auto& r : asker.model().rollups) EXPECT_GE(used[r.name], 1) << r.name << " answered no question";
+  EXPECT_GE(n, 30);
+  std::printf("%d of the example questions read a rollup\n", n);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(ask_accuracy, ComparisonSeesDifferences) {
   QueryResult a, b;
   a.columns = b.columns = {"k", "v"};

@@ -2,10 +2,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 
 #include "common.h"
 #include "yak/ask/ask.h"
 #include "yak/ask/demo.h"
+#include "yak/ask/eval.h"
+#include "yak/ask/loader.h"
 #include "yak/ask/sqlite_db.h"
 
 namespace yak::cli {
@@ -111,7 +114,8 @@ void register_ask(CLI::App& app) {
       "ask", "Answer a question (Chinese or English) with SQL over a database through a semantic model");
   a->add_option("question", f->question, "The question");
   a->add_option("--semantic", f->semantic, "Semantic model (YAML)");
-  a->add_option("--db", f->db, "Database: sqlite:PATH");
+  a->add_option("--db", f->db,
+                "Database: sqlite:PATH, clickhouse://[USER[:PASS]@]HOST:PORT/DB or mysql://USER[:PASS]@HOST:PORT/DB");
   a->add_option("--today", f->today, "Date that relative dates count from (YYYY-MM-DD; default: today)");
   a->add_option("--format", f->format, "Output: table, json or csv")->check(CLI::IsMember({"table", "json", "csv"}));
   a->add_option("--chart", f->chart, "Write a PNG chart for trends (line) and rankings (bar)");
@@ -120,12 +124,15 @@ void register_ask(CLI::App& app) {
   a->add_option("--threshold", f->threshold, "Rule confidence below which the question is not understood");
   a->add_option("--row-filter", f->row_filters, "TABLE:CONDITION added to every read of TABLE (repeatable)");
   a->add_flag("--allow-sensitive", f->allow_sensitive, "Allow sensitive columns");
-  a->footer("Exit codes: 0 answered, 2 bad input, 3 question not understood.");
+  a->footer("Exit codes: 0 answered, 2 bad input, 3 question not understood (eval: 4 below --min-accuracy).");
 
   auto dir = std::make_shared<std::string>("music-demo");
+  auto demo_db = std::make_shared<std::string>();
   auto* demo = a->add_subcommand("demo", "Build the music demo database and answer its example questions");
   demo->add_option("--dir", *dir, "Folder for music.db and semantic.yaml");
-  demo->callback([dir] {
+  demo->add_option("--db", *demo_db,
+                   "Also copy the demo into this server (clickhouse://... or mysql://...) and answer there");
+  demo->callback([dir, demo_db] {
     const std::filesystem::path d = *dir;
     std::filesystem::create_directories(d);
     const auto t0 = std::chrono::steady_clock::now();
@@ -140,9 +147,21 @@ void register_ask(CLI::App& app) {
                 (d / "music.db").string().c_str(), static_cast<double>(st.bytes) / 1e6, secs,
                 static_cast<long long>(st.artists), static_cast<long long>(st.albums), static_cast<long long>(st.songs),
                 static_cast<long long>(st.daily_plays));
-    std::printf("semantic model: %s\n\n", (d / "semantic.yaml").string().c_str());
-    ask::SqliteDb db(d / "music.db");
-    ask::Asker asker(ask::SemanticModel::load(d / "semantic.yaml"), db);
+    std::printf("semantic model: %s\n", (d / "semantic.yaml").string().c_str());
+    std::string url = "sqlite:" + (d / "music.db").string();
+    if (!demo_db->empty()) {
+      ask::SqliteDb src(d / "music.db");
+      auto dst = ask::open_database(*demo_db, /*writable=*/true);
+      const auto t1 = std::chrono::steady_clock::now();
+      const auto cs = ask::copy_database(src, ask::SemanticModel::load(d / "semantic.yaml"), *dst);
+      std::printf("loaded into %s (%s): %lld tables, %lld rows in %.2f s\n", ask::redact_url(*demo_db).c_str(),
+                  dst->server().c_str(), static_cast<long long>(cs.tables), static_cast<long long>(cs.rows),
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count());
+      url = *demo_db;
+    }
+    std::printf("\n");
+    auto db = ask::open_database(url);
+    ask::Asker asker(ask::SemanticModel::load(d / "semantic.yaml"), *db);
     ask::AskOptions o;
     o.today = *ask::Date::parse(ask::kDemoToday);
     o.max_rows = 12;
@@ -153,15 +172,72 @@ void register_ask(CLI::App& app) {
       print_answer(ans, "table", ans.dsl.rule == "trend" || ans.dsl.rule == "topn" ? chart : "");
       std::printf("\n");
     }
-    std::printf("try: yak ask \"2024年各平台的收入\" --semantic %s --db sqlite:%s --today %s\n",
-                (d / "semantic.yaml").string().c_str(), (d / "music.db").string().c_str(), ask::kDemoToday);
+    std::printf("try: yak ask \"2024年各平台的收入\" --semantic %s --db %s --today %s\n",
+                (d / "semantic.yaml").string().c_str(), ask::redact_url(url).c_str(), ask::kDemoToday);
   });
 
-  a->callback([a, demo, f] {
-    if (demo->parsed()) return;
+  // Execution accuracy of any database against reference SQL run on a SQLite copy.
+  struct EvalFlags {
+    std::string semantic, db, reference, questions, today = ask::kDemoToday;
+    double min_accuracy = 0;
+  };
+  auto ef = std::make_shared<EvalFlags>();
+  auto* ev = a->add_subcommand(
+      "eval", "Answer questions (JSONL with reference SQL) on --db and compare with the reference SQL on --reference");
+  ev->add_option("--semantic", ef->semantic, "Semantic model (YAML)")->required();
+  ev->add_option("--db", ef->db, "Database the questions are answered on")->required();
+  ev->add_option("--reference", ef->reference, "SQLite database the reference SQL runs on (sqlite:PATH)")->required();
+  ev->add_option("--questions", ef->questions, "Questions: JSONL with id, type, question, sql, ordered")->required();
+  ev->add_option("--today", ef->today, "Date that relative dates count from (YYYY-MM-DD)");
+  ev->add_option("--min-accuracy", ef->min_accuracy, "Exit 4 when the accuracy is below this (0..1)");
+  ev->callback([ef] {
+    const auto today = ask::Date::parse(ef->today);
+    check(today.has_value(), "--today '" + ef->today + "': expected a date YYYY-MM-DD");
+    const auto questions = ask::load_questions(ef->questions);
+    check(!questions.empty(), ef->questions + ": no questions");
+    ask::SqliteDb ref(ask::sqlite_path_from_url(ef->reference));
+    auto db = ask::open_database(ef->db);
+    ask::Asker asker(ask::SemanticModel::load(ef->semantic), *db);
+    ask::AskOptions o;
+    o.today = *today;
+    o.max_rows = 100000;
+    ask::QueryOptions ro;
+    ro.max_rows = 100000;
+    std::map<std::string, std::pair<int, int>> by_type;
+    int right = 0;
+    for (auto& q : questions) {
+      const auto want = ref.query(q.sql, {}, ro);
+      std::string why;
+      bool ok = false;
+      try {
+        const auto got = asker.ask(q.question, o);
+        why = got.message;
+        ok = got.understood && ask::same_result(got.result, want, q.ordered, &why);
+        if (!ok) why += "\n     sql: " + got.sql;
+      } catch (const Error& e) {
+        why = e.what();
+      }
+      auto& t = by_type[q.type];
+      ++t.second;
+      if (ok)
+        ++t.first, ++right;
+      else
+        std::printf("MISS %d [%s] %s: %s\n", q.id, q.type.c_str(), q.question.c_str(), why.c_str());
+    }
+    std::printf("execution accuracy on %s (%s):\n", ask::redact_url(ef->db).c_str(), db->server().c_str());
+    for (auto& [type, n] : by_type)
+      std::printf("  %-20s %2d/%2d  %5.1f%%\n", type.c_str(), n.first, n.second, 100.0 * n.first / n.second);
+    const double acc = static_cast<double>(right) / static_cast<double>(questions.size());
+    std::printf("  %-20s %2d/%2zu  %5.1f%%\n", "all", right, questions.size(), 100 * acc);
+    std::fflush(stdout);
+    if (acc < ef->min_accuracy) std::exit(4);
+  });
+
+  a->callback([a, demo, ev, f] {
+    if (demo->parsed() || ev->parsed()) return;
     check(!f->question.empty(), "ask: expected a question (or: yak ask demo)");
     check(!f->semantic.empty(), "ask: --semantic FILE is required");
-    check(!f->db.empty(), "ask: --db sqlite:PATH is required");
+    check(!f->db.empty(), "ask: --db URL is required (sqlite:PATH, clickhouse://..., mysql://...)");
     const auto opt = options(*f);
     auto db = ask::open_database(f->db);
     ask::Asker asker(ask::SemanticModel::load(f->semantic), *db);

@@ -89,7 +89,7 @@ expect_error "unknown column" "unknown column 'playz'" "$yak" ask "播放量" --
 sed 's/formula: likes \* 1.0 \/ plays/formula: like_rate * 2/' "$sem" >"$tmp/cycle.yaml"
 expect_error "derived cycle" "cycle" "$yak" ask "播放量" --semantic "$tmp/cycle.yaml" --db "$db"
 expect_error "missing model" "nope.yaml" "$yak" ask "播放量" --semantic "$tmp/nope.yaml" --db "$db"
-expect_error "bad db url" "expected sqlite:PATH" "$yak" ask "播放量" --semantic "$sem" --db "mysql://u@h/db"
+expect_error "bad db url" "expected sqlite:PATH" "$yak" ask "播放量" --semantic "$sem" --db "postgres://u@h/db"
 expect_error "missing db" "no such database file" "$yak" ask "播放量" --semantic "$sem" --db "sqlite:$tmp/none.db"
 printf 'not a database at all, just some text bytes that are long enough to look like a header' >"$tmp/junk.db"
 expect_error "junk db" "junk.db" "$yak" ask "播放量" --semantic "$sem" --db "sqlite:$tmp/junk.db"

@@ -61,7 +61,9 @@ Answer Asker::run_dsl(const std::string& question, const Dsl& dsl, const AskOpti
   a.dsl = dsl;
   Translation tr;
   try {
-    tr = translate(dsl, model_, *dialect_);
+    TranslateOptions to;
+    to.use_rollups = opt.use_rollups && opt.row_filters.empty();
+    tr = translate(dsl, model_, *dialect_, to);
   } catch (const Error& e) {
     a.message = std::string("not understood: ") + e.what();
     return a;
@@ -72,6 +74,7 @@ Answer Asker::run_dsl(const std::string& question, const Dsl& dsl, const AskOpti
   g.sensitive = sensitive_;
   g.allow_sensitive = opt.allow_sensitive;
   g.row_filters = opt.row_filters;
+  g.dialect = dialect_->name();
   const auto checked = guard_sql(tr.sql, g);
   a.sql = checked.sql;
   a.params = tr.params;

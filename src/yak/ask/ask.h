@@ -22,7 +22,8 @@ struct AskOptions {
   int64_t max_rows = 1000;
   int timeout_ms = 5000;
   bool allow_sensitive = false;
-  std::vector<RowFilter> row_filters;
+  std::vector<RowFilter> row_filters;  // when set, rollups are not used
+  bool use_rollups = true;
 };
 
 struct Answer {

@@ -99,6 +99,15 @@ const std::string& demo_semantic_yaml() {
   return s;
 }
 
+const std::vector<DemoRollup>& demo_rollups() {
+  static const std::vector<DemoRollup> r = {{"plays_platform_month", "month", ""},
+                                            {"plays_artist_year", "year", "artist_id"},
+                                            {"plays_song_year", "year", "song_id"},
+                                            {"plays_artist_month", "month", "artist_id"},
+                                            {"plays_song_month", "month", "song_id"}};
+  return r;
+}
+
 std::vector<std::string> demo_questions() {
   return {"2024年QQ音乐的播放量",
           "去年各平台的播放量",
@@ -286,7 +295,27 @@ CREATE TABLE daily_revenue (dt TEXT NOT NULL, platform TEXT NOT NULL, revenue_cn
     db.exec("COMMIT");
     db.exec(
         "CREATE INDEX songs_artist ON songs(artist_id);"
-        "CREATE INDEX albums_artist ON albums(artist_id); ANALYZE;");
+        "CREATE INDEX albums_artist ON albums(artist_id);");
+    // Rollups of daily_plays (declared in semantic.yaml): the first day of each month or year,
+    // clustered by the key they join on so that a join probes one contiguous range.
+    for (auto& r : demo_rollups()) {
+      const std::string period = r.grain == "year" ? "substr(p.dt, 1, 4) || '-01-01'" : "substr(p.dt, 1, 7) || '-01'";
+      const std::string key = r.key.empty() ? "" : r.key + " INTEGER NOT NULL, ";
+      const std::string pk = r.key.empty() ? "dt, platform" : r.key + ", dt, platform";
+      const std::string key_expr = r.key.empty() ? "" : (r.key == "artist_id" ? "s.artist_id, " : "p.song_id, ");
+      const std::string join = r.key == "artist_id" ? " JOIN songs s ON s.song_id = p.song_id" : "";
+      db.exec("CREATE TABLE " + r.table + " (dt TEXT NOT NULL, platform TEXT NOT NULL, " + key +
+              "plays INTEGER NOT NULL, likes INTEGER NOT NULL, shares INTEGER NOT NULL, listeners INTEGER NOT NULL, "
+              "PRIMARY KEY (" +
+              pk +
+              ")) WITHOUT ROWID;"
+              "INSERT INTO " +
+              r.table + " (dt, platform, " + (r.key.empty() ? "" : r.key + ", ") +
+              "plays, likes, shares, listeners) SELECT " + period + ", p.platform, " + key_expr +
+              "SUM(p.plays), SUM(p.likes), SUM(p.shares), SUM(p.listeners) FROM daily_plays p" + join +
+              " GROUP BY 1, 2" + (r.key.empty() ? "" : ", 3") + ";");
+    }
+    db.exec("ANALYZE;");
   }
   std::filesystem::rename(tmp, path);
   st.bytes = std::filesystem::file_size(path);

@@ -26,6 +26,13 @@ struct DemoStats {
 // of data.
 DemoStats write_demo_database(const std::filesystem::path& path, const DemoOptions& opt = {});
 
+// The rollups of daily_plays the demo database holds (semantic.yaml declares them): per platform
+// and month, and per platform, period and artist or song.
+struct DemoRollup {
+  std::string table, grain, key;  // key: "", artist_id or song_id
+};
+const std::vector<DemoRollup>& demo_rollups();
+
 // examples/music/semantic.yaml, compiled into the library.
 const std::string& demo_semantic_yaml();
 

@@ -215,6 +215,33 @@ SemanticModel SemanticModel::parse(const std::string& text, const std::string& w
     m.terms.push_back(std::move(t));
   }
 
+  for (const auto& rn : list(root, "rollups", where)) {
+    Rollup r;
+    r.name = str(rn, "name", where, true);
+    r.base = str(rn, "base", where, true);
+    r.grain = str(rn, "grain", where, true);
+    r.time_column = str(rn, "time_column", where, false);
+    r.columns = strings(rn, "columns", where);
+    for (const auto& idn : list(rn, "identifiers", where)) {
+      Identifier id;
+      id.name = str(idn, "name", where, true);
+      id.expr = str(idn, "expr", where, false);
+      if (id.expr.empty()) id.expr = id.name;
+      const auto type = str(idn, "type", where, false);
+      if (!type.empty() && type != "foreign")
+        throw Error(at(idn, where) + ": rollup '" + r.name + "' identifier '" + id.name +
+                    "' type should be foreign (a rollup is never the target of a join)");
+      r.identifiers.push_back(id);
+    }
+    static const std::set<std::string> rollup_grains = {"day", "month", "quarter", "year"};
+    if (!rollup_grains.count(r.grain))
+      throw Error(at(rn, where) + ": rollup '" + r.name +
+                  "' field 'grain' should be day, month, quarter or year, not '" + r.grain + "'");
+    if (r.columns.empty())
+      throw Error(at(rn, where) + ": rollup '" + r.name + "' field 'columns' should list the base columns it keeps");
+    m.rollups.push_back(std::move(r));
+  }
+
   // Structure: names, references, aliases, derived-metric cycles.
   auto syntax = [&](const std::string& expr, const std::string& owner) {
     try {
@@ -294,6 +321,33 @@ SemanticModel SemanticModel::parse(const std::string& text, const std::string& w
       if (!found)
         throw Error(where + ": table '" + t.name + "' identifier '" + id.name +
                     "' is foreign but no other table has it as primary");
+    }
+  }
+  for (auto& r : m.rollups) {
+    const std::string who = where + ": rollup '" + r.name + "'";
+    check_name(r.name, "rollup", where);
+    if (tables.count(r.name)) throw Error(who + " has the name of a table");
+    if (!tables.insert(r.name).second) throw Error(who + " is listed twice");
+    const auto* base = m.table(r.base);
+    if (!base) throw Error(who + " field 'base': unknown table '" + r.base + "'");
+    if (r.time_column.empty()) {
+      const auto* td = base->time_dimension.empty() ? nullptr : m.dimension(base->time_dimension);
+      if (td)
+        for (auto& b : td->bindings)
+          if (b.table == r.base) r.time_column = b.expr;
+      if (r.time_column.empty())
+        throw Error(who + ": base table '" + r.base + "' has no time_dimension; give 'time_column'");
+    }
+    check_name(r.time_column, "rollup time_column", who);
+    for (auto& c : r.columns) {
+      check_name(c, "rollup column", who);
+      if (c == r.time_column) throw Error(who + " field 'columns': the time column '" + c + "' is implied, not listed");
+    }
+    for (auto& id : r.identifiers) {
+      bool found = false;
+      for (auto& o : m.tables)
+        for (auto& oid : o.identifiers) found = found || (oid.primary && oid.name == id.name);
+      if (!found) throw Error(who + " identifier '" + id.name + "': no table has it as primary");
     }
   }
   if (!m.default_time_dimension.empty() &&
@@ -410,6 +464,17 @@ void SemanticModel::validate_against(const Schema& schema) const {
   }
   for (auto& x : metrics)
     if (!x.derived()) check_expr(x.binding.table, x.binding.expr, "metric '" + x.name + "' field 'expr'");
+  for (auto& r : rollups) {
+    if (!schema.count(r.name))
+      throw Error(source + ": rollup '" + r.name + "' is not a table in the database (build it, or remove it)");
+    const std::string owner = "rollup '" + r.name + "'";
+    check_expr(r.name, r.time_column, owner + " field 'time_column'");
+    for (auto& c : r.columns) {
+      check_expr(r.base, c, owner + " field 'columns'");
+      check_expr(r.name, c, owner + " field 'columns'");
+    }
+    for (auto& id : r.identifiers) check_expr(r.name, id.expr, owner + " identifier '" + id.name + "'");
+  }
 }
 
 }  // namespace yak::ask

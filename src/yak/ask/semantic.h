@@ -65,6 +65,20 @@ struct Table {
   std::string time_dimension;  // the table's own time dimension (logical name)
 };
 
+// A pre-aggregated copy of a fact table (`base`) at a coarser time grain: the columns it keeps
+// have the base table's names and meaning, its time column holds the first day of each period,
+// its measures are summed, and its identifiers say how it joins (e.g. artist_id where the base
+// only has song_id). The translator reads it instead of the base when the question's metrics
+// (SUM/MIN/MAX only), dimensions and time range allow, so the answer is the same.
+struct Rollup {
+  std::string name;  // the physical table
+  std::string base;
+  std::string grain;                    // day | month | quarter | year
+  std::string time_column;              // the base's time column, holding period starts here
+  std::vector<std::string> columns;     // base columns kept (dimensions and measures)
+  std::vector<Identifier> identifiers;  // foreign identifiers it joins by
+};
+
 struct SemanticModel {
   std::string name, description;
   std::string source;  // file name for messages
@@ -72,6 +86,7 @@ struct SemanticModel {
   std::vector<Dimension> dimensions;
   std::vector<Metric> metrics;
   std::vector<Term> terms;
+  std::vector<Rollup> rollups;         // tried in the order given: list the smallest first
   std::string default_time_dimension;  // used when a question gives a time range and names no time
   std::string default_granularity = "day";
   std::string default_metric;  // used by rankings that name no metric ("最火的歌")

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <functional>
+#include <map>
 #include <set>
 
 #include "yak/ask/sql_lexer.h"
@@ -98,18 +99,69 @@ struct SqlQuery {
 
 namespace {
 
-const std::set<std::string>& allowed_functions() {
-  static const std::set<std::string> f = {
-      "ABS",          "AVG",       "COALESCE", "COUNT",     "DATE", "DATETIME", "IFNULL", "IIF",     "INSTR",
-      "JULIANDAY",    "LENGTH",    "LOWER",    "LTRIM",     "MAX",  "MIN",      "NULLIF", "REPLACE", "ROUND",
-      "RTRIM",        "STRFTIME",  "SUBSTR",   "SUBSTRING", "SUM",  "TIME",     "TOTAL",  "TRIM",    "UPPER",
-      "GROUP_CONCAT", "UNIXEPOCH", "TYPEOF",   "SIGN",      "CEIL", "CEILING",  "FLOOR"};
+// The functions each dialect may call, by upper-case name, with the spelling printed (ClickHouse
+// names are case-sensitive).
+using FunctionSet = std::map<std::string, std::string>;
+
+FunctionSet spelled(std::initializer_list<const char*> names) {
+  FunctionSet f;
+  for (const char* n : names) f[upper(n)] = n;
   return f;
 }
 
+const FunctionSet& allowed_functions(const std::string& dialect) {
+  static const FunctionSet sqlite =
+      spelled({"ABS",          "AVG",       "COALESCE", "COUNT",     "DATE", "DATETIME", "IFNULL", "IIF",     "INSTR",
+               "JULIANDAY",    "LENGTH",    "LOWER",    "LTRIM",     "MAX",  "MIN",      "NULLIF", "REPLACE", "ROUND",
+               "RTRIM",        "STRFTIME",  "SUBSTR",   "SUBSTRING", "SUM",  "TIME",     "TOTAL",  "TRIM",    "UPPER",
+               "GROUP_CONCAT", "UNIXEPOCH", "TYPEOF",   "SIGN",      "CEIL", "CEILING",  "FLOOR"});
+  static const FunctionSet clickhouse = spelled({"count",
+                                                 "sum",
+                                                 "avg",
+                                                 "min",
+                                                 "max",
+                                                 "uniqExact",
+                                                 "round",
+                                                 "abs",
+                                                 "floor",
+                                                 "ceil",
+                                                 "coalesce",
+                                                 "ifNull",
+                                                 "nullIf",
+                                                 "lower",
+                                                 "upper",
+                                                 "length",
+                                                 "substring",
+                                                 "concat",
+                                                 "toString",
+                                                 "toDate",
+                                                 "toMonday",
+                                                 "toStartOfMonth",
+                                                 "toStartOfQuarter",
+                                                 "toStartOfYear",
+                                                 "toYear",
+                                                 "toQuarter",
+                                                 "toMonth",
+                                                 "formatDateTime"});
+  static const FunctionSet mysql =
+      spelled({"COUNT",       "SUM",       "AVG",      "MIN",     "MAX",     "ROUND", "ABS",   "FLOOR",
+               "CEIL",        "CEILING",   "COALESCE", "IFNULL",  "NULLIF",  "LOWER", "UPPER", "LENGTH",
+               "CHAR_LENGTH", "SUBSTRING", "SUBSTR",   "CONCAT",  "REPLACE", "TRIM",  "DATE",  "DATE_FORMAT",
+               "SUBDATE",     "WEEKDAY",   "YEAR",     "QUARTER", "MONTH"});
+  if (dialect == "clickhouse") return clickhouse;
+  if (dialect == "mysql") return mysql;
+  return sqlite;
+}
+
+// How the tree prints for the database it goes to (set by guard_sql for its call).
+struct PrintStyle {
+  std::string dialect = "sqlite";
+};
+thread_local const PrintStyle* g_style = nullptr;
+
 class Parser {
  public:
-  Parser(std::vector<Token> toks) : t_(std::move(toks)) {}
+  Parser(std::vector<Token> toks, std::string dialect = "sqlite") : t_(std::move(toks)), dialect_(std::move(dialect)) {}
 
   std::unique_ptr<SqlQuery> statement() {
     auto q = query();
@@ -130,6 +182,7 @@ class Parser {
 
  private:
   std::vector<Token> t_;
+  std::string dialect_;
   size_t i_ = 0;
   int depth_ = 0;
 
@@ -517,6 +570,10 @@ class Parser {
       case Token::Kind::Number:
         return make(Node::K::Literal, next().text);
       case Token::Kind::String: {
+        // Only SQLite reads backslashes in strings literally in every mode: elsewhere refuse them
+        // rather than guess the server's escaping.
+        if (dialect_ != "sqlite" && t.text.find('\\') != std::string::npos)
+          fail("backslashes in string literals are not supported on " + dialect_);
         auto n = make(Node::K::Literal, quote_string(next().text));
         return n;
       }
@@ -577,12 +634,15 @@ class Parser {
       }
     }
     if (op("(", 1) && !t.quoted) {
-      const std::string fname = upper(next().text);
-      if (!allowed_functions().count(fname)) refuse("function " + fname + "() is not allowed");
+      const auto& allowed = allowed_functions(dialect_);
+      const auto it = allowed.find(upper(t.text));
+      if (it == allowed.end()) refuse("function " + upper(t.text) + "() is not allowed");
+      const std::string fname = it->second;
+      next();
       next();  // (
       auto n = make(Node::K::Func, fname);
       if (accept_op("*")) {
-        if (fname != "COUNT") fail("* is only allowed in COUNT(*)");
+        if (upper(fname) != "COUNT") fail("* is only allowed in COUNT(*)");
         n->star_arg = true;
       } else if (!op(")")) {
         n->flag = accept_kw("DISTINCT");
@@ -628,7 +688,13 @@ class Parser {
 std::string ident(const std::string& s) {
   bool plain = !s.empty() && (std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_') && !reserved_word(s);
   for (char c : s) plain = plain && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
-  return plain ? s : quote_ident(s);
+  if (plain) return s;
+  if (g_style && g_style->dialect == "mysql") {
+    std::string q = "`";
+    for (char c : s) q += c == '`' ? std::string("``") : std::string(1, c);
+    return q + "`";
+  }
+  return quote_ident(s);
 }
 
 std::string print(const SqlQuery& q);
@@ -859,7 +925,7 @@ GuardedSql guard_sql(const std::string& sql, const GuardOptions& opt) {
   } catch (const Error& e) {
     refuse(e.what());
   }
-  Parser p(std::move(toks));
+  Parser p(std::move(toks), opt.dialect);
   auto q = p.statement();
 
   Checker ck{opt, {}, {}, {}, {}};
@@ -876,7 +942,7 @@ GuardedSql guard_sql(const std::string& sql, const GuardOptions& opt) {
     } catch (const Error& e) {
       refuse(e.what());
     }
-    Parser fp(std::move(ft));
+    Parser fp(std::move(ft), opt.dialect);
     auto cond = fp.standalone_expr();
     std::function<void(const Node&)> no_sub = [&](const Node& n) {
       if (n.sub) refuse("row filter on '" + f.table + "' may not hold subqueries");
@@ -901,7 +967,10 @@ GuardedSql guard_sql(const std::string& sql, const GuardOptions& opt) {
   lim->op = std::to_string(limit);
   q->limit = std::move(lim);
   out.limit = limit;
+  const PrintStyle style{opt.dialect};
+  g_style = &style;
   out.sql = print(*q);
+  g_style = nullptr;
   out.tables.assign(ck.tables.begin(), ck.tables.end());
   return out;
 }

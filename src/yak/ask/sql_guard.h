@@ -26,6 +26,7 @@ struct GuardOptions {
   std::vector<std::string> sensitive;  // "table.column" (or "column"): refused unless allowed
   bool allow_sensitive = false;
   std::vector<RowFilter> row_filters;
+  std::string dialect = "sqlite";  // sqlite | clickhouse | mysql: functions allowed, how names print
 };
 
 struct GuardedSql {

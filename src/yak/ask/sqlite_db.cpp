@@ -193,13 +193,14 @@ std::filesystem::path sqlite_path_from_url(const std::string& url) {
   else if (url.rfind("sqlite:", 0) == 0)
     rest = url.substr(7);
   else
-    throw Error("--db '" + url + "': expected sqlite:PATH (ClickHouse and MySQL URLs are not supported yet)");
+    throw Error("--db '" + url +
+                "': expected sqlite:PATH, clickhouse://[USER[:PASS]@]HOST:PORT/DB or mysql://USER[:PASS]@HOST:PORT/DB");
   if (rest.empty()) throw Error("--db '" + url + "': expected a file path after 'sqlite:'");
   return rest;
 }
 
-std::unique_ptr<Database> open_database(const std::string& url) {
-  return std::make_unique<SqliteDb>(sqlite_path_from_url(url));
+std::string SqliteDb::server() {
+  return std::string("SQLite ") + sqlite3_libversion();
 }
 
 }  // namespace yak::ask

@@ -21,6 +21,7 @@ class SqliteDb : public Database {
   QueryResult query(const std::string& sql, const std::vector<Value>& params, const QueryOptions& opt) override;
   const Schema& schema() override;
   std::string dialect() const override { return "sqlite"; }
+  std::string server() override;
 
   // Writable connections only: runs statements with no result (DDL, BEGIN/COMMIT).
   void exec(const std::string& sql);
@@ -52,7 +53,5 @@ class SqliteDb::Inserter {
 
 // Parses "sqlite:PATH" (also sqlite://PATH); other schemes throw naming what is supported.
 std::filesystem::path sqlite_path_from_url(const std::string& url);
-// Opens a database from a --db URL (sqlite only in this version).
-std::unique_ptr<Database> open_database(const std::string& url);
 
 }  // namespace yak::ask

@@ -11,7 +11,7 @@
 
 namespace yak::ask {
 
-// What differs between databases. SQLite now; ClickHouse and MySQL implement the same.
+// What differs between databases.
 class SqlDialect {
  public:
   virtual ~SqlDialect() = default;
@@ -20,11 +20,29 @@ class SqlDialect {
   // day YYYY-MM-DD, week the Monday YYYY-MM-DD, month YYYY-MM, quarter YYYY-Qn, year YYYY.
   virtual std::string time_bucket(const std::string& expr, const std::string& grain) const = 0;
   virtual std::string placeholder() const { return "?"; }
+  // True when the database joins only two tables per SELECT: the translator then nests the joins.
+  virtual bool nested_joins() const { return false; }
 };
 
 class SqliteDialect : public SqlDialect {
  public:
   std::string name() const override { return "sqlite"; }
+  std::string time_bucket(const std::string& expr, const std::string& grain) const override;
+};
+
+// ClickHouse (18.16 and later): Date columns, toMonday/formatDateTime buckets, nested joins.
+// Values still travel as ? and the executor escapes them into literals.
+class ClickHouseDialect : public SqlDialect {
+ public:
+  std::string name() const override { return "clickhouse"; }
+  std::string time_bucket(const std::string& expr, const std::string& grain) const override;
+  bool nested_joins() const override { return true; }
+};
+
+// MySQL protocol (MariaDB, MySQL, Doris, StarRocks): DATE columns, DATE_FORMAT buckets.
+class MysqlDialect : public SqlDialect {
+ public:
+  std::string name() const override { return "mysql"; }
   std::string time_bucket(const std::string& expr, const std::string& grain) const override;
 };
 
@@ -35,10 +53,18 @@ struct Translation {
   std::vector<Value> params;
   std::vector<std::string> columns;  // output column names
   std::string root_table;
+  std::string rollup;  // the rollup read instead of root_table, if any
+};
+
+struct TranslateOptions {
+  // Read a rollup instead of its base table when it gives the same answer. Off when row filters
+  // apply, so that a filter on the base table is never bypassed.
+  bool use_rollups = true;
 };
 
 // Throws yak::Error when a name is unknown or the elements cannot be joined into one query.
-Translation translate(const Dsl& dsl, const SemanticModel& model, const SqlDialect& dialect);
+Translation translate(const Dsl& dsl, const SemanticModel& model, const SqlDialect& dialect,
+                      const TranslateOptions& opt = {});
 
 // An expression with its bare columns prefixed by `table.`.
 std::string qualify_expr(const std::string& expr, const std::string& table);
