@@ -326,6 +326,13 @@ void add_reward_flags(CLI::App* c, TrainFlags& P) {
   c->add_option("--reward_timeout", P.reward_timeout, "Seconds a remote/command reward may take per batch");
 }
 
+void add_dpo_flags(CLI::App* c, TrainFlags& P) {
+  c->add_option("--beta", P.dpo.beta, "DPO beta");
+  c->add_option("--label_smoothing", P.dpo.label_smoothing, "cDPO label smoothing");
+  c->add_flag("--ipo", P.dpo.ipo, "IPO loss instead of DPO");
+  c->add_option("--nll_loss_coef", P.dpo.nll_loss_coef, "Weight of the chosen responses' NLL");
+}
+
 void add_sampling_flags(CLI::App* c, TrainFlags& P) {
   c->add_option("--n_samples_per_prompt", P.sampling.n_samples_per_prompt, "Answers per prompt");
   c->add_option("--generate_max_len", P.sampling.generate_max_len, "Tokens generated per answer at most");
@@ -513,10 +520,7 @@ void register_train(CLI::App& app) {
   dp->add_option("--rejected_key", dpo->pref.rejected_key, "Key of the rejected response");
   dp->add_option("--input_template", dpo->pref.input_template, "Prompt template with one {}");
   dp->add_flag("--apply_chat_template", dpo->pref.apply_chat_template, "Render prompts with the chat template");
-  dp->add_option("--beta", dpo->dpo.beta, "DPO beta");
-  dp->add_option("--label_smoothing", dpo->dpo.label_smoothing, "cDPO label smoothing");
-  dp->add_flag("--ipo", dpo->dpo.ipo, "IPO loss instead of DPO");
-  dp->add_option("--nll_loss_coef", dpo->dpo.nll_loss_coef, "Weight of the chosen responses' NLL");
+  add_dpo_flags(dp, *dpo);
   dp->callback([dpo] {
     dpo->sft.apply_chat_template = dpo->pref.apply_chat_template;
     run_train(*dpo);
@@ -602,10 +606,7 @@ void register_train(CLI::App& app) {
   add_sampling_flags(it, *idpo);
   it->add_option("--rounds", idpo->rounds, "Sample-score-train rounds");
   it->add_option("--learning_rate", idpo->o.learning_rate, "DPO learning rate");
-  it->add_option("--beta", idpo->dpo.beta, "DPO beta");
-  it->add_option("--label_smoothing", idpo->dpo.label_smoothing, "cDPO label smoothing");
-  it->add_flag("--ipo", idpo->dpo.ipo, "IPO loss instead of DPO");
-  it->add_option("--nll_loss_coef", idpo->dpo.nll_loss_coef, "Weight of the chosen answers' NLL");
+  add_dpo_flags(it, *idpo);
   it->callback([idpo] { run_iterative_dpo(*idpo); });
 }
 
