@@ -77,6 +77,35 @@ TEST(Dpo, VariantsRunAndBadOptionsAreRefused) {
   EXPECT_THROW(train::train_dpo(*policy, *ref, d.train, d.eval, options(), bad), Error);
 }
 
+// LoRA DPO with the policy as its own reference (adapter off) trains exactly like LoRA DPO against
+// a separate copy of the base model; a policy without an adapter cannot be its own reference.
+TEST(Dpo, LoraPolicyIsItsOwnReference) {
+  Data d = make_data();
+  model::LoraConfig lc;
+  lc.r = 4;
+  lc.alpha = 8;
+  lc.target_modules = {"all-linear"};
+  lc.base_model = kModel;
+  auto o = options();
+  o.max_epochs = 1;
+  o.learning_rate = 1e-2;
+  train::DpoOptions opt;
+  auto a = model::DecoderModel::load(kModel), b = model::DecoderModel::load(kModel);
+  auto base = model::DecoderModel::load(kModel);
+  a->add_lora(lc, 5);
+  b->add_lora(lc, 5);
+  auto self = train::train_dpo(*a, *a, d.train, d.eval, o, opt);
+  auto copy = train::train_dpo(*b, *base, d.train, d.eval, o, opt);
+  ASSERT_EQ(self.losses.step_losses.size(), copy.losses.step_losses.size());
+  for (size_t i = 0; i < self.losses.step_losses.size(); ++i)
+    EXPECT_NEAR(self.losses.step_losses[i], copy.losses.step_losses[i], 1e-6) << "step " << i;
+  EXPECT_NEAR(self.eval_accuracy, copy.eval_accuracy, 1e-12);
+  EXPECT_GT(self.losses.step_losses.front(), self.losses.step_losses.back());
+  EXPECT_TRUE(a->lora_enabled());
+  auto plain = model::DecoderModel::load(kModel);
+  EXPECT_THROW(train::train_dpo(*plain, *plain, d.train, d.eval, o, opt), Error);
+}
+
 TEST(Dpo, SequenceLogpsSumTheResponseTokens) {
   Data d = make_data();
   auto m = model::DecoderModel::load(kModel);

@@ -226,8 +226,10 @@ void run_train(TrainFlags& f) {
     std::fprintf(stderr, "preference pairs: %zu train, %zu eval\n", pairs.size(), eval_pairs.size());
     if (f.dpo_mode) {
       f.o.label = "train dpo";
-      auto ref = model::DecoderModel::load(f.ref_pretrain.empty() ? f.pretrain : f.ref_pretrain);
-      auto r = train::train_dpo(*model, *ref, pairs, eval_pairs, f.o, f.dpo);
+      // With LoRA (and no other reference) the base model under the adapter is the reference.
+      const bool self_ref = f.ref_pretrain.empty() && model->has_lora() && f.modules_to_save.empty();
+      auto ref = self_ref ? nullptr : model::DecoderModel::load(f.ref_pretrain.empty() ? f.pretrain : f.ref_pretrain);
+      auto r = train::train_dpo(*model, self_ref ? *model : *ref, pairs, eval_pairs, f.o, f.dpo);
       std::printf("trained %lld steps; last loss %.4f", static_cast<long long>(r.losses.steps),
                   r.losses.step_losses.empty() ? std::nan("") : r.losses.step_losses.back());
       if (!std::isnan(r.eval_accuracy))

@@ -83,6 +83,10 @@ class DecoderModel {
   void merge_lora();
   void make_lora_trainable();
   bool has_lora() const { return lora_.has_value(); }
+  // Off: forwards skip the adapter's B A term (the base model, e.g. as a DPO reference while
+  // training LoRA). modules_to_save copies replace the base weights and stay in effect.
+  void set_lora_enabled(bool on) { lora_enabled_ = on; }
+  bool lora_enabled() const { return lora_enabled_; }
   const std::optional<LoraConfig>& lora_config() const { return lora_; }
   // A and B of every adapter (names in PEFT's adapter_model.safetensors spelling), then the
   // modules_to_save copies.
@@ -106,6 +110,7 @@ class DecoderModel {
   std::optional<LoraConfig> lora_;
   uint64_t dropout_seed_ = 0;
   bool checkpointing_ = false;
+  bool lora_enabled_ = true;
   ag::Var layer_forward(const ag::Var& x, int64_t l, const Batch& batch, KVCache& cache,
                         const std::vector<float>& cs) const;
   ag::Var proj(const ag::Var& x, const ag::Var& w, const ag::Var* bias, const LoraAdapter& lora, uint64_t salt) const;

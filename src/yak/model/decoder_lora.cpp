@@ -50,7 +50,7 @@ Tensor f32_copy(const Tensor& t) {
 ag::Var DecoderModel::proj(const ag::Var& x, const ag::Var& w, const ag::Var* bias, const LoraAdapter& lora,
                            uint64_t salt) const {
   ag::Var y = ag::linear(x, w, bias);
-  if (!lora.defined()) return y;
+  if (!lora.defined() || !lora_enabled_) return y;
   ag::Var in = x;
   if (lora_ && lora_->dropout > 0 && ag::active_tape())
     in = ag::dropout(x, static_cast<float>(lora_->dropout), dropout_seed_ * 0x100000001B3ull + salt);

@@ -71,8 +71,19 @@ DpoResult train_dpo(model::DecoderModel& policy, model::DecoderModel& reference,
   check(d.label_smoothing >= 0 && d.label_smoothing < 0.5, "--label_smoothing must be in [0, 0.5)");
   DpoResult res;
   res.policy_preference_before = policy_preference(policy, eval);
+  // The LoRA trick: the policy itself, its adapter switched off, is the reference (no second copy).
+  const bool self_ref = &reference == &policy;
+  if (self_ref)
+    check(policy.has_lora() && policy.lora_config()->modules_to_save.empty(),
+          "the policy can be its own reference only as a LoRA adapter without modules_to_save (give --ref_pretrain)");
+  auto ref_logps = [&](std::span<const PreferencePair> pairs) {
+    if (self_ref) policy.set_lora_enabled(false);
+    auto r = pair_logps(reference, pairs);
+    policy.set_lora_enabled(true);
+    return r;
+  };
   // Reference log-probabilities never change: computed once, up front.
-  auto [ref_c, ref_r] = pair_logps(reference, train);
+  auto [ref_c, ref_r] = ref_logps(train);
   auto micro = [&](std::span<const size_t> idx, float share) {
     const int64_t n = static_cast<int64_t>(idx.size());
     std::vector<const Sample*> seqs;
@@ -115,7 +126,7 @@ DpoResult train_dpo(model::DecoderModel& policy, model::DecoderModel& reference,
   res.losses = train_on_pairs(policy, train.size(), o, micro, [&]() -> std::map<std::string, double> {
     if (eval.empty()) return {};
     auto [pc, pr] = pair_logps(policy, eval);
-    auto [qc, qr] = pair_logps(reference, eval);
+    auto [qc, qr] = ref_logps(eval);
     int right = 0;
     for (size_t i = 0; i < pc.size(); ++i) right += (pc[i] - qc[i]) > (pr[i] - qr[i]);
     res.eval_accuracy = static_cast<double>(right) / static_cast<double>(pc.size());

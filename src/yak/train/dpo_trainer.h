@@ -36,6 +36,8 @@ ag::Var sequence_logps(model::DecoderModel& model, std::span<const Sample* const
 std::vector<float> sequence_logp_values(model::DecoderModel& model, std::span<const Sample* const> samples);
 double policy_preference(model::DecoderModel& model, std::span<const PreferencePair> pairs);
 
+// `reference` may be `policy` itself when it carries a LoRA adapter: the reference is then the
+// base model (adapter off), as OpenRLHF does for LoRA DPO.
 DpoResult train_dpo(model::DecoderModel& policy, model::DecoderModel& reference, std::span<const PreferencePair> train,
                     std::span<const PreferencePair> eval, const LmTrainOptions& o, const DpoOptions& d);
 
