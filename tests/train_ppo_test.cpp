@@ -10,6 +10,7 @@
 #include "yak/base/error.h"
 #include "yak/base/http.h"
 #include "yak/base/json.h"
+#include "yak/base/thread_pool.h"
 #include "yak/infer/engine.h"
 #include "yak/tokenizer/tokenizer.h"
 #include "yak/train/dpo_trainer.h"
@@ -374,6 +375,78 @@ void learns(const std::string& estimator, int n) {
   std::printf("[%s] sampled reward share %.2f -> %.2f (rollouts %.2f -> %.2f)\n", estimator.c_str(), before, after,
               res.steps.front().reward, res.steps.back().reward);
   EXPECT_GE(after, before + 0.2);
+}
+
+// Killed after 2 of 4 rollout steps and resumed from its checkpoint, a PPO run (actor, critic,
+// prompt order, sampling seeds, optimizer moments) ends with exactly the weights of the run that
+// was never interrupted (1 thread).
+TEST(PpoTrainer, ResumesExactly) {
+  set_num_threads(1);
+  auto tok = tok::load_tokenizer(kModel);
+  std::vector<train::Record> recs;
+  for (int i = 0; i < 16; ++i)
+    recs.push_back({Json{{"input", "Name a word for thing " + std::to_string(i) + ":"}}, "gen:" + std::to_string(i)});
+  auto prompts = train::build_prompts(recs, *tok, nullptr, {});
+  train::RewardSet reward;
+  reward.add(train::make_rule_reward("format:\\s*[a-mA-M][\\s\\S]*"));
+  const fs::path ckpt = fs::temp_directory_path() / "yak-ppo-resume-test";
+  fs::remove_all(ckpt);
+  train::PpoOptions o;
+  o.advantage_estimator = "gae";
+  o.n_samples_per_prompt = 2;
+  o.rollout_batch_size = 4;
+  o.micro_rollout_batch_size = 8;
+  o.generate_max_len = 2;
+  o.init_kl_coef = 0.05;
+  o.num_episodes = 2;
+  o.max_steps = 4;
+  o.actor.train_batch_size = 4;
+  o.actor.micro_train_batch_size = 2;
+  o.actor.learning_rate = 1e-3;
+  o.actor.lr_scheduler = "constant";
+  o.actor.lr_warmup_ratio = 0;
+  o.actor.quiet = true;
+  auto run = [&](int64_t max_steps, bool resume, bool save) {
+    auto actor = model::DecoderModel::load(kModel), ref = model::DecoderModel::load(kModel),
+         critic = model::DecoderModel::load(kModel);
+    train::PpoOptions r = o;
+    r.max_steps = max_steps;
+    r.actor.ckpt_path = ckpt;
+    r.actor.save_steps = save ? 2 : -1;
+    r.actor.load_checkpoint = resume;
+    auto res = train::train_ppo(*actor, ref.get(), critic.get(), *tok, prompts, reward, r);
+    std::vector<float> w;
+    for (auto& p : actor->parameters()) w.insert(w.end(), p.var.f32(), p.var.f32() + p.var.numel());
+    for (auto& p : critic->parameters()) w.insert(w.end(), p.var.f32(), p.var.f32() + p.var.numel());
+    return std::make_pair(w, res.steps.size());
+  };
+  o.save_value_network = true;
+  o.critic_pretrain = kModel;
+  o.actor.save_path = ckpt.string() + "-out";
+  auto [whole, n_whole] = run(4, false, false);
+  // --save_value_network: the critic is a sequence classifier next to the actor
+  const Json cc = read_json_file(ckpt.string() + "-out_critic/config.json");
+  EXPECT_EQ(cc["architectures"][0], "Qwen2ForSequenceClassification");
+  EXPECT_TRUE(model::DecoderModel::load(ckpt.string() + "-out_critic")->has_score_head());
+  fs::remove_all(ckpt.string() + "-out");
+  fs::remove_all(ckpt.string() + "-out_critic");
+  o.save_value_network = false;
+  o.actor.save_path.clear();
+  auto [first, n_first] = run(2, false, true);
+  EXPECT_EQ(n_first, 2u);
+  EXPECT_TRUE(fs::exists(ckpt / "actor" / "latest"));
+  EXPECT_TRUE(fs::exists(ckpt / "critic" / "latest"));
+  auto [resumed, n_resumed] = run(4, true, false);
+  EXPECT_EQ(n_resumed, 2u);  // steps 3 and 4 only
+  ASSERT_EQ(whole.size(), resumed.size());
+  size_t differ = 0;
+  for (size_t i = 0; i < whole.size(); ++i) differ += whole[i] != resumed[i];
+  EXPECT_EQ(differ, 0u) << "of " << whole.size() << " weights";
+  size_t moved = 0;
+  for (size_t i = 0; i < whole.size(); ++i) moved += whole[i] != first[i];
+  EXPECT_GT(moved, 0u);  // steps 3-4 did change the weights
+  fs::remove_all(ckpt);
+  set_num_threads(0);
 }
 
 TEST(PpoTrainer, GrpoLearnsTheRewardedBehaviour) {

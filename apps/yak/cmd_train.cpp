@@ -443,6 +443,7 @@ void run_ppo(TrainFlags& f) {
                             : !f.reward_pretrain.empty() ? f.reward_pretrain.front()
                                                          : f.pretrain;
     critic = model::DecoderModel::load(dir);
+    p.critic_pretrain = dir;
   }
   train::PolicyEval eval;
   if (!eval_prompts.empty())
@@ -541,6 +542,7 @@ void register_train(CLI::App& app) {
   pp->add_option("--generate_max_len", P.ppo.generate_max_len, "Tokens generated per rollout at most");
   pp->add_option("--actor_learning_rate,--learning_rate", P.o.learning_rate, "Actor learning rate");
   pp->add_option("--critic_learning_rate", P.ppo.critic_learning_rate, "Critic learning rate");
+  pp->add_flag("--save_value_network", P.ppo.save_value_network, "Also save the critic at SAVE_PATH_critic");
   pp->add_option("--critic_pretrain", P.critic_pretrain,
                  "Critic start (default: the first reward model, else --pretrain; a value head is added)");
   pp->add_option("--advantage_estimator", P.ppo.advantage_estimator,

@@ -47,6 +47,11 @@ uint64_t DataRng::next() {
   return result;
 }
 
+void DataRng::set_state(const std::vector<uint64_t>& s) {
+  check(s.size() == 4, "random generator state: four words expected");
+  for (int i = 0; i < 4; ++i) s_[i] = s[static_cast<size_t>(i)];
+}
+
 double DataRng::uniform() {
   return static_cast<double>(next() >> 11) * 0x1.0p-53;
 }

@@ -67,6 +67,9 @@ class DataRng {
   uint64_t next();
   double uniform();                // [0, 1), 53 bits
   uint64_t below(uint64_t bound);  // unbiased [0, bound)
+  // The generator's state, for checkpoints (four words).
+  std::vector<uint64_t> state() const { return {s_[0], s_[1], s_[2], s_[3]}; }
+  void set_state(const std::vector<uint64_t>& s);
 
  private:
   uint64_t s_[4];

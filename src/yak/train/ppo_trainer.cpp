@@ -11,6 +11,7 @@
 #include "yak/base/png.h"
 #include "yak/base/progress.h"
 #include "yak/infer/engine.h"
+#include "yak/train/checkpoint.h"
 #include "yak/train/metrics.h"
 #include "yak/train/optimizer.h"
 
@@ -260,6 +261,32 @@ PpoLearner::PpoLearner(model::DecoderModel& actor, model::DecoderModel* referenc
 
 PpoLearner::~PpoLearner() = default;
 
+void PpoLearner::save(const std::filesystem::path& ckpt, int64_t step, const Json& extra, int max_keep) const {
+  Json learner = {{"kl_coef", kl_coef_}, {"done_opt_steps", done_opt_steps_}, {"train_rng", train_rng_->state()}};
+  // The critic first: a crash between the two leaves the actor's previous step as "latest", which
+  // load() reports instead of pairing mismatched states.
+  if (gae_)
+    save_train_state(ckpt / "critic", *critic_, *critic_opt_, {step, {}, o_.actor.seed, Json::object()}, max_keep);
+  save_train_state(ckpt / "actor", actor_, *actor_opt_,
+                   {step, {}, o_.actor.seed, Json{{"learner", learner}, {"loop", extra}}}, max_keep);
+}
+
+std::optional<std::pair<int64_t, Json>> PpoLearner::load(const std::filesystem::path& ckpt) {
+  auto a = load_train_state(ckpt / "actor", actor_, *actor_opt_);
+  if (!a) return std::nullopt;
+  if (gae_) {
+    auto c = load_train_state(ckpt / "critic", *critic_, *critic_opt_);
+    check(c && c->step == a->step, ckpt.string() + ": the actor checkpoint is at step " + std::to_string(a->step) +
+                                       " but the critic's is " +
+                                       (c ? "at step " + std::to_string(c->step) : "missing"));
+  }
+  const Json& l = a->extra.at("learner");
+  kl_coef_ = l.at("kl_coef").get<double>();
+  done_opt_steps_ = l.at("done_opt_steps").get<int64_t>();
+  train_rng_->set_state(l.at("train_rng").get<std::vector<uint64_t>>());
+  return std::make_pair(a->step, a->extra.at("loop"));
+}
+
 PpoStepStats PpoLearner::update(std::vector<Rollout>& rolls, PpoTrace* trace) {
   PpoStepStats st;
   const PpoOptions& o = o_;
@@ -438,7 +465,7 @@ PpoResult train_ppo(model::DecoderModel& actor, model::DecoderModel* reference, 
   const int64_t samples_per_step = o.rollout_batch_size * n;
   PpoLearner learner(actor, reference, critic, o, total_steps);
 
-  MetricsLog metrics(o.actor.metrics_path, o.actor.tensorboard_dir, false);
+  MetricsLog metrics(o.actor.metrics_path, o.actor.tensorboard_dir, o.actor.load_checkpoint);
   PpoResult res;
   auto run_eval = [&](int64_t step) {
     if (!eval) return;
@@ -447,10 +474,6 @@ PpoResult train_ppo(model::DecoderModel& actor, model::DecoderModel* reference, 
     metrics.log(step, {{"score", v}}, "eval");
     if (!o.actor.quiet) std::fprintf(stderr, "eval after %lld steps: %.4f\n", static_cast<long long>(step), v);
   };
-  run_eval(0);
-
-  ProgressBar bar(o.actor.label, total_steps);
-  bar.set_line_every(o.actor.logging_steps);
   DataRng order_rng(o.actor.seed);
   std::vector<size_t> order(prompts.size());
   size_t cursor = prompts.size();  // forces a shuffle on first use
@@ -463,8 +486,34 @@ PpoResult train_ppo(model::DecoderModel& actor, model::DecoderModel* reference, 
     return order[cursor++];
   };
   uint64_t sample_seed = o.actor.seed * 1000003ULL;
+  int64_t start = 0;
+  if (o.actor.load_checkpoint) {
+    check(!o.actor.ckpt_path.empty(), "--load_checkpoint needs --ckpt_path");
+    if (auto st = learner.load(o.actor.ckpt_path)) {
+      start = st->first;
+      const Json& loop = st->second;
+      order = loop.at("order").get<std::vector<size_t>>();
+      check(order.size() == prompts.size(), o.actor.ckpt_path.string() +
+                                                ": the checkpoint was made with another prompt set (" +
+                                                std::to_string(order.size()) + " prompts)");
+      cursor = loop.at("cursor").get<size_t>();
+      order_rng.set_state(loop.at("order_rng").get<std::vector<uint64_t>>());
+      sample_seed = loop.at("sample_seed").get<uint64_t>();
+      log::warn("resumed from " + o.actor.ckpt_path.string() + " at rollout step " + std::to_string(start));
+    }
+  }
+  auto checkpoint = [&](int64_t done) {
+    learner.save(
+        o.actor.ckpt_path, done,
+        Json{{"order", order}, {"cursor", cursor}, {"order_rng", order_rng.state()}, {"sample_seed", sample_seed}},
+        o.actor.max_ckpt_num);
+  };
 
-  for (int64_t step = 0; step < total_steps; ++step) {
+  run_eval(start);
+  ProgressBar bar(o.actor.label, total_steps, start);
+  bar.set_line_every(o.actor.logging_steps);
+
+  for (int64_t step = start; step < total_steps; ++step) {
     PpoStepStats st;
     // ---- 1. rollouts and rewards (with dynamic-filtering refills)
     std::vector<Rollout> rolls;
@@ -561,10 +610,16 @@ PpoResult train_ppo(model::DecoderModel& actor, model::DecoderModel* reference, 
       bar.update(step + 1, buf);
     }
     if (o.eval_steps > 0 && (step + 1) % o.eval_steps == 0 && step + 1 < total_steps) run_eval(step + 1);
+    if (o.actor.save_steps > 0 && (step + 1) % o.actor.save_steps == 0 && !o.actor.ckpt_path.empty())
+      checkpoint(step + 1);
   }
   if (!o.actor.quiet) bar.finish();
   run_eval(total_steps);
   save_trained(actor, o.actor);
+  if (o.save_value_network && critic && critic->has_score_head() && !o.actor.save_path.empty()) {
+    check(!o.critic_pretrain.empty(), "--save_value_network: the critic's source folder is unknown");
+    save_hf_folder(*critic, o.critic_pretrain, o.actor.save_path.string() + "_critic");
+  }
   if (!o.actor.plot_path.empty()) plot_ppo(o.actor.plot_path, o.actor.label, res);
   return res;
 }

@@ -75,6 +75,10 @@ struct PpoOptions {
   int overlong_buffer_len = 0;  // DAPO overlong penalty (0: off)
   double overlong_penalty_factor = 1.0;
   int64_t eval_steps = -1;  // evaluate every N rollout steps (-1: at the start and end only)
+  // --save_value_network: the trained critic as a sequence classifier at SAVE_PATH_critic
+  // (config and tokenizer copied from critic_pretrain).
+  bool save_value_network = false;
+  std::filesystem::path critic_pretrain;
 };
 
 // One generated sequence with its (scalar) reward.
@@ -114,6 +118,11 @@ class PpoLearner {
   ~PpoLearner();
   PpoStepStats update(std::vector<Rollout>& rollouts, PpoTrace* trace = nullptr);
   double kl_coef() const { return kl_coef_; }
+  // Checkpoints: ckpt/actor and ckpt/critic (training-core layout: weights, AdamW moments),
+  // `extra` (the trainer loop's own position) stored with the actor's. load returns nullopt when
+  // there is no checkpoint, and throws when actor and critic checkpoints are of different steps.
+  void save(const std::filesystem::path& ckpt, int64_t step, const Json& extra, int max_keep) const;
+  std::optional<std::pair<int64_t, Json>> load(const std::filesystem::path& ckpt);
 
  private:
   model::DecoderModel& actor_;
