@@ -77,6 +77,19 @@ TEST(BestOfN, ConditionalSftData) {
   EXPECT_EQ(z[1]["input"], "[-0.9] Q0");
   EXPECT_NEAR(z[0]["reward"].get<double>(), 0.5 / std::sqrt(1.0 / 3.0), 1e-12);
   EXPECT_THROW(train::conditional_sft_data(scored, ps, "{input} only", false), Error);
+  // `yak train csft` rewrites existing records the same way.
+  std::vector<train::Record> recs = {{Json{{"input", "Q0"}, {"reward", 1.0}}, "a:1"},
+                                     {Json{{"input", "Q1"}, {"reward", 0.0}}, "a:2"},
+                                     {Json{{"input", "Q2"}, {"reward", 0.0}}, "a:3"},
+                                     {Json{{"input", "Q3"}, {"reward", 1.0}}, "a:4"}};
+  auto plain = recs;
+  train::condition_on_reward(plain, "input", "reward", "{input} <rm_score>: {reward} ", false);
+  EXPECT_EQ(plain[1].value["input"], "Q1 <rm_score>: 0.0 ");
+  train::condition_on_reward(recs, "input", "reward", "[{reward}] {input}", true);
+  EXPECT_EQ(recs[0].value["input"], "[0.9] Q0");
+  EXPECT_EQ(recs[2].value["input"], "[-0.9] Q2");
+  recs[0].value.erase("reward");
+  EXPECT_THROW(train::condition_on_reward(recs, "input", "reward", "{input}{reward}", false), Error);
 }
 
 TEST(IterativeDpo, RoundsRaiseTheRewardedShare) {

@@ -320,9 +320,17 @@ TEST(PpoLearner, OneFullUpdateMatchesTorch) {
 
 // The rewarded behaviour: answers whose text starts with a letter from a to m, about half of a
 // random model's first tokens; GRPO and PPO must move the share up.
-void learns(const std::string& estimator, int n) {
+void learns(const std::string& estimator, int n, bool lora = false) {
   auto tok = tok::load_tokenizer(kModel);
   auto actor = model::DecoderModel::load(kModel), critic = model::DecoderModel::load(kModel);
+  if (lora) {  // only the adapter trains; rollouts must see it, or the reward cannot move
+    model::LoraConfig lc;
+    lc.r = 8;
+    lc.alpha = 16;
+    lc.target_modules = {"all-linear"};
+    lc.base_model = kModel;
+    actor->add_lora(lc, 11);
+  }
   std::vector<train::Record> recs;
   for (int i = 0; i < 32; ++i)
     recs.push_back({Json{{"input", "Name a word for thing " + std::to_string(i) + ":"}}, "gen:" + std::to_string(i)});
@@ -451,6 +459,9 @@ TEST(PpoTrainer, ResumesExactly) {
 
 TEST(PpoTrainer, GrpoLearnsTheRewardedBehaviour) {
   learns("group_norm", 4);
+}
+TEST(PpoTrainer, LoraActorGeneratesWithItsAdapterAndLearns) {
+  learns("group_norm", 4, true);
 }
 TEST(PpoTrainer, PpoWithCriticLearnsTheRewardedBehaviour) {
   learns("gae", 2);

@@ -57,7 +57,8 @@ struct TrainFlags {
   train::SampleOptions sampling;
   int rounds = 2;
   std::string post_processor = "rs", reward_template = "{input} <rm_score>: {reward} ";
-  bool normalize_csft = false;
+  bool normalize_csft = false, csft_mode = false;
+  std::string csft_reward_key = "reward";
 };
 
 // Flags of every trainer; `data` adds the dataset flags of the offline trainers (pt, sft, rm, dpo).
@@ -174,6 +175,11 @@ void run_train(TrainFlags& f) {
   resolve_common(f);
   f.o.max_len = f.sft.max_len;
 
+  if (f.csft_mode) {  // reward-conditioned prompts, then plain SFT
+    train::condition_on_reward(records, f.sft.input_key, f.csft_reward_key, f.reward_template, f.normalize_csft);
+    if (!eval_records.empty())
+      train::condition_on_reward(eval_records, f.sft.input_key, f.csft_reward_key, f.reward_template, f.normalize_csft);
+  }
   std::optional<tok::ChatTemplate> tmpl;
   if (f.sft.apply_chat_template)
     tmpl = tok::ChatTemplate::from_config(load_tokenizer_config(f.pretrain), io::arch_name(model->config().arch));
@@ -486,6 +492,17 @@ void register_train(CLI::App& app) {
   s->add_flag("--apply_chat_template", sft->sft.apply_chat_template, "Render prompts with the model's chat template");
   s->add_flag("--multiturn", sft->sft.multiturn, "Loss on every assistant turn of a conversation");
   s->callback([sft] { run_train(*sft); });
+
+  auto csft = std::make_shared<TrainFlags>();
+  csft->csft_mode = true;
+  auto* cs = train->add_subcommand("csft", "Conditional SFT: the reward written into each prompt, then SFT");
+  add_common(cs, *csft);
+  cs->add_option("--output_key", csft->sft.output_key, "Key of the response");
+  cs->add_option("--reward_key", csft->csft_reward_key, "Key of the reward");
+  cs->add_option("--reward_template", csft->reward_template, "Prompt: {input} and {reward} are replaced");
+  cs->add_flag("--normalize_reward", csft->normalize_csft, "z-score the rewards before printing them");
+  cs->add_flag("--apply_chat_template", csft->sft.apply_chat_template, "Render prompts with the chat template");
+  cs->callback([csft] { run_train(*csft); });
 
   auto kd = std::make_shared<TrainFlags>();
   auto* k = train->add_subcommand("kd", "Knowledge distillation: SFT plus the teacher's token distributions");

@@ -96,42 +96,61 @@ std::vector<Json> rejection_sample(model::DecoderModel& policy, const tok::Token
   return out;
 }
 
+std::string reward_prompt(const std::string& reward_template, const std::string& input, double reward) {
+  check(reward_template.find("{input}") != std::string::npos && reward_template.find("{reward}") != std::string::npos,
+        "--reward_template must contain {input} and {reward}: " + reward_template);
+  auto replace_all = [](std::string s, const std::string& from, const std::string& to) {
+    for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+      s.replace(at, from.size(), to);
+    return s;
+  };
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", reward);
+  // {reward} first, as OpenRLHF does, so an input containing "{reward}" is left alone.
+  return replace_all(replace_all(reward_template, "{reward}", buf), "{input}", input);
+}
+
+std::vector<double> zscores(std::vector<double> r) {
+  if (r.size() < 2) return r;
+  double mean = 0, var = 0;
+  for (double v : r) mean += v;
+  mean /= static_cast<double>(r.size());
+  for (double v : r) var += (v - mean) * (v - mean);
+  const double sd = std::sqrt(var / static_cast<double>(r.size() - 1));
+  check(sd > 0, "conditional SFT: every reward is the same; nothing to normalize");
+  for (double& v : r) v = (v - mean) / sd;
+  return r;
+}
+
 std::vector<Json> conditional_sft_data(const std::vector<std::vector<ScoredAnswer>>& scored,
                                        std::span<const PromptItem> prompts, const std::string& reward_template,
                                        bool normalize) {
-  check(reward_template.find("{input}") != std::string::npos && reward_template.find("{reward}") != std::string::npos,
-        "--reward_template must contain {input} and {reward}: " + reward_template);
   check(scored.size() == prompts.size(), "conditional SFT: one answer list per prompt expected");
+  reward_prompt(reward_template, "", 0);  // the template is checked even when nothing is sampled
   std::vector<std::pair<size_t, const ScoredAnswer*>> all;
   for (size_t p = 0; p < scored.size(); ++p)
     for (const auto& a : scored[p])
       if (a.valid) all.emplace_back(p, &a);
   std::vector<double> r;
   for (auto& [p, a] : all) r.push_back(a->reward);
-  if (normalize && r.size() > 1) {  // z-score with the unbiased std, as torch.std
-    double mean = 0, var = 0;
-    for (double v : r) mean += v;
-    mean /= static_cast<double>(r.size());
-    for (double v : r) var += (v - mean) * (v - mean);
-    const double sd = std::sqrt(var / static_cast<double>(r.size() - 1));
-    check(sd > 0, "conditional SFT: every reward is the same; nothing to normalize");
-    for (double& v : r) v = (v - mean) / sd;
-  }
-  auto replace_all = [](std::string s, const std::string& from, const std::string& to) {
-    for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
-      s.replace(at, from.size(), to);
-    return s;
-  };
+  if (normalize) r = zscores(std::move(r));
   std::vector<Json> out;
-  for (size_t i = 0; i < all.size(); ++i) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.1f", r[i]);
-    // {reward} first, as OpenRLHF does, so a prompt containing "{reward}" is left alone.
-    const std::string input =
-        replace_all(replace_all(reward_template, "{reward}", buf), "{input}", prompts[all[i].first].text);
-    out.push_back({{"input", input}, {"output", all[i].second->text}, {"reward", r[i]}});
-  }
+  for (size_t i = 0; i < all.size(); ++i)
+    out.push_back({{"input", reward_prompt(reward_template, prompts[all[i].first].text, r[i])},
+                   {"output", all[i].second->text},
+                   {"reward", r[i]}});
   return out;
+}
+
+void condition_on_reward(std::vector<Record>& records, const std::string& input_key, const std::string& reward_key,
+                         const std::string& reward_template, bool normalize) {
+  std::vector<double> r;
+  for (const auto& rec : records) r.push_back(json_get<double>(rec.value, reward_key, rec.where));
+  if (normalize) r = zscores(std::move(r));
+  for (size_t i = 0; i < records.size(); ++i) {
+    const std::string in = json_get<std::string>(records[i].value, input_key, records[i].where);
+    records[i].value[input_key] = reward_prompt(reward_template, in, r[i]);
+  }
 }
 
 std::vector<IterativeDpoRound> iterative_dpo(model::DecoderModel& policy, const tok::Tokenizer& tok,

@@ -50,6 +50,16 @@ std::vector<Json> conditional_sft_data(const std::vector<std::vector<ScoredAnswe
                                        std::span<const PromptItem> prompts, const std::string& reward_template,
                                        bool normalize);
 
+// The pieces of conditional SFT: the prompt with its reward ("{reward}" printed with one decimal,
+// then "{input}"; the template must hold both), and z-scores with the unbiased std (torch.std).
+std::string reward_prompt(const std::string& reward_template, const std::string& input, double reward);
+std::vector<double> zscores(std::vector<double> r);
+
+// `yak train csft`: rewrites each record's input_key with reward_template and its reward_key
+// (z-scored over the records when normalize), for SFT on reward-conditioned prompts.
+void condition_on_reward(std::vector<Record>& records, const std::string& input_key, const std::string& reward_key,
+                         const std::string& reward_template, bool normalize);
+
 struct IterativeDpoOptions {
   int rounds = 2;
   SampleOptions sampling;

@@ -116,6 +116,8 @@ DpoResult train_dpo(model::DecoderModel& policy, model::DecoderModel& reference,
       for (int64_t k = 0; k < n; ++k) {
         r.sums["acc"] += out.chosen_rewards[k] > out.rejected_rewards[k];
         r.sums["reward_margin"] += out.chosen_rewards[k] - out.rejected_rewards[k];
+        r.sums["chosen_reward"] += out.chosen_rewards[k];
+        r.sums["rejected_reward"] += out.rejected_rewards[k];
       }
     }
     r.loss = l.f32()[0];
