@@ -9,6 +9,7 @@
 #include "preference_data.h"
 #include "yak/autograd/functions.h"
 #include "yak/base/json.h"
+#include "yak/base/thread_pool.h"
 #include "yak/tokenizer/tokenizer.h"
 #include "yak/train/dpo_trainer.h"
 
@@ -104,6 +105,41 @@ TEST(Dpo, LoraPolicyIsItsOwnReference) {
   EXPECT_TRUE(a->lora_enabled());
   auto plain = model::DecoderModel::load(kModel);
   EXPECT_THROW(train::train_dpo(*plain, *plain, d.train, d.eval, o, opt), Error);
+}
+
+// Stopped after 4 of 8 steps with a checkpoint every 2, then resumed: the same weights as the run
+// that was never stopped (1 thread).
+TEST(Dpo, ResumesExactly) {
+  set_num_threads(1);
+  Data d = make_data();
+  const fs::path ckpt = fs::temp_directory_path() / "yak-dpo-resume-test";
+  fs::remove_all(ckpt);
+  auto run = [&](int64_t max_steps, bool resume, bool save) {
+    auto policy = model::DecoderModel::load(kModel), ref = model::DecoderModel::load(kModel);
+    auto o = options();
+    o.max_epochs = 1;
+    o.max_steps = max_steps;
+    o.ckpt_path = ckpt;
+    o.save_steps = save ? 2 : -1;
+    o.load_checkpoint = resume;
+    auto r = train::train_dpo(*policy, *ref, d.train, d.eval, o, {});
+    std::vector<float> w;
+    for (auto& p : policy->parameters()) w.insert(w.end(), p.var.f32(), p.var.f32() + p.var.numel());
+    return std::make_pair(w, r.losses.step_losses);
+  };
+  auto [whole, lw] = run(-1, false, false);
+  auto [half, lh] = run(4, false, true);
+  auto [resumed, lr] = run(-1, true, false);
+  ASSERT_EQ(lw.size(), 8u);
+  ASSERT_EQ(lh.size(), 4u);
+  ASSERT_EQ(lr.size(), 4u);  // steps 5-8 only
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(lw[4 + i], lr[i]) << "step " << 5 + i;
+  size_t differ = 0, moved = 0;
+  for (size_t i = 0; i < whole.size(); ++i) differ += whole[i] != resumed[i], moved += whole[i] != half[i];
+  EXPECT_EQ(differ, 0u);
+  EXPECT_GT(moved, 0u);
+  fs::remove_all(ckpt);
+  set_num_threads(0);
 }
 
 TEST(Dpo, SequenceLogpsSumTheResponseTokens) {

@@ -5,7 +5,9 @@
 #include <numeric>
 
 #include "yak/base/error.h"
+#include "yak/base/log.h"
 #include "yak/base/progress.h"
+#include "yak/train/checkpoint.h"
 #include "yak/train/data_source.h"
 #include "yak/train/metrics.h"
 #include "yak/train/optimizer.h"
@@ -21,18 +23,32 @@ LmTrainResult train_on_pairs(model::DecoderModel& model, size_t n_pairs, const L
   const int64_t per_epoch = static_cast<int64_t>(n_pairs) / o.train_batch_size, total = per_epoch * o.max_epochs;
   LrSchedule sched(o.lr_scheduler, static_cast<int64_t>(std::ceil(o.lr_warmup_ratio * static_cast<double>(total))),
                    total, o.min_lr_ratio);
-  MetricsLog metrics(o.metrics_path, o.tensorboard_dir, false);
-  ProgressBar bar(o.label, total);
-  bar.set_line_every(o.logging_steps);
   DataRng rng(o.seed);
   std::vector<size_t> order(n_pairs);
+  auto shuffle = [&] {  // a fresh permutation every epoch
+    std::iota(order.begin(), order.end(), 0);
+    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);
+  };
+  int64_t start = 0;
+  if (o.load_checkpoint) {
+    check(!o.ckpt_path.empty(), "--load_checkpoint needs --ckpt_path");
+    if (auto st = load_train_state(o.ckpt_path, model, opt)) {
+      start = st->step;
+      check(start <= total, o.ckpt_path.string() + ": the checkpoint is past this run's last step");
+      // Epoch orders derive from the seed alone: replay the shuffles of the epochs already begun.
+      for (int64_t e = 0; e < (start + per_epoch - 1) / per_epoch; ++e) shuffle();
+      log::warn("resumed from " + o.ckpt_path.string() + " at step " + std::to_string(start));
+    }
+  }
+  MetricsLog metrics(o.metrics_path, o.tensorboard_dir, start > 0);
+  ProgressBar bar(o.label, total, start);
+  bar.set_line_every(o.logging_steps);
   const float share = static_cast<float>(o.micro_train_batch_size) / static_cast<float>(o.train_batch_size);
   LmTrainResult res;
-  for (int64_t step = 0; step < total; ++step) {
-    if (step % per_epoch == 0) {  // a fresh permutation every epoch
-      std::iota(order.begin(), order.end(), 0);
-      for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);
-    }
+  res.first_step = start;
+  const int64_t stop = o.max_steps >= 0 ? std::min(total, o.max_steps) : total;  // the schedule spans total
+  for (int64_t step = start; step < stop; ++step) {
+    if (step % per_epoch == 0) shuffle();
     const size_t base = static_cast<size_t>((step % per_epoch) * o.train_batch_size);
     double loss = 0;
     std::map<std::string, double> stats;
@@ -66,12 +82,14 @@ LmTrainResult train_on_pairs(model::DecoderModel& model, size_t n_pairs, const L
       std::snprintf(buf, sizeof buf, " lr %.2e", lr);
       bar.update(step + 1, fields + buf);
     }
+    if (o.save_steps > 0 && (step + 1) % o.save_steps == 0 && !o.ckpt_path.empty())
+      save_train_state(o.ckpt_path, model, opt, {step + 1, {}, o.seed, Json::object()}, o.max_ckpt_num);
   }
   if (!o.quiet) bar.finish();
-  res.steps = total;
+  res.steps = stop;
   if (eval) {
     auto m = eval();
-    if (!m.empty()) metrics.log(total, m, "eval");
+    if (!m.empty()) metrics.log(stop, m, "eval");
   }
   return res;
 }

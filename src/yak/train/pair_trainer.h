@@ -22,7 +22,8 @@ struct PairMicroResult {
 using PairMicroStep = std::function<PairMicroResult(std::span<const size_t> pairs, float share)>;
 
 // Trains on n_pairs pairs; stats are logged as per-pair means. After the last step, `eval` (may be
-// empty) returns the metrics logged under "eval".
+// empty) returns the metrics logged under "eval". Checkpoints (--save_steps, --load_checkpoint,
+// --max_steps) work as in the LM trainer: a resumed run repeats the uninterrupted one.
 LmTrainResult train_on_pairs(model::DecoderModel& model, size_t n_pairs, const LmTrainOptions& o,
                              const PairMicroStep& micro,
                              const std::function<std::map<std::string, double>()>& eval = {});
