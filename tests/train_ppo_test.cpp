@@ -457,6 +457,54 @@ TEST(PpoTrainer, ResumesExactly) {
   set_num_threads(0);
 }
 
+// A plug-in reward (the C++ interface) that fails on some answers: their groups are dropped and
+// counted, the update runs on the rest, and no weight turns non-finite.
+struct FlakyReward : train::RewardSource {
+  std::string name() const override { return "flaky"; }
+  std::vector<float> score(std::span<const train::RewardQuery> q) override {
+    std::vector<float> r;
+    for (const auto& x : q) r.push_back(x.response.size() % 3 == 0 ? NAN : static_cast<float>(x.response.size() % 2));
+    return r;
+  }
+};
+
+TEST(PpoTrainer, NonFiniteRewardsDropTheirGroups) {
+  auto tok = tok::load_tokenizer(kModel);
+  std::vector<train::Record> recs;
+  for (int i = 0; i < 16; ++i)
+    recs.push_back({Json{{"input", "Name a word for thing " + std::to_string(i) + ":"}}, "gen:" + std::to_string(i)});
+  auto prompts = train::build_prompts(recs, *tok, nullptr, {});
+  train::RewardSet reward;
+  reward.add(std::make_unique<FlakyReward>());
+  train::PpoOptions o;
+  o.advantage_estimator = "group_norm";
+  o.n_samples_per_prompt = 4;
+  o.rollout_batch_size = 8;
+  o.generate_max_len = 3;
+  o.num_episodes = 2;
+  o.max_steps = 3;
+  o.actor.train_batch_size = 8;
+  o.actor.micro_train_batch_size = 4;
+  o.actor.learning_rate = 1e-3;
+  o.actor.quiet = true;
+  auto actor = model::DecoderModel::load(kModel);
+  auto res = train::train_ppo(*actor, nullptr, nullptr, *tok, prompts, reward, o);
+  ASSERT_EQ(res.steps.size(), 3u);
+  int64_t skipped = 0, kept = 0;
+  for (const auto& s : res.steps) {
+    EXPECT_EQ((s.samples + s.skipped) % 4, 0);  // whole groups
+    EXPECT_EQ(s.samples + s.skipped, 32);
+    EXPECT_TRUE(std::isfinite(s.reward) || s.samples == 0);
+    skipped += s.skipped, kept += s.samples;
+  }
+  std::printf("[flaky reward] kept %lld, skipped %lld samples\n", static_cast<long long>(kept),
+              static_cast<long long>(skipped));
+  EXPECT_GT(skipped, 0);
+  EXPECT_GT(kept, 0);
+  for (auto& p : actor->parameters())
+    for (int64_t i = 0; i < p.var.numel(); ++i) ASSERT_TRUE(std::isfinite(p.var.f32()[i])) << p.name;
+}
+
 TEST(PpoTrainer, GrpoLearnsTheRewardedBehaviour) {
   learns("group_norm", 4);
 }
