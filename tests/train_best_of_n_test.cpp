@@ -8,6 +8,7 @@
 #include <regex>
 
 #include "yak/base/error.h"
+#include "yak/base/thread_pool.h"
 #include "yak/tokenizer/tokenizer.h"
 #include "yak/train/best_of_n.h"
 
@@ -116,6 +117,33 @@ TEST(IterativeDpo, RoundsRaiseTheRewardedShare) {
               st[1].mean_reward, st[2].mean_reward, st[0].pairs, st[1].pairs, st[2].pairs);
   EXPECT_GT(st[0].pairs, 0u);
   EXPECT_GE(st[2].mean_reward, st[0].mean_reward + 0.2);
+  // Stopped after one round and resumed: the weights of the run that was never stopped (1 thread).
+  set_num_threads(1);
+  const fs::path ckpt = fs::temp_directory_path() / "yak-idpo-resume-test";
+  fs::remove_all(ckpt);
+  auto weights = [&](int rounds, bool resume, bool save) {
+    auto p = model::DecoderModel::load(kModel);
+    train::IterativeDpoOptions r = o;
+    r.rounds = rounds;
+    r.train.ckpt_path = save || resume ? ckpt : fs::path();
+    r.train.load_checkpoint = resume;
+    auto s = train::iterative_dpo(*p, *tok, ps, reward, r);
+    std::vector<float> w;
+    for (auto& x : p->parameters()) w.insert(w.end(), x.var.f32(), x.var.f32() + x.var.numel());
+    return std::make_pair(w, s.size());
+  };
+  auto [whole, n_whole] = weights(3, false, false);
+  auto [one, n_one] = weights(1, false, true);
+  auto [resumed, n_resumed] = weights(3, true, false);
+  EXPECT_EQ(n_one, 1u);
+  EXPECT_EQ(n_resumed, 2u);  // rounds 2 and 3 only
+  size_t differ = 0, moved = 0;
+  for (size_t i = 0; i < whole.size(); ++i) differ += whole[i] != resumed[i], moved += whole[i] != one[i];
+  EXPECT_EQ(differ, 0u);
+  EXPECT_GT(moved, 0u);
+  fs::remove_all(ckpt);
+  set_num_threads(0);
+
   train::IterativeDpoOptions bad = o;
   bad.sampling.n_samples_per_prompt = 1;
   EXPECT_THROW(train::iterative_dpo(*m, *tok, ps, reward, bad), Error);

@@ -8,6 +8,7 @@
 #include "yak/base/log.h"
 #include "yak/infer/engine.h"
 #include "yak/io/safetensors.h"
+#include "yak/io/staging_dir.h"
 #include "yak/train/checkpoint.h"
 
 namespace yak::train {
@@ -153,6 +154,38 @@ void condition_on_reward(std::vector<Record>& records, const std::string& input_
   }
 }
 
+namespace {
+
+// Round checkpoints: the policy's trained tensors (f32) after `rounds_done` rounds, in one folder
+// replaced atomically. Each round starts a fresh optimizer, so a round boundary is exact.
+void save_round(const fs::path& ckpt, const model::DecoderModel& m, int rounds_done) {
+  io::StagingDir stage(ckpt / "last_round", io::StagingDir::Existing::Replace);
+  std::vector<std::pair<std::string, Tensor>> t;
+  for (auto& p : m.trainable_parameters())
+    t.emplace_back(p.name, p.var.value().dtype() == DType::F32 ? p.var.value() : p.var.value().to_f32());
+  io::write_safetensors(stage.path() / "policy.safetensors", t);
+  io::write_file_atomic(stage.path() / "state.json", Json{{"rounds_done", rounds_done}}.dump());
+  stage.commit();
+}
+
+int load_round(const fs::path& ckpt, model::DecoderModel& m, const LmTrainOptions& o) {
+  const fs::path dir = ckpt / "last_round";
+  if (!fs::exists(dir / "state.json")) return 0;
+  prepare_training(m, o);  // f32 trainable tensors to copy into
+  auto f = io::SafetensorsFile::open(dir / "policy.safetensors");
+  for (auto& p : m.trainable_parameters()) {
+    check(f->has(p.name), (dir / "policy.safetensors").string() + ": no tensor '" + p.name + "' (another model?)");
+    Tensor t = f->get(p.name);
+    check(t.dtype() == DType::F32 && t.numel() == p.var.numel(),
+          (dir / "policy.safetensors").string() + ": tensor '" + p.name + "' does not fit the model");
+    std::copy(t.data<float>(), t.data<float>() + t.numel(), p.var.f32());
+  }
+  const std::string where = (dir / "state.json").string();
+  return json_get<int>(read_json_file(dir / "state.json"), "rounds_done", where);
+}
+
+}  // namespace
+
 std::vector<IterativeDpoRound> iterative_dpo(model::DecoderModel& policy, const tok::Tokenizer& tok,
                                              std::span<const PromptItem> prompts, RewardSet& reward,
                                              const IterativeDpoOptions& o) {
@@ -163,7 +196,12 @@ std::vector<IterativeDpoRound> iterative_dpo(model::DecoderModel& policy, const 
   // staging folder next to save_path (or a temporary folder) and loaded back.
   const fs::path ref_dir = (o.train.save_path.empty() ? fs::temp_directory_path() / "yak-iterative-dpo"
                                                       : fs::path(o.train.save_path.string() + "-reference"));
-  for (int round = 0; round < o.rounds; ++round) {
+  int first = 0;
+  if (o.train.load_checkpoint && !o.train.ckpt_path.empty()) {
+    first = load_round(o.train.ckpt_path, policy, o.train);
+    if (first > 0) log::warn("resumed from " + o.train.ckpt_path.string() + " after round " + std::to_string(first));
+  }
+  for (int round = first; round < o.rounds; ++round) {
     SampleOptions so = o.sampling;
     so.seed = o.sampling.seed + static_cast<uint64_t>(round) * 1000003ULL;
     auto scored = sample_and_score(policy, tok, prompts, reward, so);
@@ -192,6 +230,7 @@ std::vector<IterativeDpoRound> iterative_dpo(model::DecoderModel& policy, const 
     if (static_cast<int64_t>(pairs.size()) < o.train.train_batch_size) {
       log::warn("round " + std::to_string(round + 1) + ": " + std::to_string(pairs.size()) +
                 " pairs, fewer than one batch; no DPO this round");
+      if (!o.train.ckpt_path.empty()) save_round(o.train.ckpt_path, policy, round + 1);
       continue;
     }
     save_hf_folder(policy, o.train.pretrain, ref_dir);
@@ -201,7 +240,10 @@ std::vector<IterativeDpoRound> iterative_dpo(model::DecoderModel& policy, const 
     t.plot_path.clear();
     t.label = "dpo round " + std::to_string(round + 1);
     t.seed = o.train.seed + static_cast<uint64_t>(round);
+    t.load_checkpoint = false;  // rounds resume whole, from the round checkpoint
+    t.save_steps = -1;
     train_dpo(policy, *reference, pairs, {}, t, o.dpo);
+    if (!o.train.ckpt_path.empty()) save_round(o.train.ckpt_path, policy, round + 1);
   }
   fs::remove_all(ref_dir);
   save_trained(policy, o.train);
