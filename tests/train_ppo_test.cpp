@@ -24,6 +24,14 @@ namespace {
 
 const fs::path kModel = fs::path(YAK_GOLDEN_DIR) / "models" / "qwen2_chat";
 
+// n plain prompts asking for a word (the rewarded behaviour is the word's first letter).
+std::vector<train::PromptItem> word_prompts(const tok::Tokenizer& tok, int n) {
+  std::vector<train::Record> recs;
+  for (int i = 0; i < n; ++i)
+    recs.push_back({Json{{"input", "Name a word for thing " + std::to_string(i) + ":"}}, "gen:" + std::to_string(i)});
+  return train::build_prompts(recs, tok, nullptr, {});
+}
+
 std::vector<float> score1(train::RewardSource& s, const std::string& response, const std::string& label) {
   train::RewardQuery q{"Q: ", response, label};
   return s.score(std::span(&q, 1));
@@ -331,11 +339,7 @@ void learns(const std::string& estimator, int n, bool lora = false) {
     lc.base_model = kModel;
     actor->add_lora(lc, 11);
   }
-  std::vector<train::Record> recs;
-  for (int i = 0; i < 32; ++i)
-    recs.push_back({Json{{"input", "Name a word for thing " + std::to_string(i) + ":"}}, "gen:" + std::to_string(i)});
-  train::PromptOptions po;
-  auto prompts = train::build_prompts(recs, *tok, nullptr, po);
+  auto prompts = word_prompts(*tok, 32);
   ASSERT_EQ(prompts.size(), 32u);
   train::RewardSet reward;
   reward.add(train::make_rule_reward("format:\\s*[a-mA-M][\\s\\S]*"));
@@ -391,10 +395,7 @@ void learns(const std::string& estimator, int n, bool lora = false) {
 TEST(PpoTrainer, ResumesExactly) {
   set_num_threads(1);
   auto tok = tok::load_tokenizer(kModel);
-  std::vector<train::Record> recs;
-  for (int i = 0; i < 16; ++i)
-    recs.push_back({Json{{"input", "Name a word for thing " + std::to_string(i) + ":"}}, "gen:" + std::to_string(i)});
-  auto prompts = train::build_prompts(recs, *tok, nullptr, {});
+  auto prompts = word_prompts(*tok, 16);
   train::RewardSet reward;
   reward.add(train::make_rule_reward("format:\\s*[a-mA-M][\\s\\S]*"));
   const fs::path ckpt = fs::temp_directory_path() / "yak-ppo-resume-test";
@@ -470,10 +471,7 @@ struct FlakyReward : train::RewardSource {
 
 TEST(PpoTrainer, NonFiniteRewardsDropTheirGroups) {
   auto tok = tok::load_tokenizer(kModel);
-  std::vector<train::Record> recs;
-  for (int i = 0; i < 16; ++i)
-    recs.push_back({Json{{"input", "Name a word for thing " + std::to_string(i) + ":"}}, "gen:" + std::to_string(i)});
-  auto prompts = train::build_prompts(recs, *tok, nullptr, {});
+  auto prompts = word_prompts(*tok, 16);
   train::RewardSet reward;
   reward.add(std::make_unique<FlakyReward>());
   train::PpoOptions o;
