@@ -10,6 +10,8 @@
 #include "yak/ask/eval.h"
 #include "yak/ask/loader.h"
 #include "yak/ask/sqlite_db.h"
+#include "yak/io/hf_config.h"
+#include "yak/model/decoder.h"
 
 namespace yak::cli {
 
@@ -22,6 +24,72 @@ struct AskFlags {
   int64_t max_rows = 1000;
   int timeout_ms = 5000;
   double threshold = 0.6;
+};
+
+// The model for hard questions: --llm local:DIR | openai:URL, plus the few-shot store.
+struct LlmFlags {
+  std::string llm, model, fewshot, chat_template = "auto";
+  int samples = 1;
+  double temperature = 0.7, timeout = 120;
+  int64_t max_tokens = 512;
+  bool always = false;
+
+  void add(CLI::App& app) {
+    app.add_option("--llm", llm,
+                   "Model for questions the rules do not understand: local:DIR (yak's engine) or "
+                   "openai:http://HOST:PORT/v1 (any OpenAI-compatible server)");
+    app.add_option("--llm-model", model, "Model name sent to the server (default: the first of GET /models)");
+    app.add_option("--llm-samples", samples, "Self-consistency: vote over this many samples")->check(CLI::Range(1, 16));
+    app.add_option("--llm-temperature", temperature, "Sampling temperature when --llm-samples > 1");
+    app.add_option("--llm-max-tokens", max_tokens, "Longest reply");
+    app.add_option("--llm-timeout", timeout, "Seconds to wait for the server");
+    app.add_option("--chat-template", chat_template, "local models: auto, chatml, qwen3, llama2, alpaca2, plain");
+    app.add_flag("--llm-always", always, "Ask the model even when the rules understood the question");
+    app.add_option("--fewshot", fewshot,
+                   "JSONL of confirmed questions and their DSL, used as examples (--confirm appends to it)");
+  }
+
+  std::unique_ptr<ask::ChatModel> open() const {
+    if (llm.rfind("openai:", 0) == 0) return ask::make_openai_chat(llm.substr(7), model, timeout);
+    check(llm.rfind("local:", 0) == 0, "--llm '" + llm + "': expected local:DIR or openai:http://HOST:PORT/v1");
+    const std::string dir = llm.substr(6);
+    check(std::filesystem::is_directory(dir), "--llm " + llm + ": no such model folder");
+    auto m = model::DecoderModel::load(dir);
+    auto tok = load_model_tokenizer(dir, "");
+    check(tok != nullptr,
+          "--llm " + llm + ": no tokenizer (tokenizer.json, vocab.json or tokenizer.model) in the folder");
+    auto tmpl = chat_template == "auto"
+                    ? tok::ChatTemplate::from_config(load_tokenizer_config(dir), io::arch_name(m->config().arch))
+                    : tok::ChatTemplate::by_name(chat_template);
+    return ask::make_local_chat(std::move(m), std::move(tok), std::move(tmpl), dir);
+  }
+};
+
+// Everything the LLM path needs, alive for the command's run.
+struct LlmSetup {
+  std::unique_ptr<ask::ChatModel> chat;
+  std::unique_ptr<ask::LlmParser> parser;
+  ask::FewShotStore store;
+
+  LlmSetup(const LlmFlags& f, uint64_t seed) {
+    if (!f.fewshot.empty()) store = ask::FewShotStore(f.fewshot);
+    if (f.llm.empty()) {
+      check(!f.always, "--llm-always needs --llm");
+      return;
+    }
+    chat = f.open();
+    ask::LlmOptions o;
+    o.samples = f.samples;
+    o.temperature = f.temperature;
+    o.max_tokens = f.max_tokens;
+    o.seed = seed;
+    parser = std::make_unique<ask::LlmParser>(*chat, o);
+    parser->add_examples(store.examples());
+  }
+  void apply(ask::AskOptions& o, const LlmFlags& f) const {
+    o.llm = parser.get();
+    o.llm_always = f.always;
+  }
 };
 
 ask::AskOptions options(const AskFlags& f) {
@@ -79,6 +147,8 @@ bool print_answer(const ask::Answer& a, const std::string& format, const std::st
     std::string mapped;
     for (auto& e : a.mapping.elements) mapped += (mapped.empty() ? "" : " | ") + describe(e);
     std::printf("mapped:   %s\n", mapped.empty() ? "(nothing)" : mapped.c_str());
+    if (a.path != "rule") std::printf("path:     %s\n", a.path.c_str());
+    for (auto& n : a.notes) std::printf("note:     %s\n", n.c_str());
     if (a.understood) {
       std::printf("dsl:      %s\n", a.dsl.to_json().dump().c_str());
       std::printf("sql:      %s\n", a.sql.c_str());
@@ -124,6 +194,10 @@ void register_ask(CLI::App& app) {
   a->add_option("--threshold", f->threshold, "Rule confidence below which the question is not understood");
   a->add_option("--row-filter", f->row_filters, "TABLE:CONDITION added to every read of TABLE (repeatable)");
   a->add_flag("--allow-sensitive", f->allow_sensitive, "Allow sensitive columns");
+  auto lf = std::make_shared<LlmFlags>();
+  lf->add(*a);
+  auto confirm = std::make_shared<bool>(false);
+  a->add_flag("--confirm", *confirm, "Add the answered question and its DSL to the --fewshot file");
   a->footer("Exit codes: 0 answered, 2 bad input, 3 question not understood (eval: 4 below --min-accuracy).");
 
   auto dir = std::make_shared<std::string>("music-demo");
@@ -190,7 +264,9 @@ void register_ask(CLI::App& app) {
   ev->add_option("--questions", ef->questions, "Questions: JSONL with id, type, question, sql, ordered")->required();
   ev->add_option("--today", ef->today, "Date that relative dates count from (YYYY-MM-DD)");
   ev->add_option("--min-accuracy", ef->min_accuracy, "Exit 4 when the accuracy is below this (0..1)");
-  ev->callback([ef] {
+  auto elf = std::make_shared<LlmFlags>();
+  elf->add(*ev);
+  ev->callback([ef, elf] {
     const auto today = ask::Date::parse(ef->today);
     check(today.has_value(), "--today '" + ef->today + "': expected a date YYYY-MM-DD");
     const auto questions = ask::load_questions(ef->questions);
@@ -201,6 +277,9 @@ void register_ask(CLI::App& app) {
     ask::AskOptions o;
     o.today = *today;
     o.max_rows = 100000;
+    LlmSetup llm(*elf, 0);
+    llm.apply(o, *elf);
+    int via_llm = 0, via_llm_right = 0;
     ask::QueryOptions ro;
     ro.max_rows = 100000;
     std::map<std::string, std::pair<int, int>> by_type;
@@ -213,6 +292,7 @@ void register_ask(CLI::App& app) {
         const auto got = asker.ask(q.question, o);
         why = got.message;
         ok = got.understood && ask::same_result(got.result, want, q.ordered, &why);
+        if (got.path == "llm") via_llm++, via_llm_right += ok;
         if (!ok) why += "\n     sql: " + got.sql;
       } catch (const Error& e) {
         why = e.what();
@@ -229,19 +309,29 @@ void register_ask(CLI::App& app) {
       std::printf("  %-20s %2d/%2d  %5.1f%%\n", type.c_str(), n.first, n.second, 100.0 * n.first / n.second);
     const double acc = static_cast<double>(right) / static_cast<double>(questions.size());
     std::printf("  %-20s %2d/%2zu  %5.1f%%\n", "all", right, questions.size(), 100 * acc);
+    if (llm.parser)
+      std::printf("  the model (%s) answered %d questions, %d right\n", llm.chat->name().c_str(), via_llm,
+                  via_llm_right);
     std::fflush(stdout);
     if (acc < ef->min_accuracy) std::exit(4);
   });
 
-  a->callback([a, demo, ev, f] {
+  a->callback([a, demo, ev, f, lf, confirm] {
     if (demo->parsed() || ev->parsed()) return;
     check(!f->question.empty(), "ask: expected a question (or: yak ask demo)");
     check(!f->semantic.empty(), "ask: --semantic FILE is required");
     check(!f->db.empty(), "ask: --db URL is required (sqlite:PATH, clickhouse://..., mysql://...)");
-    const auto opt = options(*f);
+    auto opt = options(*f);
+    check(!*confirm || !lf->fewshot.empty(), "--confirm needs --fewshot FILE to add the question to");
     auto db = ask::open_database(f->db);
     ask::Asker asker(ask::SemanticModel::load(f->semantic), *db);
+    LlmSetup llm(*lf, 0);
+    llm.apply(opt, *lf);
     const auto ans = asker.ask(f->question, opt);
+    if (*confirm && ans.understood) {
+      llm.store.add(f->question, ans.dsl);
+      std::fprintf(f->format == "table" ? stdout : stderr, "confirmed: added to %s\n", lf->fewshot.c_str());
+    }
     if (!print_answer(ans, f->format, f->chart)) {
       std::fflush(stdout);
       std::fflush(stderr);

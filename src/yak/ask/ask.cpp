@@ -24,6 +24,7 @@ Json Answer::to_json() const {
   }
   j["rows"] = rows;
   if (!understood) j["error"] = message;
+  if (!notes.empty()) j["notes"] = notes;
   return j;
 }
 
@@ -35,6 +36,32 @@ Asker::Asker(SemanticModel model, Database& db)
     if (d.sensitive)
       for (auto& b : d.bindings)
         for (auto& c : expr_columns(b.expr)) sensitive_.push_back(b.table + "." + c);
+  examples_for(Date{});  // checks them now; the LLM path reads them again for its today
+}
+
+std::vector<Example> Asker::examples_for(const Date& today) const {
+  // Examples without a DSL are questions the rules must understand; given DSLs must translate.
+  std::vector<Example> out;
+  for (auto& x : model_.examples) {
+    Example e;
+    e.question = x.question;
+    e.source = "model";
+    if (x.dsl.is_null()) {
+      const auto r = parse_rules(map_question(x.question, kb_, today), model_);
+      check(r.understood, x.where + ": example '" + x.question + "' has no 'dsl' and the rules do not understand it (" +
+                              r.message + ")");
+      e.dsl = r.dsl;
+    } else {
+      e.dsl = Dsl::from_json(x.dsl, x.where + ": example '" + x.question + "' dsl");
+      try {
+        translate(e.dsl, model_, *dialect_, {});
+      } catch (const Error& err) {
+        throw Error(x.where + ": example '" + x.question + "': " + err.what());
+      }
+    }
+    out.push_back(std::move(e));
+  }
+  return out;
 }
 
 Answer Asker::ask(const std::string& question, const AskOptions& opt) const {
@@ -46,6 +73,35 @@ Answer Asker::ask(const std::string& question, const AskOptions& opt) const {
   ro.threshold = opt.threshold;
   ro.allow_sensitive = opt.allow_sensitive;
   auto r = parse_rules(a.mapping, model_, ro);
+  if (opt.llm && (!r.understood || opt.llm_always)) {
+    auto l = opt.llm->parse(question, a.mapping, model_, kb_, examples_for(opt.today), opt.today, opt.allow_sensitive);
+    Answer b;
+    if (l.understood) {
+      try {
+        b = run_dsl(question, l.dsl, opt);
+      } catch (const Error& e) {  // e.g. the guard refused it
+        b.message = e.what();
+      }
+    }
+    if (!l.understood || !b.understood) {
+      // The model did not help: the rules' answer if they had one, else both reasons.
+      if (r.understood && opt.llm_always) {
+        Answer c = run_dsl(question, r.dsl, opt);
+        c.mapping = std::move(a.mapping);
+        c.notes.push_back("the model's query failed, answered by the rules: " + (l.understood ? b.message : l.message));
+        return c;
+      }
+      a.message = r.message + "; " + (l.understood ? "the model's query: " + b.message : l.message);
+      a.replies = std::move(l.replies);
+      a.path = "llm";
+      return a;
+    }
+    b.mapping = std::move(a.mapping);
+    b.path = "llm";
+    b.notes = std::move(l.notes);
+    b.replies = std::move(l.replies);
+    return b;
+  }
   if (!r.understood) {
     a.message = r.message;
     return a;

@@ -1,5 +1,6 @@
-// One question end to end on the rule path: map, parse by rules, translate, check the SQL with
-// the guard, run it with bound values, a row limit and a timeout.
+// One question end to end: map, parse by rules (and by a model when the rules are not sure
+// enough and one is configured), translate, check the SQL with the guard, run it with bound
+// values, a row limit and a timeout.
 #pragma once
 #include <filesystem>
 #include <memory>
@@ -9,6 +10,7 @@
 #include "yak/ask/database.h"
 #include "yak/ask/dsl.h"
 #include "yak/ask/knowledge.h"
+#include "yak/ask/llm.h"
 #include "yak/ask/mapper.h"
 #include "yak/ask/semantic.h"
 #include "yak/ask/sql_guard.h"
@@ -24,6 +26,8 @@ struct AskOptions {
   bool allow_sensitive = false;
   std::vector<RowFilter> row_filters;  // when set, rollups are not used
   bool use_rollups = true;
+  const LlmParser* llm = nullptr;  // asked when the rules fall below the threshold
+  bool llm_always = false;         // ask the model even when the rules understood
 };
 
 struct Answer {
@@ -35,7 +39,9 @@ struct Answer {
   std::string sql;  // as checked and run, values as ? parameters
   std::vector<Value> params;
   QueryResult result;
-  std::string path = "rule";
+  std::string path = "rule";         // rule | llm
+  std::vector<std::string> notes;    // the corrector's changes, the vote
+  std::vector<std::string> replies;  // the model's raw replies (llm path)
 
   // {"question","dsl","sql","columns","rows","path"}; a question not understood has "error".
   Json to_json() const;
@@ -51,6 +57,9 @@ class Asker {
 
   const SemanticModel& model() const { return model_; }
   const KnowledgeBase& knowledge() const { return kb_; }
+  // The semantic model's examples with their DSL (few-shot material for the LLM parser); the
+  // rules read relative dates from `today`.
+  std::vector<Example> examples_for(const Date& today) const;
 
  private:
   SemanticModel model_;

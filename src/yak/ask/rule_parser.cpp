@@ -22,6 +22,19 @@ std::string recognised(const Mapping& m) {
 
 }  // namespace
 
+std::string choose_time_dimension(const Dsl& d, const SemanticModel& m) {
+  if (!d.metrics.empty()) {
+    const auto tables = m.metric_tables(d.metrics[0]);
+    if (tables.size() == 1 && !m.table(tables[0])->time_dimension.empty()) return m.table(tables[0])->time_dimension;
+  }
+  const std::string target = !d.count_distinct.empty() ? d.count_distinct[0] : !d.group_by.empty() ? d.group_by[0] : "";
+  if (const auto* dim = target.empty() ? nullptr : m.dimension(target)) {
+    const auto& t = m.table(dim->bindings[0].table)->time_dimension;
+    if (!t.empty()) return t;
+  }
+  return m.default_time_dimension;
+}
+
 RuleResult parse_rules(const Mapping& mp, const SemanticModel& m, const RuleOptions& opt) {
   RuleResult r;
   Dsl& d = r.dsl;
@@ -186,17 +199,7 @@ RuleResult parse_rules(const Mapping& mp, const SemanticModel& m, const RuleOpti
   // The time range applies to the named time dimension, else the metric table's, else that of
   // the table of the listed or counted dimension, else the model's default.
   if (date || !d.granularity.empty()) {
-    if (time_dim.empty() && !d.metrics.empty()) {
-      const auto tables = m.metric_tables(d.metrics[0]);
-      if (tables.size() == 1) time_dim = m.table(tables[0])->time_dimension;
-    }
-    if (time_dim.empty()) {
-      const std::string target = !d.count_distinct.empty() ? d.count_distinct[0]
-                                 : !d.group_by.empty()     ? d.group_by[0]
-                                                           : "";
-      if (!target.empty()) time_dim = m.table(m.dimension(target)->bindings[0].table)->time_dimension;
-    }
-    if (time_dim.empty()) time_dim = m.default_time_dimension;
+    if (time_dim.empty()) time_dim = choose_time_dimension(d, m);
     if (time_dim.empty()) return fail("the question names a time but the model has no time dimension");
     d.time_dimension = time_dim;
     if (date) d.start = date->range.start.str(), d.end = date->range.end.str();

@@ -22,6 +22,11 @@ struct RuleResult {
   std::string message;  // why not understood
 };
 
+// The time dimension a range or grain applies to when the question names none: the metric's
+// table's, else that of the table of the counted or listed dimension, else the model's default
+// ("" when there is none).
+std::string choose_time_dimension(const Dsl& d, const SemanticModel& m);
+
 RuleResult parse_rules(const Mapping& mapping, const SemanticModel& model, const RuleOptions& opt = {});
 
 }  // namespace yak::ask

@@ -67,6 +67,31 @@ YAML::Node list(const YAML::Node& n, const std::string& key, const std::string& 
   return v;
 }
 
+// Scalars become numbers or booleans when they read as one (plain, unquoted), else text.
+Json yaml_to_json(const YAML::Node& n) {
+  if (!n || n.IsNull()) return nullptr;
+  if (n.IsSequence()) {
+    Json a = Json::array();
+    for (const auto& e : n) a.push_back(yaml_to_json(e));
+    return a;
+  }
+  if (n.IsMap()) {
+    Json o = Json::object();
+    for (const auto& kv : n) o[kv.first.Scalar()] = yaml_to_json(kv.second);
+    return o;
+  }
+  const auto& s = n.Scalar();
+  if (n.Tag() != "!") {
+    int64_t i;
+    double d;
+    bool b;
+    if (YAML::convert<int64_t>::decode(n, i)) return i;
+    if (YAML::convert<double>::decode(n, d)) return d;
+    if (YAML::convert<bool>::decode(n, b)) return b;
+  }
+  return s;
+}
+
 void check_name(const std::string& name, const std::string& what, const std::string& where) {
   bool ok = !name.empty() && (std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_');
   for (char c : name) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
@@ -213,6 +238,22 @@ SemanticModel SemanticModel::parse(const std::string& text, const std::string& w
     if (t.filters.empty() && t.metric.empty())
       throw Error(at(tn, where) + ": term '" + t.name + "' needs 'filters' or 'metric'");
     m.terms.push_back(std::move(t));
+  }
+
+  for (const auto& en : list(root, "examples", where)) {
+    ModelExample e;
+    e.where = at(en, where);
+    if (en.IsScalar()) {
+      e.question = en.Scalar();
+    } else {
+      e.question = str(en, "question", where, true);
+      if (en["dsl"]) {
+        if (!en["dsl"].IsMap()) throw Error(at(en["dsl"], where) + ": example field 'dsl' should be a mapping");
+        e.dsl = yaml_to_json(en["dsl"]);
+      }
+    }
+    if (e.question.empty()) throw Error(e.where + ": an example needs a question");
+    m.examples.push_back(std::move(e));
   }
 
   for (const auto& rn : list(root, "rollups", where)) {

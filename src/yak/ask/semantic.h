@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "yak/ask/database.h"
+#include "yak/base/json.h"
 
 namespace yak::ask {
 
@@ -79,6 +80,14 @@ struct Rollup {
   std::vector<Identifier> identifiers;  // foreign identifiers it joins by
 };
 
+// An example question for the LLM parser's prompt. Without a DSL the rule parser must understand
+// it (checked when the model is loaded against a database).
+struct ModelExample {
+  std::string question;
+  Json dsl;           // null: the rule parser's DSL
+  std::string where;  // file:line for messages
+};
+
 struct SemanticModel {
   std::string name, description;
   std::string source;  // file name for messages
@@ -86,6 +95,7 @@ struct SemanticModel {
   std::vector<Dimension> dimensions;
   std::vector<Metric> metrics;
   std::vector<Term> terms;
+  std::vector<ModelExample> examples;  // few-shot examples for the LLM parser
   std::vector<Rollup> rollups;         // tried in the order given: list the smallest first
   std::string default_time_dimension;  // used when a question gives a time range and names no time
   std::string default_granularity = "day";

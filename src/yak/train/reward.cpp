@@ -1,11 +1,5 @@
 #include "yak/train/reward.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -15,6 +9,7 @@
 #include "yak/base/error.h"
 #include "yak/base/http.h"
 #include "yak/base/json.h"
+#include "yak/base/subprocess.h"
 #include "yak/io/hf_config.h"
 #include "yak/train/dataset.h"
 #include "yak/train/rm_trainer.h"
@@ -163,58 +158,7 @@ class CommandReward : public RewardSource {
   std::string name() const override { return "command:" + cmd_; }
   std::vector<float> score(std::span<const RewardQuery> q) override {
     const std::string who = "reward command '" + cmd_ + "'";
-    int in[2], out[2];
-    check(pipe(in) == 0 && pipe(out) == 0, who + ": cannot create pipes");
-    const pid_t pid = fork();
-    check(pid >= 0, who + ": cannot fork");
-    if (pid == 0) {
-      dup2(in[0], 0);
-      dup2(out[1], 1);
-      close(in[0]), close(in[1]), close(out[0]), close(out[1]);
-      execl("/bin/sh", "sh", "-c", cmd_.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    signal(SIGPIPE, SIG_IGN);
-    const std::string body = request_json(q);
-    fcntl(in[1], F_SETFL, O_NONBLOCK);
-    size_t sent = 0;
-    std::string got;
-    bool in_open = true;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_);
-    for (;;) {
-      if (in_open && sent == body.size()) close(in[1]), in_open = false;
-      pollfd fds[2] = {{out[0], POLLIN, 0}, {in_open ? in[1] : -1, POLLOUT, 0}};
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-      if (left <= 0 || poll(fds, 2, static_cast<int>(left)) == 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, nullptr, 0);
-        close(out[0]);
-        if (in_open) close(in[1]);
-        throw Error(who + ": no answer within " + std::to_string(timeout_) + " s (killed)");
-      }
-      if (in_open && (fds[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
-        const ssize_t n = write(in[1], body.data() + sent, body.size() - sent);
-        if (n > 0)
-          sent += static_cast<size_t>(n);
-        else if (n < 0 && errno != EAGAIN)
-          close(in[1]), in_open = false;
-      }
-      if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-        char buf[65536];
-        const ssize_t n = read(out[0], buf, sizeof buf);
-        if (n <= 0) break;
-        got.append(buf, static_cast<size_t>(n));
-      }
-    }
-    close(out[0]);
-    if (in_open) close(in[1]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    check(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-          who + ": exited with status " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1));
+    const std::string got = run_command(cmd_, request_json(q), timeout_, who);
     return parse_rewards(got, q.size(), who);
   }
 
