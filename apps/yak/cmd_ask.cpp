@@ -28,7 +28,7 @@ struct AskFlags {
 
 // The model for hard questions: --llm local:DIR | openai:URL, plus the few-shot store.
 struct LlmFlags {
-  std::string llm, model, fewshot, chat_template = "auto";
+  std::string llm, model, fewshot, chat_template = "auto", plugins, embed_model;
   int samples = 1;
   double temperature = 0.7, timeout = 120;
   int64_t max_tokens = 512;
@@ -45,6 +45,8 @@ struct LlmFlags {
     app.add_option("--llm-timeout", timeout, "Seconds to wait for the server");
     app.add_option("--chat-template", chat_template, "local models: auto, chatml, qwen3, llama2, alpaca2, plain");
     app.add_flag("--llm-always", always, "Ask the model even when the rules understood the question");
+    app.add_option("--plugins", plugins, "YAML of documents and function plug-ins (see examples/music/plugins.yaml)");
+    app.add_option("--embed-model", embed_model, "Model folder whose hidden states rank documents with BM25");
     app.add_option("--fewshot", fewshot,
                    "JSONL of confirmed questions and their DSL, used as examples (--confirm appends to it)");
   }
@@ -70,9 +72,22 @@ struct LlmSetup {
   std::unique_ptr<ask::ChatModel> chat;
   std::unique_ptr<ask::LlmParser> parser;
   ask::FewShotStore store;
+  std::unique_ptr<ask::Plugins> plugins;
+  std::unique_ptr<ask::Embedder> embedder;
 
   LlmSetup(const LlmFlags& f, uint64_t seed) {
     if (!f.fewshot.empty()) store = ask::FewShotStore(f.fewshot);
+    check(f.embed_model.empty() || !f.plugins.empty(), "--embed-model needs --plugins with documents to rank");
+    if (!f.plugins.empty()) {
+      plugins = std::make_unique<ask::Plugins>(ask::Plugins::load(f.plugins));
+      if (!f.embed_model.empty()) {
+        check(std::filesystem::is_directory(f.embed_model), "--embed-model " + f.embed_model + ": no such model folder");
+        auto tok = load_model_tokenizer(f.embed_model, "");
+        check(tok != nullptr, "--embed-model " + f.embed_model + ": no tokenizer in the folder");
+        embedder = ask::make_model_embedder(model::DecoderModel::load(f.embed_model), std::move(tok));
+        plugins->docs.set_embedder(embedder.get());
+      }
+    }
     if (f.llm.empty()) {
       check(!f.always, "--llm-always needs --llm");
       return;
@@ -87,6 +102,7 @@ struct LlmSetup {
     parser->add_examples(store.examples());
   }
   void apply(ask::AskOptions& o, const LlmFlags& f) const {
+    o.plugins = plugins.get();
     o.llm = parser.get();
     o.llm_always = f.always;
   }
@@ -149,7 +165,15 @@ bool print_answer(const ask::Answer& a, const std::string& format, const std::st
     std::printf("mapped:   %s\n", mapped.empty() ? "(nothing)" : mapped.c_str());
     if (a.path != "rule") std::printf("path:     %s\n", a.path.c_str());
     for (auto& n : a.notes) std::printf("note:     %s\n", n.c_str());
-    if (a.understood) {
+    if (a.understood && !a.text.empty()) {
+      std::printf("\n%s\n", a.text.c_str());
+      int n = 0;
+      for (auto& c : a.citations)
+        std::printf("  [%d] %s%s (score %.3g)\n", ++n, c.passage.cite().c_str(),
+                    c.passage.heading.empty() ? "" : (" " + c.passage.heading).c_str(), c.score);
+    }
+    if (a.understood && a.sql.empty() && !a.result.columns.empty()) std::printf("\n%s", ask::format_table(a.result).c_str());
+    if (a.understood && !a.sql.empty()) {
       std::printf("dsl:      %s\n", a.dsl.to_json().dump().c_str());
       std::printf("sql:      %s\n", a.sql.c_str());
       if (!a.params.empty()) {
@@ -328,7 +352,7 @@ void register_ask(CLI::App& app) {
     LlmSetup llm(*lf, 0);
     llm.apply(opt, *lf);
     const auto ans = asker.ask(f->question, opt);
-    if (*confirm && ans.understood) {
+    if (*confirm && ans.understood && !ans.sql.empty()) {
       llm.store.add(f->question, ans.dsl);
       std::fprintf(f->format == "table" ? stdout : stderr, "confirmed: added to %s\n", lf->fewshot.c_str());
     }

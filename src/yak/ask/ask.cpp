@@ -25,6 +25,16 @@ Json Answer::to_json() const {
   j["rows"] = rows;
   if (!understood) j["error"] = message;
   if (!notes.empty()) j["notes"] = notes;
+  if (!text.empty()) j["text"] = text;
+  if (!citations.empty()) {
+    Json c = Json::array();
+    for (auto& x : citations)
+      c.push_back({{"source", x.passage.cite()},
+                   {"heading", x.passage.heading},
+                   {"text", x.passage.text},
+                   {"score", x.score}});
+    j["citations"] = c;
+  }
   return j;
 }
 
@@ -73,6 +83,10 @@ Answer Asker::ask(const std::string& question, const AskOptions& opt) const {
   ro.threshold = opt.threshold;
   ro.allow_sensitive = opt.allow_sensitive;
   auto r = parse_rules(a.mapping, model_, ro);
+  if (opt.plugins) {
+    auto p = try_plugins(a, r.understood ? std::optional<Dsl>(r.dsl) : std::nullopt, opt);
+    if (p) return std::move(*p);
+  }
   if (opt.llm && (!r.understood || opt.llm_always)) {
     auto l = opt.llm->parse(question, a.mapping, model_, kb_, examples_for(opt.today), opt.today, opt.allow_sensitive);
     Answer b;
@@ -109,6 +123,59 @@ Answer Asker::ask(const std::string& question, const AskOptions& opt) const {
   Answer b = run_dsl(question, r.dsl, opt);
   b.mapping = std::move(a.mapping);
   return b;
+}
+
+std::optional<Answer> Asker::try_plugins(Answer& a, const std::optional<Dsl>& rules, const AskOptions& opt) const {
+  const Plugins& P = *opt.plugins;
+  auto docs = [&](const std::string& why) -> std::optional<Answer> {
+    const auto hits = P.docs.search(a.question, 3);
+    if (hits.empty()) return std::nullopt;
+    Answer d;
+    d.question = a.question;
+    d.mapping = a.mapping;
+    d.understood = true;
+    d.path = "docs";
+    for (auto& h : hits) d.citations.push_back({*h.passage, h.score});
+    d.text = hits[0].passage->text;
+    d.notes.push_back(why);
+    return d;
+  };
+  auto call = [&](const FunctionPlugin& f, const std::string& why) {
+    Answer d;
+    d.question = a.question;
+    d.mapping = a.mapping;
+    auto reply = call_plugin(f, a.question, opt.today, a.mapping);
+    d.understood = true;
+    d.path = "plugin:" + f.name;
+    d.text = std::move(reply.text);
+    d.result = std::move(reply.table);
+    d.notes.push_back(why);
+    return d;
+  };
+  // What a word means or what a rule says: the documents, before any number.
+  if (P.docs.size() && asks_for_definition(a.question))
+    if (auto d = docs("the question asks for a definition or a rule: passages from the documents")) return d;
+  // A function plug-in whose description or examples hold the question better than the rules do.
+  const FunctionPlugin* best = nullptr;
+  double best_score = 0;
+  for (auto& f : P.config.functions) {
+    const double s = plugin_score(f, a.question);
+    if (s >= f.min_score && s > best_score) best = &f, best_score = s;
+  }
+  if (best && (!rules || best_score > rules->confidence)) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "plug-in '%s' holds %.0f%% of the question's words", best->name.c_str(),
+                  100 * best_score);
+    return call(*best, buf);
+  }
+  // The rules did not understand: the model may route it.
+  if (!rules && opt.llm && (P.docs.size() || !P.config.functions.empty())) {
+    const auto route = route_with_model(opt.llm->chat(), a.question, P.config.functions, P.docs.size() > 0);
+    if (route == "docs") return docs("the model routed the question to the documents");
+    for (auto& f : P.config.functions)
+      if (f.name == route) return call(f, "the model routed the question to plug-in '" + f.name + "'");
+  }
+  return std::nullopt;
 }
 
 Answer Asker::run_dsl(const std::string& question, const Dsl& dsl, const AskOptions& opt) const {

@@ -12,6 +12,7 @@
 #include "yak/ask/knowledge.h"
 #include "yak/ask/llm.h"
 #include "yak/ask/mapper.h"
+#include "yak/ask/plugins.h"
 #include "yak/ask/semantic.h"
 #include "yak/ask/sql_guard.h"
 #include "yak/ask/translator.h"
@@ -28,6 +29,12 @@ struct AskOptions {
   bool use_rollups = true;
   const LlmParser* llm = nullptr;  // asked when the rules fall below the threshold
   bool llm_always = false;         // ask the model even when the rules understood
+  const Plugins* plugins = nullptr;  // documents and function plug-ins
+};
+
+struct Citation {
+  Passage passage;
+  double score = 0;
 };
 
 struct Answer {
@@ -39,11 +46,15 @@ struct Answer {
   std::string sql;  // as checked and run, values as ? parameters
   std::vector<Value> params;
   QueryResult result;
-  std::string path = "rule";         // rule | llm
+  std::string path = "rule";  // rule | llm | docs | plugin:NAME
+  std::string text;           // docs and plug-ins: the answer in words
+  std::vector<Citation> citations;
   std::vector<std::string> notes;    // the corrector's changes, the vote
   std::vector<std::string> replies;  // the model's raw replies (llm path)
 
-  // {"question","dsl","sql","columns","rows","path"}; a question not understood has "error".
+  // {"question","dsl","sql","columns","rows","path"}; a question not understood has "error";
+  // documents and plug-ins add "text" and "citations" [{"source": "file:first-last", "heading",
+  // "text", "score"}].
   Json to_json() const;
 };
 
@@ -66,7 +77,9 @@ class Asker {
   Database& db_;
   KnowledgeBase kb_;
   std::unique_ptr<SqlDialect> dialect_;
-  std::vector<std::string> sensitive_;  // table.column of sensitive dimensions
+  std::vector<std::string> sensitive_;
+  // Documents or a function plug-in answer the question; nullopt when neither should.
+  std::optional<Answer> try_plugins(Answer& a, const std::optional<Dsl>& rules, const AskOptions& opt) const;  // table.column of sensitive dimensions
 };
 
 // Prints the result as an aligned text table (UTF-8 aware), CSV (RFC 4180) or nothing else.

@@ -14,7 +14,7 @@
 namespace yak {
 
 std::string run_command(const std::string& command, const std::string& input, double timeout_seconds,
-                        const std::string& who) {
+                        const std::string& who, const std::string& cwd) {
   int in[2], out[2];
   check(pipe(in) == 0, who + ": cannot create pipes");
   if (pipe(out) != 0) {
@@ -30,6 +30,7 @@ std::string run_command(const std::string& command, const std::string& input, do
     dup2(in[0], 0);
     dup2(out[1], 1);
     close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+    if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(126);
     execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }

@@ -59,6 +59,9 @@ class DecoderModel {
   // backward. The cache must live until the tape's backward ran (attention reads it there).
   ag::Var forward_var(const Batch& batch, KVCache& cache);
 
+  // Final-normed hidden states [logits_for.size(), hidden] f32 (sentence embeddings, probes).
+  Tensor hidden_states(const Batch& batch, KVCache& cache) { return trunk(batch, cache).value(); }
+
   // Reward model: scores [logits_for, num_labels] from the `score` head on the final hidden states
   // (the checkpoint's score.weight, or one made by add_score_head).
   ag::Var forward_scores(const Batch& batch, KVCache& cache);
