@@ -81,7 +81,8 @@ struct LlmSetup {
     if (!f.plugins.empty()) {
       plugins = std::make_unique<ask::Plugins>(ask::Plugins::load(f.plugins));
       if (!f.embed_model.empty()) {
-        check(std::filesystem::is_directory(f.embed_model), "--embed-model " + f.embed_model + ": no such model folder");
+        check(std::filesystem::is_directory(f.embed_model),
+              "--embed-model " + f.embed_model + ": no such model folder");
         auto tok = load_model_tokenizer(f.embed_model, "");
         check(tok != nullptr, "--embed-model " + f.embed_model + ": no tokenizer in the folder");
         embedder = ask::make_model_embedder(model::DecoderModel::load(f.embed_model), std::move(tok));
@@ -172,7 +173,8 @@ bool print_answer(const ask::Answer& a, const std::string& format, const std::st
         std::printf("  [%d] %s%s (score %.3g)\n", ++n, c.passage.cite().c_str(),
                     c.passage.heading.empty() ? "" : (" " + c.passage.heading).c_str(), c.score);
     }
-    if (a.understood && a.sql.empty() && !a.result.columns.empty()) std::printf("\n%s", ask::format_table(a.result).c_str());
+    if (a.understood && a.sql.empty() && !a.result.columns.empty())
+      std::printf("\n%s", ask::format_table(a.result).c_str());
     if (a.understood && !a.sql.empty()) {
       std::printf("dsl:      %s\n", a.dsl.to_json().dump().c_str());
       std::printf("sql:      %s\n", a.sql.c_str());

@@ -29,10 +29,8 @@ Json Answer::to_json() const {
   if (!citations.empty()) {
     Json c = Json::array();
     for (auto& x : citations)
-      c.push_back({{"source", x.passage.cite()},
-                   {"heading", x.passage.heading},
-                   {"text", x.passage.text},
-                   {"score", x.score}});
+      c.push_back(
+          {{"source", x.passage.cite()}, {"heading", x.passage.heading}, {"text", x.passage.text}, {"score", x.score}});
     j["citations"] = c;
   }
   return j;

@@ -27,8 +27,8 @@ struct AskOptions {
   bool allow_sensitive = false;
   std::vector<RowFilter> row_filters;  // when set, rollups are not used
   bool use_rollups = true;
-  const LlmParser* llm = nullptr;  // asked when the rules fall below the threshold
-  bool llm_always = false;         // ask the model even when the rules understood
+  const LlmParser* llm = nullptr;    // asked when the rules fall below the threshold
+  bool llm_always = false;           // ask the model even when the rules understood
   const Plugins* plugins = nullptr;  // documents and function plug-ins
 };
 
@@ -79,7 +79,8 @@ class Asker {
   std::unique_ptr<SqlDialect> dialect_;
   std::vector<std::string> sensitive_;
   // Documents or a function plug-in answer the question; nullopt when neither should.
-  std::optional<Answer> try_plugins(Answer& a, const std::optional<Dsl>& rules, const AskOptions& opt) const;  // table.column of sensitive dimensions
+  std::optional<Answer> try_plugins(Answer& a, const std::optional<Dsl>& rules,
+                                    const AskOptions& opt) const;  // table.column of sensitive dimensions
 };
 
 // Prints the result as an aligned text table (UTF-8 aware), CSV (RFC 4180) or nothing else.

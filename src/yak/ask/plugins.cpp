@@ -38,12 +38,12 @@ bool word_char(char32_t c) {
 const std::set<std::string>& stop_words() {
   static const std::set<std::string> s = {
       // English question and function words
-      "a", "an", "the", "of", "to", "in", "on", "for", "and", "or", "is", "are", "was", "were", "be", "what",
-      "which", "who", "how", "does", "do", "did", "mean", "means", "meaning", "me", "tell", "about", "please", "can",
-      "you", "we", "our", "it", "its", "this", "that", "with", "by", "as", "at", "from", "i", "my", "there",
+      "a", "an", "the", "of", "to", "in", "on", "for", "and", "or", "is", "are", "was", "were", "be", "what", "which",
+      "who", "how", "does", "do", "did", "mean", "means", "meaning", "me", "tell", "about", "please", "can", "you",
+      "we", "our", "it", "its", "this", "that", "with", "by", "as", "at", "from", "i", "my", "there",
       // Chinese particles and question words (single characters and pairs)
-      "的", "了", "吗", "呢", "吧", "是", "在", "和", "与", "或", "请", "问", "下", "一", "个", "们", "我", "你",
-      "么", "什", "什么", "意思", "怎么", "请问", "一下", "是什", "么意", "思是", "我们", "如何", "哪些", "哪个"};
+      "的", "了", "吗", "呢", "吧", "是", "在", "和", "与", "或", "请", "问", "下", "一", "个", "们", "我", "你", "么",
+      "什", "什么", "意思", "怎么", "请问", "一下", "是什", "么意", "思是", "我们", "如何", "哪些", "哪个"};
   return s;
 }
 
@@ -147,13 +147,14 @@ std::vector<Passage> DocIndex::split(const std::string& text, const std::string&
   std::istringstream in(text);
   std::string line;
   int n = 0;
-  bool in_fence = false;
+  bool in_fence = false, para_break = false;
   while (std::getline(in, line)) {
     ++n;
     if (!line.empty() && line.back() == '\r') line.pop_back();
+    const bool inside = in_fence;  // a fenced code block never splits
     if (line.rfind("```", 0) == 0) in_fence = !in_fence;
     size_t level = 0;
-    while (!in_fence && level < line.size() && line[level] == '#') ++level;
+    while (!inside && level < line.size() && line[level] == '#') ++level;
     if (level > 0 && level <= 6 && level < line.size() && line[level] == ' ') {
       flush();
       headings.resize(level);
@@ -161,24 +162,24 @@ std::vector<Passage> DocIndex::split(const std::string& text, const std::string&
       continue;
     }
     const bool blank = line.find_first_not_of(" \t") == std::string::npos;
-    if (blank) {
-      // A paragraph ends; pack paragraphs up to max_chars.
+    if (blank && !inside) {
+      // A paragraph ends; paragraphs are packed up to max_chars.
       if (cur.text.size() >= max_chars / 2) flush();
-      else if (!cur.text.empty()) cur.text += "\n";
+      para_break = !cur.text.empty();
       continue;
     }
-    if (!cur.text.empty() && cur.text.size() + line.size() > max_chars && !in_fence) flush();
+    if (!inside && !cur.text.empty() && cur.text.size() + line.size() > max_chars) flush();
     if (cur.text.empty()) {
       cur.file = file;
       cur.first_line = n;
       cur.heading = heading_path();
+      para_break = false;
     }
-    cur.text += (cur.text.empty() || cur.text.back() == '\n' ? "" : "\n") + line;
+    cur.text += (cur.text.empty() ? "" : para_break ? "\n\n" : "\n") + line;
+    para_break = false;
     cur.last_line = n;
   }
   flush();
-  for (auto& p : out)
-    while (!p.text.empty() && p.text.back() == '\n') p.text.pop_back();
   return out;
 }
 
@@ -261,7 +262,8 @@ std::vector<DocIndex::Hit> DocIndex::search(const std::string& query, size_t k) 
     const auto q = embedder_->embed(query);
     std::vector<double> cos(passages_.size(), 0.0);
     for (size_t i = 0; i < vectors_.size(); ++i)
-      for (size_t j = 0; j < q.size() && j < vectors_[i].size(); ++j) cos[i] += static_cast<double>(q[j]) * vectors_[i][j];
+      for (size_t j = 0; j < q.size() && j < vectors_[i].size(); ++j)
+        cos[i] += static_cast<double>(q[j]) * vectors_[i][j];
     std::vector<double> fused(passages_.size(), 0.0);
     const auto rb = rank_by(bm25), rc = rank_by(cos);
     for (size_t r = 0; r < rb.size(); ++r) {
@@ -382,15 +384,16 @@ double plugin_score(const FunctionPlugin& p, const std::string& question) {
 PluginReply call_plugin(const FunctionPlugin& p, const std::string& question, const Date& today,
                         const Mapping& mapping) {
   const std::string who = "plug-in '" + p.name + "'";
-  const Json req = {{"plugin", p.name}, {"question", question}, {"today", today.str()}, {"elements", mapping.to_json()}};
+  const Json req = {
+      {"plugin", p.name}, {"question", question}, {"today", today.str()}, {"elements", mapping.to_json()}};
   const std::string body = req.dump(-1, ' ', false, Json::error_handler_t::replace);
   std::string got;
   if (!p.command.empty()) {
     got = run_command(p.command, body, p.timeout_seconds, who, p.dir);
   } else {
     const auto res = http::post(p.url, body, "application/json", p.timeout_seconds);
-    check(res.status / 100 == 2, who + " (" + p.url + ") answered HTTP " + std::to_string(res.status) + ": " +
-                                     res.body.substr(0, 200));
+    check(res.status / 100 == 2,
+          who + " (" + p.url + ") answered HTTP " + std::to_string(res.status) + ": " + res.body.substr(0, 200));
     got = res.body;
   }
   const Json j = parse_json(got, who + " answer");
@@ -405,10 +408,14 @@ PluginReply call_plugin(const FunctionPlugin& p, const std::string& question, co
             who + ": every row should be a list of " + std::to_string(r.table.columns.size()) + " cells");
       std::vector<Value> out;
       for (auto& c : row) {
-        if (c.is_null()) out.push_back(Value::null());
-        else if (c.is_number_integer()) out.push_back(Value::integer(c.get<int64_t>()));
-        else if (c.is_number()) out.push_back(Value::real(c.get<double>()));
-        else out.push_back(Value::text(c.is_string() ? c.get<std::string>() : c.dump()));
+        if (c.is_null())
+          out.push_back(Value::null());
+        else if (c.is_number_integer())
+          out.push_back(Value::integer(c.get<int64_t>()));
+        else if (c.is_number())
+          out.push_back(Value::real(c.get<double>()));
+        else
+          out.push_back(Value::text(c.is_string() ? c.get<std::string>() : c.dump()));
       }
       r.table.rows.push_back(std::move(out));
     }
@@ -421,13 +428,13 @@ PluginReply call_plugin(const FunctionPlugin& p, const std::string& question, co
 
 bool asks_for_definition(const std::string& question) {
   const auto q = to_utf8(normalize(question));
-  static const char* zh[] = {"什么意思", "是什么", "啥意思", "含义", "定义", "口径", "怎么算", "如何计算",
-                             "怎么计算", "规定", "政策", "规则", "说明", "解释"};
+  static const char* zh[] = {"什么意思", "是什么",   "啥意思", "含义", "定义", "口径", "怎么算",
+                             "如何计算", "怎么计算", "规定",   "政策", "规则", "说明", "解释"};
   for (const char* w : zh)
     if (q.find(w) != std::string::npos) return true;
-  static const char* en[] = {"what does",  "what is meant", "meaning of", "definition", "defined",
-                             "policy",     "policies",      "how is",     "how are",    "explain",
-                             "what counts", "rule for",     "rules for"};
+  static const char* en[] = {"what does",   "what is meant", "meaning of", "definition", "defined",
+                             "policy",      "policies",      "how is",     "how are",    "explain",
+                             "what counts", "rule for",      "rules for"};
   for (const char* w : en)
     if (q.find(w) != std::string::npos) return true;
   return false;
