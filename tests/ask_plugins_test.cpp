@@ -252,3 +252,31 @@ TEST(AskPlugins, AskerRoutesBetweenDocumentsPluginsAndData) {
   EXPECT_TRUE(other.understood) << other.message;
   fs::remove_all(dir);
 }
+
+// The knowledge base reads dimension values once; refresh_knowledge() picks up rows added since
+// (a new artist becomes a recognised value, and questions about it get answered).
+TEST(AskKnowledge, RefreshPicksUpNewValues) {
+  const auto dir = fs::temp_directory_path() / ("yak_ask_refresh_" + std::to_string(::getpid()));
+  write_demo_database(dir / "music.db");
+  SqliteDb db(dir / "music.db");
+  Asker asker(SemanticModel::load(kMusic / "semantic.yaml"), db);
+  AskOptions o;
+  o.today = *Date::parse("2024-12-31");
+  o.use_rollups = false;  // the demo's rollup tables are copies made once; the new rows are only in the base
+  const std::string q = "新人歌手甄好听的播放量";
+  EXPECT_FALSE(asker.ask(q, o).understood);
+  const size_t before = asker.knowledge().size();
+  {
+    SqliteDb w(dir / "music.db", /*writable=*/true);
+    w.exec("INSERT INTO artists VALUES (9001, '甄好听', 'Haoting Zhen', '女', '中国内地', '流行', 1, 2024)");
+    w.exec("INSERT INTO songs VALUES (90001, '新歌', 9001, NULL, 'zh', 200, '2024-12-01')");
+    w.exec("INSERT INTO daily_plays VALUES ('2024-12-02', 'QQ音乐', 90001, 1234, 5, 1, 100)");
+  }
+  EXPECT_FALSE(asker.ask(q, o).understood);  // not known yet
+  EXPECT_GT(asker.refresh_knowledge(), before);
+  const auto a = asker.ask(q, o);
+  ASSERT_TRUE(a.understood) << a.message;
+  ASSERT_EQ(a.result.rows.size(), 1u);
+  EXPECT_EQ(a.result.rows[0][0].i, 1234);
+  fs::remove_all(dir);
+}

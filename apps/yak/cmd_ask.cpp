@@ -1,8 +1,12 @@
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "common.h"
 #include "yak/ask/ask.h"
@@ -10,6 +14,7 @@
 #include "yak/ask/eval.h"
 #include "yak/ask/loader.h"
 #include "yak/ask/sqlite_db.h"
+#include "yak/base/http.h"
 #include "yak/io/hf_config.h"
 #include "yak/model/decoder.h"
 
@@ -202,6 +207,11 @@ bool print_answer(const ask::Answer& a, const std::string& format, const std::st
   return true;
 }
 
+http::Server* g_ask_server = nullptr;
+void stop_ask_server(int) {
+  if (g_ask_server) g_ask_server->stop();
+}
+
 }  // namespace
 
 void register_ask(CLI::App& app) {
@@ -342,8 +352,106 @@ void register_ask(CLI::App& app) {
     if (acc < ef->min_accuracy) std::exit(4);
   });
 
-  a->callback([a, demo, ev, f, lf, confirm] {
-    if (demo->parsed() || ev->parsed()) return;
+  // A long-running service: questions over HTTP, the knowledge base refreshed on demand or on a
+  // timer (new songs and artists become recognisable without a restart).
+  struct ServeFlags {
+    std::string host = "127.0.0.1";
+    int port = 8080;
+    double refresh_seconds = 0;
+  };
+  auto sf = std::make_shared<ServeFlags>();
+  auto sfl = std::make_shared<AskFlags>();
+  auto slf = std::make_shared<LlmFlags>();
+  auto* sv = a->add_subcommand(
+      "serve", "Answer questions over HTTP: POST /api/ask {\"question\"}, POST /api/refresh, GET /api/health");
+  sv->add_option("--semantic", sfl->semantic, "Semantic model (YAML)")->required();
+  sv->add_option("--db", sfl->db, "Database URL")->required();
+  sv->add_option("--today", sfl->today,
+                 "Date that relative dates count from (default: today; requests may give \"today\")");
+  sv->add_option("--max-rows", sfl->max_rows, "Row limit of every query");
+  sv->add_option("--timeout-ms", sfl->timeout_ms, "Time limit of every query");
+  sv->add_option("--threshold", sfl->threshold, "Rule confidence below which the question is not understood");
+  sv->add_option("--row-filter", sfl->row_filters, "TABLE:CONDITION added to every read of TABLE (repeatable)");
+  sv->add_flag("--allow-sensitive", sfl->allow_sensitive, "Allow sensitive columns");
+  sv->add_option("--host", sf->host, "Address to listen on");
+  sv->add_option("--port", sf->port, "Port (0: any free port; the URL is printed)");
+  sv->add_option("--refresh-seconds", sf->refresh_seconds,
+                 "Re-read dimension values this often (0: only on POST /api/refresh)");
+  slf->add(*sv);
+  sv->callback([sf, sfl, slf] {
+    const auto base = options(*sfl);
+    auto db = ask::open_database(sfl->db);
+    ask::Asker asker(ask::SemanticModel::load(sfl->semantic), *db);
+    LlmSetup llm(*slf, 0);
+    std::mutex mu;  // one question at a time: connections and the knowledge base are shared
+    auto refresh = [&] {
+      const auto t0 = std::chrono::steady_clock::now();
+      const size_t n = asker.refresh_knowledge();
+      return Json{{"entries", n},
+                  {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
+    };
+    http::Server server;
+    server.post("/api/ask", [&](const std::string& body) {
+      const Json req = parse_json(body, "ask request");
+      check(req.is_object(), "ask request: expected a JSON object with 'question'");
+      const auto question = json_get<std::string>(req, "question", "ask request");
+      check(!question.empty(), "ask request: field 'question' is empty");
+      auto o = base;
+      llm.apply(o, *slf);
+      if (req.contains("today")) {
+        const auto d = ask::Date::parse(json_get<std::string>(req, "today", "ask request"));
+        check(d.has_value(), "ask request: field 'today' should be a date YYYY-MM-DD");
+        o.today = *d;
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      const auto ans = asker.ask(question, o);
+      if (json_get_or<bool>(req, "confirm", false, "ask request") && ans.understood && !ans.sql.empty()) {
+        check(!slf->fewshot.empty(), "ask request: 'confirm' needs the server to run with --fewshot FILE");
+        llm.store.add(question, ans.dsl);
+      }
+      return http::Response{200, ans.to_json().dump(-1, ' ', false, Json::error_handler_t::replace)};
+    });
+    server.post("/api/refresh", [&](const std::string&) {
+      std::lock_guard<std::mutex> lock(mu);
+      return http::Response{200, refresh().dump()};
+    });
+    server.get("/api/health", [&](const std::string&) {
+      std::lock_guard<std::mutex> lock(mu);
+      return http::Response{
+          200, Json{{"status", "ok"}, {"server", db->server()}, {"entries", asker.knowledge().size()}}.dump()};
+    });
+    const int port = server.bind(sf->host, sf->port);
+    std::printf("listening on http://%s:%d/api/ask (%zu knowledge-base entries)\n", sf->host.c_str(), port,
+                asker.knowledge().size());
+    std::fflush(stdout);
+    g_ask_server = &server;
+    std::signal(SIGINT, stop_ask_server);
+    std::signal(SIGTERM, stop_ask_server);
+    std::atomic<bool> done{false};
+    std::thread timer;
+    if (sf->refresh_seconds > 0)
+      timer = std::thread([&] {
+        auto next = std::chrono::steady_clock::now();
+        while (!done) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          if (std::chrono::steady_clock::now() - next < std::chrono::duration<double>(sf->refresh_seconds)) continue;
+          next = std::chrono::steady_clock::now();
+          std::lock_guard<std::mutex> lock(mu);
+          try {
+            refresh();
+          } catch (const Error& e) {
+            std::fprintf(stderr, "yak: knowledge-base refresh failed: %s\n", e.what());
+          }
+        }
+      });
+    server.run();
+    done = true;
+    if (timer.joinable()) timer.join();
+    g_ask_server = nullptr;
+  });
+
+  a->callback([a, demo, ev, sv, f, lf, confirm] {
+    if (demo->parsed() || ev->parsed() || sv->parsed()) return;
     check(!f->question.empty(), "ask: expected a question (or: yak ask demo)");
     check(!f->semantic.empty(), "ask: --semantic FILE is required");
     check(!f->db.empty(), "ask: --db URL is required (sqlite:PATH, clickhouse://..., mysql://...)");

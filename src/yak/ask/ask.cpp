@@ -47,6 +47,11 @@ Asker::Asker(SemanticModel model, Database& db)
   examples_for(Date{});  // checks them now; the LLM path reads them again for its today
 }
 
+size_t Asker::refresh_knowledge() {
+  kb_ = KnowledgeBase::build(model_, &db_);
+  return kb_.size();
+}
+
 std::vector<Example> Asker::examples_for(const Date& today) const {
   // Examples without a DSL are questions the rules must understand; given DSLs must translate.
   std::vector<Example> out;

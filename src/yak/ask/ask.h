@@ -68,6 +68,9 @@ class Asker {
 
   const SemanticModel& model() const { return model_; }
   const KnowledgeBase& knowledge() const { return kb_; }
+  // Reads the dimension values from the database again (new songs, artists...); returns the
+  // number of knowledge-base entries. Not safe while another thread asks.
+  size_t refresh_knowledge();
   // The semantic model's examples with their DSL (few-shot material for the LLM parser); the
   // rules read relative dates from `today`.
   std::vector<Example> examples_for(const Date& today) const;
