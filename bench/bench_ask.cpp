@@ -1,6 +1,10 @@
 // The rule path on the music demo: execution accuracy against the hand-written reference SQL of
-// examples/music/questions.jsonl, and latency per question (map + rules + translate + guard, and
-// the same plus running the SQL), p50/p99 over repeated rounds.
+// examples/music/questions.jsonl (and of the held-out examples/music/heldout.jsonl), and latency
+// per question (map + rules + translate + guard, and the same plus running the SQL), p50/p99 over
+// repeated rounds.
+//   bench_ask [ROUNDS] [DB_URL]
+// DB_URL (clickhouse://... or mysql://...) answers on a server that `yak ask demo --db DB_URL`
+// loaded; the reference SQL always runs on the generated SQLite file.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -33,29 +37,41 @@ int main(int argc, char** argv) {
   auto t1 = Clock::now();
   std::printf("demo database: %.1f MB, %lld daily_plays rows, built in %.0f ms\n", static_cast<double>(st.bytes) / 1e6,
               static_cast<long long>(st.daily_plays), ms(t0, t1));
-  SqliteDb db(dir / "music.db");
+  SqliteDb ref_db(dir / "music.db");
+  std::unique_ptr<Database> server;
+  if (argc > 2) server = open_database(argv[2]);
+  Database& db = server ? *server : ref_db;
+  std::printf("answering on %s\n", server ? (redact_url(argv[2]) + " (" + db.server() + ")").c_str() : db.server().c_str());
+  const auto dialect = dialect_for(db.dialect());
   t0 = Clock::now();
   Asker asker(SemanticModel::load(std::filesystem::path(YAK_SOURCE_DIR) / "examples/music/semantic.yaml"), db);
   t1 = Clock::now();
   std::printf("knowledge base: %zu entries, built in %.1f ms\n", asker.knowledge().size(), ms(t0, t1));
-  const auto qs = load_questions(std::filesystem::path(YAK_SOURCE_DIR) / "examples/music/questions.jsonl");
   AskOptions opt;
   opt.today = *Date::parse("2024-12-31");
   opt.max_rows = 100000;
   QueryOptions ref;
   ref.max_rows = 100000;
-  std::map<std::string, std::pair<int, int>> by_type;
-  int right = 0;
-  for (auto& q : qs) {
-    const auto got = asker.ask(q.question, opt);
-    const bool ok = got.understood && same_result(got.result, db.query(q.sql, {}, ref), q.ordered);
-    auto& t = by_type[q.type];
-    t.first += ok, ++t.second, right += ok;
-  }
-  std::printf("execution accuracy (rule path):\n");
-  for (auto& [type, n] : by_type)
-    std::printf("  %-20s %2d/%2d  %5.1f%%\n", type.c_str(), n.first, n.second, 100.0 * n.first / n.second);
-  std::printf("  %-20s %2d/%2zu  %5.1f%%\n", "all", right, qs.size(), 100.0 * right / static_cast<double>(qs.size()));
+  auto accuracy = [&](const std::filesystem::path& file, const char* title) {
+    const auto qs = load_questions(file);
+    std::map<std::string, std::pair<int, int>> by_type;
+    int right = 0;
+    for (auto& q : qs) {
+      const auto got = asker.ask(q.question, opt);
+      const bool ok = got.understood && same_result(got.result, ref_db.query(q.sql, {}, ref), q.ordered);
+      auto& t = by_type[q.type];
+      t.first += ok, ++t.second, right += ok;
+    }
+    std::printf("execution accuracy (rule path), %s:\n", title);
+    for (auto& [type, n] : by_type)
+      std::printf("  %-20s %2d/%2d  %5.1f%%\n", type.c_str(), n.first, n.second, 100.0 * n.first / n.second);
+    std::printf("  %-20s %2d/%2zu  %5.1f%%\n", "all", right, qs.size(), 100.0 * right / static_cast<double>(qs.size()));
+    return qs;
+  };
+  const std::filesystem::path music = std::filesystem::path(YAK_SOURCE_DIR) / "examples/music";
+  const auto qs = accuracy(music / "questions.jsonl", "example questions (written with the rules)");
+  if (std::filesystem::exists(music / "heldout.jsonl"))
+    accuracy(music / "heldout.jsonl", "held-out questions (written without seeing the rules)");
 
   // Latency with the rollups of semantic.yaml, and reading daily_plays for every question.
   for (const bool rollups : {false, true}) {
@@ -69,7 +85,7 @@ int main(int argc, char** argv) {
         const auto rr = parse_rules(m, asker.model());
         TranslateOptions to;
         to.use_rollups = rollups;
-        if (rr.understood) translate(rr.dsl, asker.model(), SqliteDialect(), to);
+        if (rr.understood) translate(rr.dsl, asker.model(), *dialect, to);
         const auto b = Clock::now();
         asker.ask(q.question, opt);
         const auto c = Clock::now();

@@ -8,9 +8,9 @@ set -u
 yak=$1
 src=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d)
-pid=""
+source "$src/scripts/lib/servers.sh"
 cleanup() {
-  if [[ -n $pid ]]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi
+  stop_servers
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -19,60 +19,9 @@ fails=0 passes=0
 fail() { echo "FAIL $1"; fails=$((fails + 1)); }
 pass() { passes=$((passes + 1)); }
 
-PATH=$PATH:/usr/sbin:/sbin
-if ! command -v clickhouse-server >/dev/null 2>&1; then
-  sudo=""
-  if [[ $(id -u) -ne 0 ]]; then
-    command -v sudo >/dev/null 2>&1 || skip "clickhouse-server is not installed and there is no root or sudo to install it"
-    sudo="sudo -n"
-  fi
-  echo "installing clickhouse-server (apt-get)"
-  if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q clickhouse-server >"$tmp/apt.log" 2>&1; then
-    skip "apt-get install clickhouse-server failed: $(tail -2 "$tmp/apt.log" | tr '\n' ' ')"
-  fi
-  command -v clickhouse-server >/dev/null 2>&1 || skip "clickhouse-server still missing after apt-get install"
-fi
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-http_port=$(free_port) tcp_port=$(free_port)
-mkdir -p "$tmp/ch/data" "$tmp/ch/tmp" "$tmp/ch/user_files" "$tmp/ch/format_schemas"
-cat >"$tmp/ch/config.xml" <<XML
-<?xml version="1.0"?>
-<yandex>
-  <logger><level>warning</level><log>$tmp/ch/server.log</log><errorlog>$tmp/ch/server.err.log</errorlog><console>0</console></logger>
-  <http_port>$http_port</http_port>
-  <tcp_port>$tcp_port</tcp_port>
-  <listen_host>127.0.0.1</listen_host>
-  <path>$tmp/ch/data/</path>
-  <tmp_path>$tmp/ch/tmp/</tmp_path>
-  <user_files_path>$tmp/ch/user_files/</user_files_path>
-  <format_schema_path>$tmp/ch/format_schemas/</format_schema_path>
-  <users_config>$tmp/ch/users.xml</users_config>
-  <default_profile>default</default_profile>
-  <default_database>default</default_database>
-  <mark_cache_size>268435456</mark_cache_size>
-</yandex>
-XML
-cat >"$tmp/ch/users.xml" <<XML
-<?xml version="1.0"?>
-<yandex>
-  <profiles><default></default></profiles>
-  <users><default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
-  <quotas><default></default></quotas>
-</yandex>
-XML
-clickhouse-server --config-file="$tmp/ch/config.xml" >"$tmp/ch/stdout" 2>&1 &
-pid=$!
-up=0
-for _ in $(seq 1 60); do
-  if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$http_port/ping', timeout=1)" 2>/dev/null; then
-    up=1; break
-  fi
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.5
-done
-[[ $up -eq 1 ]] || skip "clickhouse-server did not start: $(tail -3 "$tmp/ch/stdout" "$tmp/ch/server.err.log" 2>/dev/null | tr '\n' ' ')"
-url="clickhouse://127.0.0.1:$http_port/music"
+start_clickhouse "$tmp/ch" || skip "$SERVER_ERROR"
+http_port=$CH_HTTP_PORT
+url=$CH_URL
 
 # The demo, loaded into ClickHouse and answered there.
 if "$yak" ask demo --dir "$tmp/demo" --db "$url" >"$tmp/demo.out" 2>&1; then

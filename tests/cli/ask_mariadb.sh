@@ -9,9 +9,9 @@ set -u
 yak=$1
 src=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d)
-pid=""
+source "$src/scripts/lib/servers.sh"
 cleanup() {
-  if [[ -n $pid ]]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi
+  stop_servers
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -20,43 +20,9 @@ fails=0 passes=0
 fail() { echo "FAIL $1"; fails=$((fails + 1)); }
 pass() { passes=$((passes + 1)); }
 
-PATH=$PATH:/usr/sbin:/sbin
-if ! command -v mariadbd >/dev/null 2>&1 || ! command -v mariadb-install-db >/dev/null 2>&1; then
-  sudo=""
-  if [[ $(id -u) -ne 0 ]]; then
-    command -v sudo >/dev/null 2>&1 || skip "mariadb-server is not installed and there is no root or sudo to install it"
-    sudo="sudo -n"
-  fi
-  echo "installing mariadb-server (apt-get)"
-  if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q mariadb-server >"$tmp/apt.log" 2>&1; then
-    skip "apt-get install mariadb-server failed: $(tail -2 "$tmp/apt.log" | tr '\n' ' ')"
-  fi
-  command -v mariadbd >/dev/null 2>&1 || skip "mariadbd still missing after apt-get install"
-fi
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-port=$(free_port)
-user_opt=()
-[[ $(id -u) -eq 0 ]] && user_opt=(--user=root)
-mariadb-install-db --no-defaults --datadir="$tmp/data" "${user_opt[@]}" --auth-root-authentication-method=normal \
-  --skip-test-db >"$tmp/install.log" 2>&1 || skip "mariadb-install-db failed: $(tail -2 "$tmp/install.log" | tr '\n' ' ')"
-mariadbd --no-defaults --datadir="$tmp/data" --socket="$tmp/sock" --port="$port" --bind-address=127.0.0.1 \
-  --pid-file="$tmp/pid" --skip-log-bin "${user_opt[@]}" >"$tmp/server.log" 2>&1 &
-pid=$!
-sql() { mariadb --no-defaults -S "$tmp/sock" -u root "$@"; }
-up=0
-for _ in $(seq 1 60); do
-  if sql -e "SELECT 1" >/dev/null 2>&1; then up=1; break; fi
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.5
-done
-[[ $up -eq 1 ]] || skip "mariadbd did not start: $(tail -3 "$tmp/server.log" | tr '\n' ' ')"
-sql -e "CREATE USER 'loader'@'127.0.0.1' IDENTIFIED BY 'load pw'; GRANT ALL ON music.* TO 'loader'@'127.0.0.1';
-        CREATE USER 'reader'@'127.0.0.1' IDENTIFIED BY 'read'; GRANT SELECT ON music.* TO 'reader'@'127.0.0.1';" \
-  || skip "cannot create users"
-version=$(sql -N -e "SELECT VERSION()")
-loader="mysql://loader:load%20pw@127.0.0.1:$port/music"
-url="mysql://reader:read@127.0.0.1:$port/music"
+start_mariadb "$tmp/db" || skip "$SERVER_ERROR"
+port=$MARIA_PORT version=$MARIA_VERSION loader=$MARIA_LOADER url=$MARIA_URL
+sql() { maria_sql "$@"; }
 
 if "$yak" ask demo --dir "$tmp/demo" --db "$loader" >"$tmp/demo.out" 2>&1; then
   grep -q "^loaded into mysql://loader:\*\*\*@127.0.0.1:$port/music (MariaDB " "$tmp/demo.out" && pass \
