@@ -42,7 +42,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<Database> server;
   if (argc > 2) server = open_database(argv[2]);
   Database& db = server ? *server : ref_db;
-  std::printf("answering on %s\n", server ? (redact_url(argv[2]) + " (" + db.server() + ")").c_str() : db.server().c_str());
+  std::printf("answering on %s\n",
+              server ? (redact_url(argv[2]) + " (" + db.server() + ")").c_str() : db.server().c_str());
   const auto dialect = dialect_for(db.dialect());
   t0 = Clock::now();
   Asker asker(SemanticModel::load(std::filesystem::path(YAK_SOURCE_DIR) / "examples/music/semantic.yaml"), db);

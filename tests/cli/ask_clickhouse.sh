@@ -8,6 +8,7 @@ set -u
 yak=$1
 src=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d)
+source "$(dirname "$0")/lib/checks.sh"
 source "$src/scripts/lib/servers.sh"
 cleanup() {
   stop_servers
@@ -15,9 +16,6 @@ cleanup() {
 }
 trap cleanup EXIT
 skip() { echo "SKIP: $*"; exit 77; }
-fails=0 passes=0
-fail() { echo "FAIL $1"; fails=$((fails + 1)); }
-pass() { passes=$((passes + 1)); }
 
 start_clickhouse "$tmp/ch" || skip "$SERVER_ERROR"
 http_port=$CH_HTTP_PORT

@@ -7,25 +7,9 @@ set -u
 yak=$1
 server=$(dirname "$yak")/scripted_chat_server
 tmp=$(mktemp -d)
+source "$(dirname "$0")/lib/checks.sh"
 pid=
 trap '[[ -n $pid ]] && kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT
-fails=0 passes=0
-fail() { echo "FAIL $1"; fails=$((fails + 1)); }
-pass() { passes=$((passes + 1)); }
-expect_error() {  # expect_error "what" "needle in message" cmd...
-  local what=$1 needle=$2
-  shift 2
-  local out err code
-  out=$("$@" 2>"$tmp/err")
-  code=$?
-  err=$(cat "$tmp/err")
-  if [[ $code -ne 2 ]]; then fail "$what: exit code $code (want 2); stderr: $err"; return; fi
-  if [[ -n $out ]]; then fail "$what: stdout should be empty, got: $out"; return; fi
-  if [[ $(printf '%s\n' "$err" | wc -l) -ne 1 || $err != *"$needle"* ]]; then
-    fail "$what: stderr should be one line containing '$needle', got: $err"; return
-  fi
-  pass
-}
 
 [[ -x $server ]] || { echo "FAIL $server was not built"; exit 1; }
 "$yak" ask demo --dir "$tmp/demo" >/dev/null 2>&1 || { echo "FAIL ask demo"; exit 1; }

@@ -9,6 +9,7 @@ set -u
 yak=$1
 src=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d)
+source "$(dirname "$0")/lib/checks.sh"
 source "$src/scripts/lib/servers.sh"
 cleanup() {
   stop_servers
@@ -16,9 +17,6 @@ cleanup() {
 }
 trap cleanup EXIT
 skip() { echo "SKIP: $*"; exit 77; }
-fails=0 passes=0
-fail() { echo "FAIL $1"; fails=$((fails + 1)); }
-pass() { passes=$((passes + 1)); }
 
 start_mariadb "$tmp/db" || skip "$SERVER_ERROR"
 port=$MARIA_PORT version=$MARIA_VERSION loader=$MARIA_LOADER url=$MARIA_URL

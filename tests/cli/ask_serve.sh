@@ -5,11 +5,9 @@
 set -u
 yak=$1
 tmp=$(mktemp -d)
+source "$(dirname "$0")/lib/checks.sh"
 pid=
 trap '[[ -n $pid ]] && kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT
-fails=0 passes=0
-fail() { echo "FAIL $1"; fails=$((fails + 1)); }
-pass() { passes=$((passes + 1)); }
 
 request() {  # request METHOD PATH [BODY] -> status line and body on stdout
   local body=${3:-}

@@ -4,24 +4,8 @@
 set -u
 yak=$1 golden=$2
 tmp=$(mktemp -d)
+source "$(dirname "$0")/lib/checks.sh"
 trap 'rm -rf "$tmp"' EXIT
-fails=0 passes=0
-
-expect_error() {  # expect_error "what" "needle in message" cmd...
-  local what=$1 needle=$2
-  shift 2
-  local out err code
-  out=$("$@" 2>"$tmp/err")
-  code=$?
-  err=$(cat "$tmp/err")
-  if [[ $code -ne 2 ]]; then
-    echo "FAIL $what: exit code $code (want 2); stderr: $err"; fails=$((fails + 1)); return
-  fi
-  if [[ $(printf '%s\n' "$err" | wc -l) -ne 1 || $err != *"$needle"* ]]; then
-    echo "FAIL $what: stderr should be one line containing '$needle', got: $err"; fails=$((fails + 1)); return
-  fi
-  passes=$((passes + 1))
-}
 
 fresh() {  # a writable copy of a golden model
   rm -rf "$tmp/m"

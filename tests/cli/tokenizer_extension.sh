@@ -4,30 +4,13 @@
 set -u
 yak=$1 golden=$2
 tmp=$(mktemp -d)
+source "$(dirname "$0")/lib/checks.sh"
 trap 'rm -rf "$tmp"' EXIT
-fails=0 passes=0
-
-fail() { echo "FAIL $1"; fails=$((fails + 1)); }
-pass() { passes=$((passes + 1)); }
 
 expect_ok() {  # expect_ok "what" cmd...
   local what=$1
   shift
   if "$@" >"$tmp/out" 2>"$tmp/err"; then pass; else fail "$what: exit $?; stderr: $(tail -3 "$tmp/err")"; fi
-}
-
-expect_error() {  # expect_error "what" "needle in message" cmd...
-  local what=$1 needle=$2
-  shift 2
-  local code err
-  "$@" >/dev/null 2>"$tmp/err"
-  code=$?
-  err=$(cat "$tmp/err")
-  if [[ $code -ne 2 ]]; then fail "$what: exit code $code (want 2); stderr: $err"; return; fi
-  if [[ $(printf '%s\n' "$err" | wc -l) -ne 1 || $err != *"$needle"* ]]; then
-    fail "$what: stderr should be one line containing '$needle', got: $err"; return
-  fi
-  pass
 }
 
 expect_absent() {  # expect_absent "what" path...

@@ -343,19 +343,10 @@ Json extract_json_object(const std::string& reply) {
   // Try every '{' in order; the first that starts a complete, parseable object wins.
   for (size_t start = reply.find('{'); start != std::string::npos; start = reply.find('{', start + 1)) {
     int depth = 0;
-    bool in_str = false, esc = false;
+    JsonStringTracker str;
     for (size_t i = start; i < reply.size(); ++i) {
       const char c = reply[i];
-      if (in_str) {
-        if (esc)
-          esc = false;
-        else if (c == '\\')
-          esc = true;
-        else if (c == '"')
-          in_str = false;
-        continue;
-      }
-      if (c == '"') in_str = true;
+      if (str.feed(c)) continue;
       if (c == '{') ++depth;
       if (c == '}' && --depth == 0) {
         try {

@@ -38,4 +38,24 @@ T json_get_or(const Json& j, const std::string& key, T fallback, const std::stri
   }
 }
 
+// Follows string literals while JSON text is scanned character by character: feed() returns true
+// for characters inside a literal and for its closing quote (the opening quote counts as outside),
+// so bracket counting can skip them.
+struct JsonStringTracker {
+  bool in_str = false, esc = false;
+  bool feed(char c) {
+    if (in_str) {
+      if (esc)
+        esc = false;
+      else if (c == '\\')
+        esc = true;
+      else if (c == '"')
+        in_str = false;
+      return true;
+    }
+    if (c == '"') in_str = true;
+    return false;
+  }
+};
+
 }  // namespace yak

@@ -152,26 +152,17 @@ void read_json_array_text(const std::string& text, const fs::path& file, const R
   std::vector<size_t> starts;
   {
     int depth = 0;
-    bool in_str = false, esc = false, want = false;
+    bool want = false;
+    JsonStringTracker str;
     size_t line = 1;
     for (char c : text) {
       if (c == '\n') ++line;
-      if (in_str) {
-        if (esc)
-          esc = false;
-        else if (c == '\\')
-          esc = true;
-        else if (c == '"')
-          in_str = false;
-        continue;
-      }
+      if (str.feed(c)) continue;
       if (depth == 1 && want && !std::isspace(static_cast<unsigned char>(c)) && c != ',' && c != ']') {
         starts.push_back(line);
         want = false;
       }
-      if (c == '"') {
-        in_str = true;
-      } else if (c == '[' || c == '{') {
+      if (c == '[' || c == '{') {
         if (++depth == 1) want = true;
       } else if (c == ']' || c == '}') {
         --depth;
