@@ -29,6 +29,15 @@ struct AskFlags {
   int64_t max_rows = 1000;
   int timeout_ms = 5000;
   double threshold = 0.6;
+
+  // The query options `ask` and `ask serve` share.
+  void add_query_options(CLI::App& app) {
+    app.add_option("--max-rows", max_rows, "Row limit of every query");
+    app.add_option("--timeout-ms", timeout_ms, "Time limit of every query");
+    app.add_option("--threshold", threshold, "Rule confidence below which the question is not understood");
+    app.add_option("--row-filter", row_filters, "TABLE:CONDITION added to every read of TABLE (repeatable)");
+    app.add_flag("--allow-sensitive", allow_sensitive, "Allow sensitive columns");
+  }
 };
 
 // The model for hard questions: --llm local:DIR | openai:URL, plus the few-shot store.
@@ -225,11 +234,7 @@ void register_ask(CLI::App& app) {
   a->add_option("--today", f->today, "Date that relative dates count from (YYYY-MM-DD; default: today)");
   a->add_option("--format", f->format, "Output: table, json or csv")->check(CLI::IsMember({"table", "json", "csv"}));
   a->add_option("--chart", f->chart, "Write a PNG chart for trends (line) and rankings (bar)");
-  a->add_option("--max-rows", f->max_rows, "Row limit of every query");
-  a->add_option("--timeout-ms", f->timeout_ms, "Time limit of every query");
-  a->add_option("--threshold", f->threshold, "Rule confidence below which the question is not understood");
-  a->add_option("--row-filter", f->row_filters, "TABLE:CONDITION added to every read of TABLE (repeatable)");
-  a->add_flag("--allow-sensitive", f->allow_sensitive, "Allow sensitive columns");
+  f->add_query_options(*a);
   auto lf = std::make_shared<LlmFlags>();
   lf->add(*a);
   auto confirm = std::make_shared<bool>(false);
@@ -368,11 +373,7 @@ void register_ask(CLI::App& app) {
   sv->add_option("--db", sfl->db, "Database URL")->required();
   sv->add_option("--today", sfl->today,
                  "Date that relative dates count from (default: today; requests may give \"today\")");
-  sv->add_option("--max-rows", sfl->max_rows, "Row limit of every query");
-  sv->add_option("--timeout-ms", sfl->timeout_ms, "Time limit of every query");
-  sv->add_option("--threshold", sfl->threshold, "Rule confidence below which the question is not understood");
-  sv->add_option("--row-filter", sfl->row_filters, "TABLE:CONDITION added to every read of TABLE (repeatable)");
-  sv->add_flag("--allow-sensitive", sfl->allow_sensitive, "Allow sensitive columns");
+  sfl->add_query_options(*sv);
   sv->add_option("--host", sf->host, "Address to listen on");
   sv->add_option("--port", sf->port, "Port (0: any free port; the URL is printed)");
   sv->add_option("--refresh-seconds", sf->refresh_seconds,
