@@ -361,3 +361,34 @@ TEST_F(AskLlm, LocalEngineAsTheChatModel) {
     EXPECT_NE(std::string(e.what()).find("exceeds the context of 256"), std::string::npos) << e.what();
   }
 }
+
+// default_time_range_days: questions with metrics and no time get the last N days, on the rule
+// path and in the corrector alike; counts over dimension tables and explicit dates are untouched.
+TEST_F(AskLlm, DefaultTimeRange) {
+  std::string yaml = demo_semantic_yaml();
+  yaml.insert(yaml.find("\ndefault_metric:"), "\ndefault_time_range_days: 30");
+  Asker a(SemanticModel::parse(yaml, "m.yaml"), *db_);
+  auto o = opts(nullptr);
+  const auto total = a.ask("总播放量是多少", o);
+  ASSERT_TRUE(total.understood) << total.message;
+  EXPECT_EQ(total.dsl.start, "2024-12-02");
+  EXPECT_EQ(total.dsl.end, "2024-12-31");
+  std::string why;
+  EXPECT_TRUE(
+      same_result(total.result, reference("SELECT SUM(plays) FROM daily_plays WHERE dt >= '2024-12-02'"), false, &why))
+      << why;
+  EXPECT_EQ(a.ask("2023年的总播放量", o).dsl.start, "2023-01-01");
+  EXPECT_TRUE(a.ask("有多少首歌曲", o).dsl.start.empty());
+
+  const auto mp = map_question("播放量环比增长", a.knowledge(), *Date::parse("2024-12-31"));
+  Dsl d;
+  d.metrics = {"plays"};
+  std::vector<std::string> notes;
+  const auto c = correct_dsl(d, mp, a.model(), a.knowledge(), false, &notes);
+  EXPECT_EQ(c.start, "2024-12-02");
+  EXPECT_EQ(c.time_dimension, "dt");
+  ASSERT_FALSE(notes.empty());
+  EXPECT_NE(notes.back().find("last 30 days"), std::string::npos);
+
+  EXPECT_THROW(SemanticModel::parse(demo_semantic_yaml() + "\ndefault_time_range_days: soon\n", "m.yaml"), Error);
+}

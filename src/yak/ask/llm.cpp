@@ -463,6 +463,8 @@ Dsl correct_dsl(Dsl d, const Mapping& mp, const SemanticModel& m, const Knowledg
         d.start.clear(), d.end.clear();
         break;
       }
+    if (apply_default_time_range(d, m, mp.today))
+      note("no time range: the model's default, the last " + std::to_string(m.default_time_range_days) + " days");
   }
   if (!d.start.empty() || !d.end.empty() || !d.granularity.empty()) {
     const auto* td = d.time_dimension.empty() ? nullptr : m.dimension(d.time_dimension);

@@ -446,6 +446,7 @@ Json Mapping::to_json() const {
 Mapping map_question(const std::string& question, const KnowledgeBase& kb, const Date& today) {
   Mapping out;
   out.question = question;
+  out.today = today;
   const U q = normalize(question);
   std::vector<char> covered(q.size(), 0);
   std::vector<Element> chosen;

@@ -31,6 +31,7 @@ const char* element_kind_name(Element::Kind k);
 
 struct Mapping {
   std::string question;
+  Date today;                        // relative dates counted from here
   std::vector<Element> elements;     // in question order
   double coverage = 0;               // share of content characters explained by elements
   std::vector<std::string> unknown;  // runs of content characters nothing explained

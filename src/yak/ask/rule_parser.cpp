@@ -35,6 +35,17 @@ std::string choose_time_dimension(const Dsl& d, const SemanticModel& m) {
   return m.default_time_dimension;
 }
 
+bool apply_default_time_range(Dsl& d, const SemanticModel& m, const Date& today) {
+  if (m.default_time_range_days <= 0 || d.metrics.empty() || !d.start.empty() || !d.end.empty()) return false;
+  const auto* td = d.time_dimension.empty() ? nullptr : m.dimension(d.time_dimension);
+  const std::string dim = td && td->time ? d.time_dimension : choose_time_dimension(d, m);
+  if (dim.empty()) return false;
+  d.time_dimension = dim;
+  d.start = add_days(today, 1 - m.default_time_range_days).str();
+  d.end = today.str();
+  return true;
+}
+
 RuleResult parse_rules(const Mapping& mp, const SemanticModel& m, const RuleOptions& opt) {
   RuleResult r;
   Dsl& d = r.dsl;
@@ -204,6 +215,7 @@ RuleResult parse_rules(const Mapping& mp, const SemanticModel& m, const RuleOpti
     d.time_dimension = time_dim;
     if (date) d.start = date->range.start.str(), d.end = date->range.end.str();
   }
+  if (!date) apply_default_time_range(d, m, mp.today);
   d.confidence = mp.coverage * fit * min_score;
   if (d.confidence < opt.threshold)
     return fail("confidence " + std::to_string(d.confidence).substr(0, 4) + " is below " +

@@ -27,6 +27,10 @@ struct RuleResult {
 // ("" when there is none).
 std::string choose_time_dimension(const Dsl& d, const SemanticModel& m);
 
+// With the model's default_time_range_days set, a query with metrics and no time range gets the
+// last N days up to `today` on its time dimension; returns whether it did.
+bool apply_default_time_range(Dsl& d, const SemanticModel& m, const Date& today);
+
 RuleResult parse_rules(const Mapping& mapping, const SemanticModel& model, const RuleOptions& opt = {});
 
 }  // namespace yak::ask

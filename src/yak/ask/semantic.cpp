@@ -142,6 +142,12 @@ SemanticModel SemanticModel::parse(const std::string& text, const std::string& w
   m.default_granularity = str(root, "default_granularity", where, false);
   if (m.default_granularity.empty()) m.default_granularity = "day";
   m.default_metric = str(root, "default_metric", where, false);
+  if (const auto n = root["default_time_range_days"]; n && !n.IsNull()) {
+    int days = -1;
+    if (!n.IsScalar() || !YAML::convert<int>::decode(n, days) || days < 0)
+      throw Error(at(n, where) + ": field 'default_time_range_days' should be a whole number of days (0: all time)");
+    m.default_time_range_days = days;
+  }
 
   for (const auto& tn : list(root, "tables", where)) {
     Table t;

@@ -99,7 +99,8 @@ struct SemanticModel {
   std::vector<Rollup> rollups;         // tried in the order given: list the smallest first
   std::string default_time_dimension;  // used when a question gives a time range and names no time
   std::string default_granularity = "day";
-  std::string default_metric;  // used by rankings that name no metric ("最火的歌")
+  std::string default_metric;       // used by rankings that name no metric ("最火的歌")
+  int default_time_range_days = 0;  // > 0: questions with metrics and no time get the last N days
 
   static SemanticModel load(const std::filesystem::path& path);
   static SemanticModel parse(const std::string& yaml, const std::string& where);
