@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
   const std::filesystem::path music = std::filesystem::path(YAK_SOURCE_DIR) / "examples/music";
   const auto qs = accuracy(music / "questions.jsonl", "example questions (written with the rules)");
   if (std::filesystem::exists(music / "heldout.jsonl"))
-    accuracy(music / "heldout.jsonl", "held-out questions (written without seeing the rules)");
+    accuracy(music / "heldout.jsonl", "held-out questions (written after the rules, never used to tune them)");
 
   // Latency with the rollups of semantic.yaml, and reading daily_plays for every question.
   for (const bool rollups : {false, true}) {

@@ -1,5 +1,6 @@
 // Execution accuracy of the rule path on the music demo: every question of
-// examples/music/questions.jsonl is answered and compared with its hand-written reference SQL run
+// examples/music/questions.jsonl (and of the held-out heldout.jsonl) is answered and compared with
+// its hand-written reference SQL run
 // on the same generated database.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -15,13 +16,16 @@
 
 using namespace yak::ask;
 
-TEST(ask_accuracy, RulePathOnTheMusicQuestions) {
+namespace {
+
+// Answers every question of FILE on a fresh demo database; prints the misses and the accuracy
+// per type; returns the overall accuracy.
+double accuracy_of(const std::string& file) {
   const auto dir = std::filesystem::temp_directory_path() / ("yak_ask_acc_" + std::to_string(::getpid()));
   write_demo_database(dir / "music.db");
   SqliteDb db(dir / "music.db");
   Asker asker(SemanticModel::load(std::filesystem::path(YAK_SOURCE_DIR) / "examples/music/semantic.yaml"), db);
-  const auto questions = load_questions(std::filesystem::path(YAK_SOURCE_DIR) / "examples/music/questions.jsonl");
-  ASSERT_GE(questions.size(), 60u);
+  const auto questions = load_questions(std::filesystem::path(YAK_SOURCE_DIR) / "examples/music" / file);
   AskOptions opt;
   opt.today = *Date::parse("2024-12-31");
   opt.max_rows = 100000;
@@ -31,7 +35,7 @@ TEST(ask_accuracy, RulePathOnTheMusicQuestions) {
   int right = 0;
   for (auto& q : questions) {
     const auto want = db.query(q.sql, {}, ref_opt);
-    ASSERT_FALSE(want.rows.empty()) << "reference of question " << q.id << " returns no rows";
+    EXPECT_FALSE(want.rows.empty()) << "reference of question " << q.id << " returns no rows";
     const auto got = asker.ask(q.question, opt);
     std::string why = got.message;
     const bool ok = got.understood && same_result(got.result, want, q.ordered, &why);
@@ -48,8 +52,19 @@ TEST(ask_accuracy, RulePathOnTheMusicQuestions) {
     std::printf("%-20s %2d/%2d  %5.1f%%\n", type.c_str(), n.first, n.second, 100.0 * n.first / n.second);
   const double acc = static_cast<double>(right) / static_cast<double>(questions.size());
   std::printf("%-20s %2d/%2zu  %5.1f%%\n", "all", right, questions.size(), 100 * acc);
-  EXPECT_GE(acc, 0.85);
   std::filesystem::remove_all(dir);
+  return acc;
+}
+
+}  // namespace
+
+TEST(ask_accuracy, RulePathOnTheMusicQuestions) {
+  EXPECT_GE(accuracy_of("questions.jsonl"), 0.85);
+}
+
+// Questions written after the rules and never used to tune them: 29 of 32 when they were added.
+TEST(ask_accuracy, RulePathOnHeldOutQuestions) {
+  EXPECT_GE(accuracy_of("heldout.jsonl"), 0.85);
 }
 
 // Every example question answered with and without rollups gives the same rows in the same

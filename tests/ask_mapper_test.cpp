@@ -156,3 +156,11 @@ TEST_F(ask_mapper, UnknownWordsLowerTheCoverage) {
   EXPECT_EQ(m.unknown[0], "天气");
   EXPECT_EQ(map("'; DROP TABLE songs; --").first(Element::Kind::Metric), nullptr);
 }
+
+// A one-letter change turns a short English word into another ("make" / "male"): ASCII words
+// under five letters are never fuzzy-matched (longer ones still are, "Kuwo Musik" above).
+TEST_F(ask_mapper, ShortEnglishWordsAreNotFuzzyMatched) {
+  const auto m = map("how much money did we make in total");
+  for (auto& e : m.elements) EXPECT_NE(e.dimension, "gender") << e.text;
+  EXPECT_NE(std::find(m.unknown.begin(), m.unknown.end(), "make"), m.unknown.end());
+}

@@ -608,7 +608,8 @@ Mapping map_question(const std::string& question, const KnowledgeBase& kb, const
         if (ascii && (len < 4 || !matches_at(q, i, key))) continue;
         for (auto& h : kb.search_key(key, 3)) {
           if (std::string(h.how) == "exact" || h.score < 0.55) continue;
-          if (std::string(h.how) == "fuzzy" && len < 3) continue;
+          // One changed letter turns a short English word into another word ("make" / "male").
+          if (std::string(h.how) == "fuzzy" && (len < 3 || (ascii && len < 5))) continue;
           std::vector<Element> one = {from_hit(*h.entry, i, i + len, h.score, h.how)};
           take(one);
           found = true;
