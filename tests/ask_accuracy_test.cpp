@@ -1,7 +1,6 @@
 // Execution accuracy of the rule path on the music demo: every question of
 // examples/music/questions.jsonl (and of the held-out heldout.jsonl) is answered and compared with
-// its hand-written reference SQL run
-// on the same generated database.
+// its hand-written reference SQL run on the same generated database.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
