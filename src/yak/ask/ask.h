@@ -82,7 +82,7 @@ class Asker {
   std::unique_ptr<SqlDialect> dialect_;
   std::vector<std::string> sensitive_;
   // Documents or a function plug-in answer the question; nullopt when neither should.
-  std::optional<Answer> try_plugins(Answer& a, const std::optional<Dsl>& rules,
+  std::optional<Answer> try_plugins(const Answer& a, const std::optional<Dsl>& rules,
                                     const AskOptions& opt) const;  // table.column of sensitive dimensions
 };
 
