@@ -128,7 +128,8 @@ Answer Asker::ask(const std::string& question, const AskOptions& opt) const {
   return b;
 }
 
-std::optional<Answer> Asker::try_plugins(const Answer& a, const std::optional<Dsl>& rules, const AskOptions& opt) const {
+std::optional<Answer> Asker::try_plugins(const Answer& a, const std::optional<Dsl>& rules,
+                                         const AskOptions& opt) const {
   const Plugins& P = *opt.plugins;
   auto docs = [&](const std::string& why) -> std::optional<Answer> {
     const auto hits = P.docs.search(a.question, 3);
