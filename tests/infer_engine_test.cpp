@@ -40,6 +40,11 @@ TEST_P(GoldenGreedy, OneByOneAndBatched) {
   if (model->config().rope.type == io::RopeType::Dynamic) return;
   auto batched = engine.generate(reqs);
   for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(batched[i].tokens, g.greedy[i]) << "batched, prompt " << i;
+  // In chunks of two: the same answers, in request order.
+  auto chunked = engine.generate_in_chunks(reqs, 2);
+  ASSERT_EQ(chunked.size(), reqs.size());
+  for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(chunked[i].tokens, g.greedy[i]) << "chunked, prompt " << i;
+  EXPECT_THROW(engine.generate_in_chunks(reqs, 0), Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, GoldenGreedy, ::testing::ValuesIn(golden::golden_model_names()),

@@ -223,4 +223,16 @@ GenerateResult Session::generate(const GenerateRequest& request, const TextCallb
   return out[0];
 }
 
+std::vector<GenerateResult> Engine::generate_in_chunks(const std::vector<GenerateRequest>& requests, int64_t chunk) {
+  check(chunk >= 1, "generate_in_chunks: the chunk size must be positive");
+  std::vector<GenerateResult> out;
+  out.reserve(requests.size());
+  for (size_t i = 0; i < requests.size(); i += static_cast<size_t>(chunk)) {
+    const size_t e = std::min(requests.size(), i + static_cast<size_t>(chunk));
+    std::vector<GenerateRequest> part(requests.begin() + static_cast<long>(i), requests.begin() + static_cast<long>(e));
+    for (auto& r : generate(part)) out.push_back(std::move(r));
+  }
+  return out;
+}
+
 }  // namespace yak::infer

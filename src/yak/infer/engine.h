@@ -48,6 +48,9 @@ class Engine {
 
   // All requests run together: one forward per step covers every live sequence.
   std::vector<GenerateResult> generate(const std::vector<GenerateRequest>& requests, const TextCallback& on_text = {});
+  // generate() over at most `chunk` requests at a time (bounds the KV cache); results in request
+  // order. last_stats() then covers the last chunk.
+  std::vector<GenerateResult> generate_in_chunks(const std::vector<GenerateRequest>& requests, int64_t chunk);
   const GenerateStats& last_stats() const { return stats_; }
   const std::vector<int32_t>& eos_ids() const { return eos_; }
   void set_eos_ids(std::vector<int32_t> ids);

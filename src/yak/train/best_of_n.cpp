@@ -34,20 +34,20 @@ std::vector<std::vector<ScoredAnswer>> sample_and_score(model::DecoderModel& pol
       reqs.push_back(std::move(r));
     }
   infer::Engine engine(policy, &tok);
+  const auto gen = engine.generate_in_chunks(reqs, o.micro_batch_size);
   std::vector<std::vector<ScoredAnswer>> out(prompts.size());
-  for (size_t i = 0; i < reqs.size(); i += static_cast<size_t>(o.micro_batch_size)) {
-    const size_t e = std::min(reqs.size(), i + static_cast<size_t>(o.micro_batch_size));
-    std::vector<infer::GenerateRequest> part(reqs.begin() + static_cast<long>(i), reqs.begin() + static_cast<long>(e));
-    auto gen = engine.generate(part);
+  // Scored in the same micro-batches (reward models batch their forwards).
+  for (size_t i = 0; i < gen.size(); i += static_cast<size_t>(o.micro_batch_size)) {
+    const size_t e = std::min(gen.size(), i + static_cast<size_t>(o.micro_batch_size));
     std::vector<RewardQuery> q;
-    for (size_t k = i; k < e; ++k) q.push_back({prompts[k / n].text, gen[k - i].text, prompts[k / n].label});
+    for (size_t k = i; k < e; ++k) q.push_back({prompts[k / n].text, gen[k].text, prompts[k / n].label});
     std::vector<bool> bad;
     auto r = reward.score(q, &bad);
     for (size_t k = i; k < e; ++k) {
       ScoredAnswer a;
-      a.tokens = gen[k - i].tokens;
-      if (gen[k - i].eos_token >= 0) a.tokens.push_back(gen[k - i].eos_token);
-      a.text = gen[k - i].text;
+      a.tokens = gen[k].tokens;
+      if (gen[k].eos_token >= 0) a.tokens.push_back(gen[k].eos_token);
+      a.text = gen[k].text;
       a.reward = r[k - i];
       a.valid = !bad[k - i];
       out[k / n].push_back(std::move(a));

@@ -184,13 +184,7 @@ std::vector<infer::GenerateRequest> requests_for(std::span<const PromptItem> pro
 std::vector<infer::GenerateResult> generate(model::DecoderModel& actor, const tok::Tokenizer& tok,
                                             const std::vector<infer::GenerateRequest>& reqs, int64_t micro) {
   infer::Engine engine(actor, &tok);
-  std::vector<infer::GenerateResult> out;
-  for (size_t i = 0; i < reqs.size(); i += static_cast<size_t>(micro)) {
-    std::vector<infer::GenerateRequest> part(reqs.begin() + static_cast<long>(i),
-                                             reqs.begin() + static_cast<long>(std::min(reqs.size(), i + micro)));
-    for (auto& r : engine.generate(part)) out.push_back(std::move(r));
-  }
-  return out;
+  return engine.generate_in_chunks(reqs, micro);
 }
 
 double masked_mean_of(const TokenGrid& g) {
