@@ -3,7 +3,6 @@
 //   prefill tokens/s vs OpenBLAS sgemm GFLOP/s on the very shapes of the model's projections.
 // The model is random with the Qwen2.5-0.5B shape and bf16 weights, written to a temp folder.
 #include <cblas.h>
-#include <immintrin.h>
 
 #include <chrono>
 #include <cstdio>
@@ -13,10 +12,11 @@
 #include <vector>
 
 #include "yak/base/json.h"
-#include "yak/base/thread_pool.h"
 #include "yak/infer/engine.h"
 #include "yak/io/safetensors.h"
 #include "yak/model/decoder.h"
+#include "yak/ops/cpu/thread_pool.h"
+#include "yak/ops/ops.h"
 #include "yak/tensor/half.h"
 
 namespace fs = std::filesystem;
@@ -94,22 +94,16 @@ Bandwidth measure_bandwidth() {
   std::vector<double> sums(64);
   for (int rep = 0; rep < 5; ++rep) {
     auto t = Clock::now();
-    parallel_for(n, 1 << 16, [&](int64_t x, int64_t y) {
-      for (int64_t i = x; i + 8 <= y; i += 8) _mm256_storeu_ps(c.data() + i, _mm256_loadu_ps(a.data() + i));
+    ops::cpu::parallel_for(n, 1 << 16, [&](int64_t x, int64_t y) {
+      std::memcpy(c.data() + x, a.data() + x, static_cast<size_t>(y - x) * sizeof(float));
     });
     bw.copy_gbs = std::max(bw.copy_gbs, 2.0 * n * sizeof(float) / secs(t) / 1e9);
     t = Clock::now();
-    parallel_for(n, 1 << 16, [&](int64_t x, int64_t y) {
-      __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-      for (int64_t i = x; i + 32 <= y; i += 32) {
-        s0 = _mm256_add_ps(s0, _mm256_loadu_ps(a.data() + i));
-        s1 = _mm256_add_ps(s1, _mm256_loadu_ps(a.data() + i + 8));
-        s2 = _mm256_add_ps(s2, _mm256_loadu_ps(a.data() + i + 16));
-        s3 = _mm256_add_ps(s3, _mm256_loadu_ps(a.data() + i + 24));
-      }
-      alignas(32) float o[8];
-      _mm256_store_ps(o, _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-      sums[static_cast<size_t>(x * 63 / n)] += o[0];  // keep the loads alive
+    ops::cpu::parallel_for(n, 1 << 16, [&](int64_t x, int64_t y) {
+      float s[16] = {};
+      for (int64_t i = x; i + 16 <= y; i += 16)
+        for (int k = 0; k < 16; ++k) s[k] += a[static_cast<size_t>(i + k)];
+      sums[static_cast<size_t>(x * 63 / n)] += s[0] + s[15];  // keep the loads alive
     });
     bw.read_gbs = std::max(bw.read_gbs, 1.0 * n * sizeof(float) / secs(t) / 1e9);
   }
@@ -162,7 +156,7 @@ int main(int argc, char** argv) {
       "bound (read) | prefill tok/s | sgemm GFLOP/s | prefill bound tok/s | prefill / bound |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (int threads : {1, 2}) {
-    set_num_threads(threads);
+    ops::set_num_threads(threads);
     Bandwidth bw = measure_bandwidth();
     double gf = sgemm_gflops(s, prompt_len);
     infer::Engine engine(*model, nullptr);

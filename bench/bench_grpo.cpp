@@ -12,9 +12,9 @@
 #include <random>
 
 #include "yak/base/json.h"
-#include "yak/base/thread_pool.h"
 #include "yak/io/safetensors.h"
 #include "yak/model/init.h"
+#include "yak/ops/ops.h"
 #include "yak/tokenizer/tokenizer.h"
 #include "yak/train/ppo_trainer.h"
 #include "yak/train/reward.h"
@@ -30,7 +30,8 @@ constexpr int64_t kHidden = 512, kInter = 1408, kLayers = 4, kHeads = 8, kKv = 4
 // sgemm GFLOP/s on this model's projections with M rows (what forward and backward are made of).
 double sgemm_gflops(int64_t M) {
   const int64_t hd = kHidden / kHeads;
-  const std::pair<int64_t, int64_t> nk[] = {{kHidden, kHidden}, {kKv * hd, kHidden}, {kInter, kHidden}, {kHidden, kInter}};
+  const std::pair<int64_t, int64_t> nk[] = {
+      {kHidden, kHidden}, {kKv * hd, kHidden}, {kInter, kHidden}, {kHidden, kInter}};
   std::vector<float> x(static_cast<size_t>(M * kInter), 0.5f), y(static_cast<size_t>(M * kInter));
   std::vector<std::vector<float>> w;
   for (auto [n, k] : nk) w.emplace_back(static_cast<size_t>(n * k), 0.01f);
@@ -58,8 +59,8 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "-t")) threads = std::atoi(argv[++i]);
     if (!std::strcmp(argv[i], "--steps")) steps = std::atoi(argv[++i]);
   }
-  set_num_threads(threads);
-  openblas_set_num_threads(num_threads());
+  ops::set_num_threads(threads);
+  openblas_set_num_threads(ops::num_threads());
   // A random model with the vocabulary of the tiny test tokenizer (byte-level BPE, 501 ids).
   const fs::path tok_dir = fs::path(YAK_SOURCE_DIR) / "tests" / "golden" / "models" / "qwen2_chat";
   const fs::path dir = fs::temp_directory_path() / "yak-bench-grpo";
@@ -69,11 +70,11 @@ int main(int argc, char** argv) {
     fs::copy_file(tok_dir / f, dir / f, fs::copy_options::overwrite_existing);
   auto tok = tok::load_tokenizer(dir);
   Json cfg = {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"},
-              {"vocab_size", tok->vocab_size()},      {"hidden_size", kHidden},
-              {"intermediate_size", kInter},          {"num_hidden_layers", kLayers},
-              {"num_attention_heads", kHeads},        {"num_key_value_heads", kKv},
-              {"max_position_embeddings", 512},       {"rms_norm_eps", 1e-5},
-              {"tie_word_embeddings", true},          {"initializer_range", 0.02},
+              {"vocab_size", tok->vocab_size()},       {"hidden_size", kHidden},
+              {"intermediate_size", kInter},           {"num_hidden_layers", kLayers},
+              {"num_attention_heads", kHeads},         {"num_key_value_heads", kKv},
+              {"max_position_embeddings", 512},        {"rms_norm_eps", 1e-5},
+              {"tie_word_embeddings", true},           {"initializer_range", 0.02},
               {"eos_token_id", *tok->eos_id()}};
   model::init_random_checkpoint(cfg, dir, 7);
   auto actor = model::DecoderModel::load(dir);
@@ -102,13 +103,15 @@ int main(int argc, char** argv) {
   auto res = train::train_ppo(*actor, nullptr, nullptr, *tok, prompts, reward, o);
 
   const double gf = sgemm_gflops(1024);
-  std::printf("GRPO step, %.1fM-parameter LLaMA (hidden %lld, %lld layers, vocab %lld), %lld prompts x %lld samples, "
-              "up to %d new tokens, %d threads\n\n",
-              params / 1e6, static_cast<long long>(kHidden), static_cast<long long>(kLayers),
-              static_cast<long long>(tok->vocab_size()), static_cast<long long>(o.rollout_batch_size),
-              static_cast<long long>(o.n_samples_per_prompt), o.generate_max_len, num_threads());
-  std::printf("| step | generate s | reward s | experience s | train s | total s | generation share | "
-              "response tokens | train tok/s | train bound tok/s | train / bound |\n");
+  std::printf(
+      "GRPO step, %.1fM-parameter LLaMA (hidden %lld, %lld layers, vocab %lld), %lld prompts x %lld samples, "
+      "up to %d new tokens, %d threads\n\n",
+      params / 1e6, static_cast<long long>(kHidden), static_cast<long long>(kLayers),
+      static_cast<long long>(tok->vocab_size()), static_cast<long long>(o.rollout_batch_size),
+      static_cast<long long>(o.n_samples_per_prompt), o.generate_max_len, ops::num_threads());
+  std::printf(
+      "| step | generate s | reward s | experience s | train s | total s | generation share | "
+      "response tokens | train tok/s | train bound tok/s | train / bound |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (size_t i = 0; i < res.steps.size(); ++i) {
     const auto& s = res.steps[i];

@@ -87,11 +87,11 @@ TEST(AutogradOps, Rope) {
   std::mt19937 rng(4);
   const int64_t T = 3, hd = 4;
   Var x = rand_var({T, 2 * hd}, rng);
-  std::vector<float> cs(static_cast<size_t>(T * hd));
+  Tensor cs = Tensor::empty({T, hd});
   for (int64_t t = 0; t < T; ++t)
     for (int64_t i = 0; i < hd / 2; ++i) {
-      cs[t * hd + i] = std::cos(0.7f * (t + 1) * (i + 1));
-      cs[t * hd + hd / 2 + i] = std::sin(0.7f * (t + 1) * (i + 1));
+      cs.data<float>()[t * hd + i] = std::cos(0.7f * (t + 1) * (i + 1));
+      cs.data<float>()[t * hd + hd / 2 + i] = std::sin(0.7f * (t + 1) * (i + 1));
     }
   check_grads([&] { return rope(x, cs, hd); }, {x});
 }

@@ -8,7 +8,7 @@
 #include <regex>
 
 #include "yak/base/error.h"
-#include "yak/base/thread_pool.h"
+#include "yak/ops/ops.h"
 #include "yak/tokenizer/tokenizer.h"
 #include "yak/train/best_of_n.h"
 
@@ -118,7 +118,7 @@ TEST(IterativeDpo, RoundsRaiseTheRewardedShare) {
   EXPECT_GT(st[0].pairs, 0u);
   EXPECT_GE(st[2].mean_reward, st[0].mean_reward + 0.2);
   // Stopped after one round and resumed: the weights of the run that was never stopped (1 thread).
-  set_num_threads(1);
+  ops::set_num_threads(1);
   const fs::path ckpt = fs::temp_directory_path() / "yak-idpo-resume-test";
   fs::remove_all(ckpt);
   auto weights = [&](int rounds, bool resume, bool save) {
@@ -142,7 +142,7 @@ TEST(IterativeDpo, RoundsRaiseTheRewardedShare) {
   EXPECT_EQ(differ, 0u);
   EXPECT_GT(moved, 0u);
   fs::remove_all(ckpt);
-  set_num_threads(0);
+  ops::set_num_threads(0);
 
   train::IterativeDpoOptions bad = o;
   bad.sampling.n_samples_per_prompt = 1;

@@ -9,7 +9,7 @@
 #include "preference_data.h"
 #include "yak/autograd/functions.h"
 #include "yak/base/json.h"
-#include "yak/base/thread_pool.h"
+#include "yak/ops/ops.h"
 #include "yak/tokenizer/tokenizer.h"
 #include "yak/train/dpo_trainer.h"
 
@@ -110,7 +110,7 @@ TEST(Dpo, LoraPolicyIsItsOwnReference) {
 // Stopped after 4 of 8 steps with a checkpoint every 2, then resumed: the same weights as the run
 // that was never stopped (1 thread).
 TEST(Dpo, ResumesExactly) {
-  set_num_threads(1);
+  ops::set_num_threads(1);
   Data d = make_data();
   const fs::path ckpt = fs::temp_directory_path() / "yak-dpo-resume-test";
   fs::remove_all(ckpt);
@@ -139,7 +139,7 @@ TEST(Dpo, ResumesExactly) {
   EXPECT_EQ(differ, 0u);
   EXPECT_GT(moved, 0u);
   fs::remove_all(ckpt);
-  set_num_threads(0);
+  ops::set_num_threads(0);
 }
 
 TEST(Dpo, SequenceLogpsSumTheResponseTokens) {

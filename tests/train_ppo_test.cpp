@@ -10,8 +10,8 @@
 #include "yak/base/error.h"
 #include "yak/base/http.h"
 #include "yak/base/json.h"
-#include "yak/base/thread_pool.h"
 #include "yak/infer/engine.h"
+#include "yak/ops/ops.h"
 #include "yak/tokenizer/tokenizer.h"
 #include "yak/train/dpo_trainer.h"
 #include "yak/train/ppo_trainer.h"
@@ -393,7 +393,7 @@ void learns(const std::string& estimator, int n, bool lora = false) {
 // prompt order, sampling seeds, optimizer moments) ends with exactly the weights of the run that
 // was never interrupted (1 thread).
 TEST(PpoTrainer, ResumesExactly) {
-  set_num_threads(1);
+  ops::set_num_threads(1);
   auto tok = tok::load_tokenizer(kModel);
   auto prompts = word_prompts(*tok, 16);
   train::RewardSet reward;
@@ -455,7 +455,7 @@ TEST(PpoTrainer, ResumesExactly) {
   for (size_t i = 0; i < whole.size(); ++i) moved += whole[i] != first[i];
   EXPECT_GT(moved, 0u);  // steps 3-4 did change the weights
   fs::remove_all(ckpt);
-  set_num_threads(0);
+  ops::set_num_threads(0);
 }
 
 // A plug-in reward (the C++ interface) that fails on some answers: their groups are dropped and

@@ -9,8 +9,8 @@
 #include <fstream>
 
 #include "yak/base/json.h"
-#include "yak/base/thread_pool.h"
 #include "yak/io/safetensors.h"
+#include "yak/ops/ops.h"
 #include "yak/tokenizer/tokenizer.h"
 #include "yak/train/checkpoint.h"
 #include "yak/train/lm_trainer.h"
@@ -98,7 +98,7 @@ TEST(LmTrainer, LossFallsAndSavedFolderLoads) {
 }
 
 TEST(LmTrainer, ResumeReproducesTheUninterruptedRun) {
-  set_num_threads(1);
+  ops::set_num_threads(1);
   auto tok = tok::load_tokenizer(kModel);
   auto train = addition_samples(*tok, 16);
   auto straight_dir = temp_dir("straight"), resumed_dir = temp_dir("resumed");
@@ -125,7 +125,7 @@ TEST(LmTrainer, ResumeReproducesTheUninterruptedRun) {
   auto p1 = m1->parameters(), p3 = m3->parameters();
   for (size_t k = 0; k < p1.size(); ++k)
     EXPECT_EQ(std::memcmp(p1[k].var.f32(), p3[k].var.f32(), p1[k].var.value().nbytes()), 0) << p1[k].name;
-  set_num_threads(0);
+  ops::set_num_threads(0);
   fs::remove_all(straight_dir);
   fs::remove_all(resumed_dir);
 }

@@ -5,9 +5,9 @@
 #include "common.h"
 #include "yak/base/error.h"
 #include "yak/base/json.h"
-#include "yak/base/thread_pool.h"
 #include "yak/base/utf8.h"
 #include "yak/infer/chat.h"
+#include "yak/ops/ops.h"
 
 namespace yak::cli {
 namespace fs = std::filesystem;
@@ -23,7 +23,7 @@ struct ChatFlags {
 };
 
 void run_chat(ChatFlags& f) {
-  set_num_threads(f.threads);
+  ops::set_num_threads(f.threads);
   auto model = model::DecoderModel::load(f.model);
   if (!f.lora.empty()) model->load_lora(f.lora);
   auto tokenizer = load_model_tokenizer(f.model, f.tokenizer);

@@ -4,8 +4,8 @@
 #include "common.h"
 #include "yak/base/error.h"
 #include "yak/base/json.h"
-#include "yak/base/thread_pool.h"
 #include "yak/base/utf8.h"
+#include "yak/ops/ops.h"
 #include "yak/tokenizer/chat_template.h"
 
 namespace yak::cli {
@@ -28,7 +28,7 @@ tok::ChatTemplate pick_template(const std::string& name, const std::string& mode
 }
 
 void run_generate(const GenerateFlags& f) {
-  set_num_threads(f.threads);
+  ops::set_num_threads(f.threads);
   auto model = model::DecoderModel::load(f.model);
   if (!f.lora.empty()) model->load_lora(f.lora);
   auto tokenizer = load_model_tokenizer(f.model, f.tokenizer);
@@ -102,7 +102,7 @@ void run_generate(const GenerateFlags& f) {
     std::fprintf(
         stderr, "prefill: %lld tokens in %.3f s (%.1f tok/s); decode: %lld tokens in %.3f s (%.1f tok/s); threads %d\n",
         static_cast<long long>(st.prefill_tokens), st.prefill_seconds, st.prefill_tps(),
-        static_cast<long long>(st.decode_tokens), st.decode_seconds, st.decode_tps(), num_threads());
+        static_cast<long long>(st.decode_tokens), st.decode_seconds, st.decode_tps(), ops::num_threads());
   }
 }
 

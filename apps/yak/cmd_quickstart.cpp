@@ -1,7 +1,7 @@
 #include <cstdio>
 
 #include "common.h"
-#include "yak/base/thread_pool.h"
+#include "yak/ops/ops.h"
 #include "yak/train/quickstart.h"
 
 namespace yak::cli {
@@ -20,7 +20,7 @@ void register_quickstart(CLI::App& app) {
   q->add_option("--seed", o->seed, "Seed");
   q->add_option("-t,--threads", *threads, "Threads (default: all cores)");
   q->callback([o, threads, dir] {
-    set_num_threads(*threads);
+    ops::set_num_threads(*threads);
     o->dir = *dir;
     auto r = train::run_quickstart(*o);
     std::printf("pretraining loss: %.3f -> %.3f\n", r.pt_loss_first, r.pt_loss_last);

@@ -6,7 +6,7 @@
 
 #include "common.h"
 #include "yak/base/http.h"
-#include "yak/base/thread_pool.h"
+#include "yak/ops/ops.h"
 #include "yak/train/reward.h"
 
 namespace yak::cli {
@@ -32,7 +32,7 @@ void register_serve_rm(CLI::App& app) {
   s->add_flag("--normalize_reward", f->normalize, "Normalize scores with the mean/std in config.json");
   s->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   s->callback([f] {
-    set_num_threads(f->threads);
+    ops::set_num_threads(f->threads);
     train::RewardModelScorer scorer(f->model, f->normalize);
     std::mutex mu;  // one scoring at a time: the model and its thread pool are shared
     http::Server server;

@@ -4,8 +4,8 @@
 #include "common.h"
 #include "yak/base/error.h"
 #include "yak/base/log.h"
-#include "yak/base/thread_pool.h"
 #include "yak/io/safetensors.h"
+#include "yak/ops/ops.h"
 #include "yak/train/best_of_n.h"
 #include "yak/train/data_source.h"
 #include "yak/train/dataset.h"
@@ -146,7 +146,7 @@ void resolve_common(TrainFlags& f) {
 }
 
 void run_train(TrainFlags& f) {
-  set_num_threads(f.threads);
+  ops::set_num_threads(f.threads);
   if (!f.save_path.empty() && fs::exists(f.save_path) && !fs::is_directory(f.save_path))
     throw Error("--save_path " + f.save_path + ": exists and is not a folder");
   auto tokenizer = load_model_tokenizer(f.pretrain, "");
@@ -351,7 +351,7 @@ void add_sampling_flags(CLI::App* c, TrainFlags& P) {
 
 // `yak rejection-sample`: best-of-n answers as SFT data (JSONL: input, output, reward).
 void run_rejection_sample(TrainFlags& f) {
-  set_num_threads(f.threads);
+  ops::set_num_threads(f.threads);
   auto tokenizer = load_model_tokenizer(f.pretrain, "");
   if (!tokenizer) throw Error(f.pretrain + ": no tokenizer in the model folder");
   if (f.save_path.empty()) throw Error("--output: where to write the JSONL");
@@ -377,7 +377,7 @@ void run_rejection_sample(TrainFlags& f) {
 
 // `yak train iterative-dpo`: rounds of sample -> score -> best/worst pairs -> DPO.
 void run_iterative_dpo(TrainFlags& f) {
-  set_num_threads(f.threads);
+  ops::set_num_threads(f.threads);
   auto tokenizer = load_model_tokenizer(f.pretrain, "");
   if (!tokenizer) throw Error(f.pretrain + ": no tokenizer in the model folder");
   if (!f.save_path.empty() && fs::exists(f.save_path) && !fs::is_directory(f.save_path))
@@ -404,7 +404,7 @@ void run_iterative_dpo(TrainFlags& f) {
 }
 
 void run_ppo(TrainFlags& f) {
-  set_num_threads(f.threads);
+  ops::set_num_threads(f.threads);
   if (!f.save_path.empty() && fs::exists(f.save_path) && !fs::is_directory(f.save_path))
     throw Error("--save_path " + f.save_path + ": exists and is not a folder");
   auto tokenizer = load_model_tokenizer(f.pretrain, "");

@@ -1,5 +1,6 @@
-// Differentiable ops of the decoder over f32 activations. Each computes its forward with the
-// ops/cpu kernels and, when recording, pushes its backward (formulas beside the forward).
+// Differentiable ops of the decoder over f32 activations. Each runs its forward through ops
+// (ops/ops.h) on the inputs' device and, when recording, pushes a closure that calls the op's
+// backward; no arithmetic happens here.
 #pragma once
 #include <cstdint>
 #include <span>
@@ -15,8 +16,8 @@ Var embedding(const Var& E, std::span<const int32_t> ids);
 Var linear(const Var& x, const Var& W, const Var* bias = nullptr);
 // RMSNorm over consecutive groups of w.numel() values (per row, or per head when w is [head_dim]).
 Var rms_norm(const Var& x, const Var& w, float eps);
-// Rotate-half RoPE on every head_dim group of row t with cos/sin table cs[t*hd .. +hd) (cos|sin).
-Var rope(const Var& x, const std::vector<float>& cs, int64_t head_dim);
+// Rotate-half RoPE on every head_dim group of row t with the table cs [T, head_dim] (cos | sin).
+Var rope(const Var& x, const Tensor& cs, int64_t head_dim);
 // silu(gate) * up
 Var swiglu(const Var& gate, const Var& up);
 Var add(const Var& a, const Var& b);

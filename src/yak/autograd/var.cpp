@@ -1,22 +1,61 @@
 #include "yak/autograd/var.h"
 
-#include <cstring>
+#include <mutex>
 
 #include "yak/base/error.h"
+#include "yak/ops/ops.h"
 
 namespace yak::ag {
 
 namespace {
 thread_local Tape* g_tape = nullptr;
-}
 
-Var::Var(Tensor value, bool requires_grad) : d_(std::make_shared<VarData>()) {
+// Recycled VarData records (never returned to the system).
+class VarPool {
+ public:
+  VarData* get() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (!free_.empty()) {
+        VarData* d = free_.back();
+        free_.pop_back();
+        return new (d) VarData;
+      }
+    }
+    return new (::operator new(sizeof(VarData))) VarData;
+  }
+  void put(VarData* d) {
+    d->~VarData();
+    std::lock_guard<std::mutex> lk(mu_);
+    free_.push_back(d);
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<VarData*> free_;
+};
+
+VarPool& pool() {
+  static VarPool* p = new VarPool;
+  return *p;
+}
+}  // namespace
+
+Var::Var(Tensor value, bool requires_grad) : d_(pool().get()) {
   d_->value = std::move(value);
   d_->requires_grad = requires_grad;
 }
 
+void Var::release() {
+  if (d_ && d_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) pool().put(d_);
+  d_ = nullptr;
+}
+
 Tensor& Var::grad() const {
-  if (d_->grad.raw() == nullptr) d_->grad = Tensor::zeros(d_->value.shape());
+  if (!d_->grad.defined()) {
+    d_->grad = Tensor::empty(d_->value.shape(), DType::F32, d_->value.device());
+    ops::fill(d_->grad, 0.0f);
+  }
   return d_->grad;
 }
 
@@ -26,7 +65,9 @@ void Var::zero_grad() const {
 
 void Tape::backward(Var& loss, float seed) {
   check(loss.numel() == 1, "backward: the loss must have one element, got " + shape_str(loss.value().shape()));
-  loss.grad().data<float>()[0] += seed;
+  Tensor one = Tensor::empty({1});
+  one.data<float>()[0] = seed;
+  ops::add(loss.grad(), one.to(loss.device()).reshape(loss.grad().shape()), loss.grad());
   run();
 }
 

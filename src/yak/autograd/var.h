@@ -1,9 +1,11 @@
 // Reverse-mode autodiff: a Var is a tensor with an optional gradient; ops record their backward on
 // the active Tape while one is open and an input requires grad. With no tape the same ops are plain
 // inference: the model is written once and trained by opening a tape around its forward.
+// Var handles are reference counted in place and their records are recycled, so creating Vars in a
+// steady loop costs no heap allocation.
 #pragma once
+#include <atomic>
 #include <functional>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,8 +14,9 @@
 namespace yak::ag {
 
 struct VarData {
+  std::atomic<int32_t> refs{1};
   Tensor value;
-  Tensor grad;  // f32, same shape as value; allocated on first accumulation
+  Tensor grad;  // f32, same shape and device as value; allocated on first use
   bool requires_grad = false;
 };
 
@@ -21,25 +24,37 @@ class Var {
  public:
   Var() = default;
   explicit Var(Tensor value, bool requires_grad = false);
+  Var(const Var& o) : d_(o.d_) {
+    if (d_) d_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  Var(Var&& o) noexcept : d_(o.d_) { o.d_ = nullptr; }
+  Var& operator=(Var o) noexcept {
+    std::swap(d_, o.d_);
+    return *this;
+  }
+  ~Var() { release(); }
 
   bool defined() const { return d_ != nullptr; }
   // Var is a handle (like shared_ptr): const handles still reach mutable data.
   Tensor& value() const { return d_->value; }
+  // The value as host f32 (checked: throws yak::Error for another dtype or device).
   float* f32() const { return d_->value.data<float>(); }
   int64_t dim(int i) const { return d_->value.dim(i); }
   int64_t numel() const { return d_->value.numel(); }
+  Device device() const { return d_->value.device(); }
 
   bool requires_grad() const { return d_ && d_->requires_grad; }
   void set_requires_grad(bool r) { d_->requires_grad = r; }
-  bool has_grad() const { return d_ && d_->grad.raw() != nullptr; }
+  bool has_grad() const { return d_ && d_->grad.defined(); }
   // The gradient buffer, created as zeros on first use.
   Tensor& grad() const;
   float* grad_f32() const { return grad().data<float>(); }
   void zero_grad() const;  // drops the buffer
-  const VarData* id() const { return d_.get(); }
+  const VarData* id() const { return d_; }
 
  private:
-  std::shared_ptr<VarData> d_;
+  void release();
+  VarData* d_ = nullptr;
 };
 
 // Records backward closures; backward() runs them newest first and empties the tape.

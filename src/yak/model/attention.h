@@ -1,6 +1,6 @@
 // Causal attention over a sequence slot's KV cache as a differentiable op: the forward writes this
-// batch's keys/values into the cache and attends; the backward recomputes the probabilities from
-// the cache and returns gradients for q and for the keys/values this batch wrote.
+// batch's keys/values into the cache and attends (ops::attention); the backward recomputes the
+// probabilities from the cache and returns gradients for q and for the keys/values this batch wrote.
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -9,10 +9,8 @@
 
 #include "yak/autograd/functions.h"
 #include "yak/base/error.h"
-#include "yak/base/thread_pool.h"
 #include "yak/model/attention.h"
-#include "yak/ops/cpu/kernels.h"
-#include "yak/ops/linear.h"
+#include "yak/ops/ops.h"
 
 namespace yak::model {
 namespace fs = std::filesystem;
@@ -158,7 +156,7 @@ std::vector<NamedParam> DecoderModel::parameters() const {
 }
 
 ag::Var DecoderModel::layer_forward(const ag::Var& x_in, int64_t l, const Batch& batch, KVCache& cache,
-                                    const std::vector<float>& cs) const {
+                                    const Tensor& cs) const {
   const int64_t hd = cfg_.head_dim;
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
   ag::Var x = x_in;
@@ -206,31 +204,36 @@ void DecoderModel::add_score_head(int64_t num_labels, uint64_t seed) {
 
 ag::Var DecoderModel::trunk(const Batch& batch, KVCache& cache) {
   const int64_t T = static_cast<int64_t>(batch.ids.size());
-  check(T > 0 && batch.pos.size() == batch.ids.size() && batch.slot.size() == batch.ids.size(),
-        "forward: batch ids, positions and slots must have the same non-zero length");
+  if (T == 0 || batch.pos.size() != batch.ids.size() || batch.slot.size() != batch.ids.size()) [[unlikely]]
+    throw Error("forward: batch ids, positions and slots must have the same non-zero length");
   const int64_t hd = cfg_.head_dim;
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
   int64_t max_pos = 0;
   for (int64_t t = 0; t < T; ++t) {
-    check(batch.pos[t] >= 0 && batch.pos[t] < cache.capacity(), "position " + std::to_string(batch.pos[t]) +
-                                                                    " exceeds the KV cache capacity " +
-                                                                    std::to_string(cache.capacity()));
-    check(batch.slot[t] >= 0 && batch.slot[t] < cache.slots(), "sequence slot out of range");
+    if (batch.pos[t] < 0 || batch.pos[t] >= cache.capacity()) [[unlikely]]
+      throw Error("position " + std::to_string(batch.pos[t]) + " exceeds the KV cache capacity " +
+                  std::to_string(cache.capacity()));
+    if (batch.slot[t] < 0 || batch.slot[t] >= cache.slots()) [[unlikely]]
+      throw Error("sequence slot out of range");
     max_pos = std::max<int64_t>(max_pos, batch.pos[t]);
   }
   const RopeTable& table = rope_.table(max_pos + 1);
-  std::vector<float> cs(static_cast<size_t>(T * hd));  // per token: cos[hd/2] then sin[hd/2]
-  for (int64_t t = 0; t < T; ++t) Rope::angles(table, batch.pos[t], &cs[t * hd], &cs[t * hd + hd / 2]);
+  Tensor cs = Tensor::empty({T, hd});  // per token: cos[hd/2] then sin[hd/2]
+  for (int64_t t = 0; t < T; ++t) {
+    float* row = cs.data<float>() + t * hd;
+    Rope::angles(table, batch.pos[t], row, row + hd / 2);
+  }
+  if (!embed_.device().is_host()) cs = cs.to(embed_.device());
 
   ag::Var x = ag::embedding(embed_, batch.ids);
-  auto shared_batch = std::make_shared<Batch>(batch);
-  auto shared_cs = std::make_shared<std::vector<float>>(cs);
+  std::shared_ptr<Batch> shared_batch;  // kept for the recomputing closures of checkpointing
   for (int64_t l = 0; l < cfg_.num_layers; ++l) {
     ag::Tape* outer = ag::active_tape();
     if (!checkpointing_ || !outer) {
       x = layer_forward(x, l, batch, cache, cs);
       continue;
     }
+    if (!shared_batch) shared_batch = std::make_shared<Batch>(batch);
     ag::Var out;
     {
       ag::NoTapeScope off;
@@ -239,22 +242,18 @@ ag::Var DecoderModel::trunk(const Batch& batch, KVCache& cache) {
     ag::Var result(out.value(), true);
     ag::Var in = x;
     KVCache* kv = &cache;
-    outer->push([this, result, in, l, shared_batch, shared_cs, kv]() {
+    outer->push([this, result, in, l, shared_batch, cs, kv]() {
       if (!result.has_grad()) return;
       ag::Var x_in(in.value(), true);
       ag::Tape inner;
       ag::Var y;
       {
         ag::TapeScope scope(inner);
-        y = layer_forward(x_in, l, *shared_batch, *kv, *shared_cs);
+        y = layer_forward(x_in, l, *shared_batch, *kv, cs);
       }
-      std::memcpy(y.grad_f32(), result.grad_f32(), result.value().nbytes());
+      ops::axpy(1.0f, result.grad(), y.grad());
       inner.run();
-      if (in.requires_grad()) {
-        float* g = in.grad_f32();
-        const float* gi = x_in.grad_f32();
-        for (int64_t i = 0; i < in.numel(); ++i) g[i] += gi[i];
-      }
+      if (in.requires_grad()) ops::axpy(1.0f, x_in.grad(), in.grad());
     });
     x = result;
   }

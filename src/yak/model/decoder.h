@@ -114,8 +114,7 @@ class DecoderModel {
   uint64_t dropout_seed_ = 0;
   bool checkpointing_ = false;
   bool lora_enabled_ = true;
-  ag::Var layer_forward(const ag::Var& x, int64_t l, const Batch& batch, KVCache& cache,
-                        const std::vector<float>& cs) const;
+  ag::Var layer_forward(const ag::Var& x, int64_t l, const Batch& batch, KVCache& cache, const Tensor& cs) const;
   ag::Var proj(const ag::Var& x, const ag::Var& w, const ag::Var* bias, const LoraAdapter& lora, uint64_t salt) const;
 };
 

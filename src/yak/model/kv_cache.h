@@ -1,26 +1,35 @@
-// Per-layer key/value storage for a fixed number of sequence slots. The engine owns one and
-// assigns slots to sequences; the decoder writes new keys/values and reads the past from it.
+// Per-layer key/value storage for a fixed number of sequence slots, preallocated as tensors of a
+// chosen dtype (f32, f16, bf16) on a device. Memory is laid out in pages of page_size positions
+// ([pages, kv_heads, page_size, head_dim] per layer) with a page table per slot, the layout a
+// paged cache needs; here every slot owns its pages from the start.
 #pragma once
 #include <cstdint>
 #include <vector>
 
 #include "yak/io/hf_config.h"
+#include "yak/ops/backend.h"
 
 namespace yak::model {
 
 class KVCache {
  public:
-  KVCache(const io::ModelConfig& cfg, int64_t slots, int64_t capacity);
+  static constexpr int64_t kPageSize = 64;
+  KVCache(const io::ModelConfig& cfg, int64_t slots, int64_t capacity, DType dtype = DType::F32, Device device = {});
   int64_t slots() const { return slots_; }
+  // Positions each slot can hold.
   int64_t capacity() const { return capacity_; }
-  // [capacity, kv_heads, head_dim] block for (layer, slot).
-  float* keys(int64_t layer, int64_t slot) { return k_[layer].data() + slot * stride_; }
-  float* values(int64_t layer, int64_t slot) { return v_[layer].data() + slot * stride_; }
-  size_t bytes() const { return 2 * k_.size() * static_cast<size_t>(slots_ * stride_) * sizeof(float); }
+  DType dtype() const { return dtype_; }
+  Device device() const { return device_; }
+  // Layer `layer` as attention reads it.
+  ops::KvPages& layer(int64_t l) { return layers_[static_cast<size_t>(l)]; }
+  size_t bytes() const { return bytes_; }
 
  private:
-  int64_t slots_, capacity_, stride_;
-  std::vector<std::vector<float>> k_, v_;
+  int64_t slots_, capacity_;
+  DType dtype_;
+  Device device_;
+  size_t bytes_ = 0;
+  std::vector<ops::KvPages> layers_;
 };
 
 }  // namespace yak::model

@@ -1,64 +1,92 @@
 #include "yak/tensor/dtype.h"
 
+#include <cstring>
+
 #include "yak/base/error.h"
+#include "yak/tensor/half.h"
 
 namespace yak {
+namespace {
+
+template <typename T>
+void plain_to_float(const void* src, float* dst, int64_t n) {
+  auto s = static_cast<const T*>(src);
+  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
+}
+template <typename T>
+void plain_from_float(const float* src, void* dst, int64_t n) {
+  auto d = static_cast<T*>(dst);
+  for (int64_t i = 0; i < n; ++i) d[i] = static_cast<T>(src[i]);
+}
+void f32_to_float(const void* src, float* dst, int64_t n) {
+  std::memcpy(dst, src, static_cast<size_t>(n) * 4);
+}
+void f32_from_float(const float* src, void* dst, int64_t n) {
+  std::memcpy(dst, src, static_cast<size_t>(n) * 4);
+}
+void bf16_to_float(const void* src, float* dst, int64_t n) {
+  auto s = static_cast<const uint16_t*>(src);
+  for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
+}
+void bf16_from_float(const float* src, void* dst, int64_t n) {
+  auto d = static_cast<uint16_t*>(dst);
+  for (int64_t i = 0; i < n; ++i) d[i] = f32_to_bf16(src[i]);
+}
+void f16_to_float(const void* src, float* dst, int64_t n) {
+  auto s = static_cast<const uint16_t*>(src);
+  for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
+}
+void f16_from_float(const float* src, void* dst, int64_t n) {
+  auto d = static_cast<uint16_t*>(dst);
+  for (int64_t i = 0; i < n; ++i) d[i] = f32_to_f16(src[i]);
+}
+
+// Indexed by DType. Q8_0 and Q4_0 are reserved rows: their layout is ggml's, their conversions
+// arrive with the quantization work.
+const DTypeInfo kInfos[kDTypeCount] = {
+    {DType::F32, "f32", 1, 4, true, f32_to_float, f32_from_float, "F32"},
+    {DType::F16, "f16", 1, 2, true, f16_to_float, f16_from_float, "F16"},
+    {DType::BF16, "bf16", 1, 2, true, bf16_to_float, bf16_from_float, "BF16"},
+    {DType::F64, "f64", 1, 8, true, plain_to_float<double>, plain_from_float<double>, "F64"},
+    {DType::I64, "i64", 1, 8, false, plain_to_float<int64_t>, nullptr, "I64"},
+    {DType::I32, "i32", 1, 4, false, plain_to_float<int32_t>, nullptr, "I32"},
+    {DType::I16, "i16", 1, 2, false, plain_to_float<int16_t>, nullptr, "I16"},
+    {DType::I8, "i8", 1, 1, false, plain_to_float<int8_t>, nullptr, "I8"},
+    {DType::U8, "u8", 1, 1, false, plain_to_float<uint8_t>, nullptr, "U8"},
+    {DType::Bool, "bool", 1, 1, false, plain_to_float<uint8_t>, nullptr, "BOOL"},
+    {DType::Q8_0, "q8_0", 32, 34, true, nullptr, nullptr, nullptr},
+    {DType::Q4_0, "q4_0", 32, 18, true, nullptr, nullptr, nullptr},
+};
+
+}  // namespace
 
 const DTypeInfo& dtype_info(DType t) {
-  static const DTypeInfo infos[] = {
-      {"f32", 1, 4, true},  {"f16", 1, 2, true},   {"bf16", 1, 2, true},   {"f64", 1, 8, true},
-      {"i64", 1, 8, false}, {"i32", 1, 4, false},  {"i16", 1, 2, false},   {"i8", 1, 1, false},
-      {"u8", 1, 1, false},  {"bool", 1, 1, false}, {"q8_0", 32, 34, true}, {"q4_0", 32, 18, true},
-  };
-  return infos[static_cast<int>(t)];
+  return kInfos[static_cast<int>(t)];
 }
 
 size_t dtype_bytes(DType t, int64_t n) {
   const auto& info = dtype_info(t);
-  check(n % info.block == 0,
-        std::string("element count ") + std::to_string(n) + " is not a multiple of the " + info.name + " block size");
+  if (n % info.block != 0) [[unlikely]]
+    throw Error("element count " + std::to_string(n) + " is not a multiple of the " + info.name + " block size");
   return static_cast<size_t>(n / info.block) * info.block_bytes;
 }
 
 std::optional<DType> dtype_from_safetensors(std::string_view s) {
-  if (s == "F32") return DType::F32;
-  if (s == "F16") return DType::F16;
-  if (s == "BF16") return DType::BF16;
-  if (s == "F64") return DType::F64;
-  if (s == "I64") return DType::I64;
-  if (s == "I32") return DType::I32;
-  if (s == "I16") return DType::I16;
-  if (s == "I8") return DType::I8;
-  if (s == "U8") return DType::U8;
-  if (s == "BOOL") return DType::Bool;
+  for (auto& i : kInfos)
+    if (i.safetensors && s == i.safetensors) return i.type;
   return std::nullopt;
 }
 
 std::string dtype_to_safetensors(DType t) {
-  switch (t) {
-    case DType::F32:
-      return "F32";
-    case DType::F16:
-      return "F16";
-    case DType::BF16:
-      return "BF16";
-    case DType::F64:
-      return "F64";
-    case DType::I64:
-      return "I64";
-    case DType::I32:
-      return "I32";
-    case DType::I16:
-      return "I16";
-    case DType::I8:
-      return "I8";
-    case DType::U8:
-      return "U8";
-    case DType::Bool:
-      return "BOOL";
-    default:
-      throw Error(std::string("dtype ") + dtype_name(t) + " has no safetensors spelling");
-  }
+  const char* s = dtype_info(t).safetensors;
+  if (!s) throw Error(std::string("dtype ") + dtype_name(t) + " has no safetensors spelling");
+  return s;
+}
+
+std::optional<DType> dtype_from_name(std::string_view s) {
+  for (auto& i : kInfos)
+    if (s == i.name) return i.type;
+  return std::nullopt;
 }
 
 }  // namespace yak

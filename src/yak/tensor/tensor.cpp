@@ -1,10 +1,8 @@
 #include "yak/tensor/tensor.h"
 
-#include <cstdlib>
 #include <cstring>
 
 #include "yak/base/error.h"
-#include "yak/tensor/half.h"
 
 namespace yak {
 
@@ -20,37 +18,56 @@ int64_t shape_numel(const Shape& s) {
   return n;
 }
 
-Tensor Tensor::empty(Shape shape, DType dtype) {
+void Shape::push_back(int64_t v) {
+  if (n_ >= kMaxDims) throw Error("a tensor may have at most " + std::to_string(kMaxDims) + " dimensions");
+  d_[n_++] = v;
+}
+
+Tensor Tensor::empty(Shape shape, DType dtype, Device device) {
   Tensor t;
-  t.shape_ = std::move(shape);
+  t.shape_ = shape;
   t.dtype_ = dtype;
-  size_t bytes = (t.nbytes() + 63) / 64 * 64;
-  void* p = bytes ? std::aligned_alloc(64, bytes) : nullptr;
-  if (bytes && !p) throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
-  t.holder_ = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
-  t.data_ = static_cast<uint8_t*>(p);
+  t.buf_ = BufferRef::allocate(t.nbytes(), device);
   return t;
 }
 
-Tensor Tensor::zeros(Shape shape, DType dtype) {
-  Tensor t = empty(std::move(shape), dtype);
-  if (t.nbytes()) std::memset(t.data_, 0, t.nbytes());
+Tensor Tensor::zeros(Shape shape, DType dtype, Device device) {
+  Tensor t = empty(shape, dtype, device);
+  if (!t.nbytes()) return t;
+  if (device.is_host()) {
+    std::memset(t.ptr(), 0, t.nbytes());
+  } else {
+    Tensor z = zeros(shape, dtype);
+    t.copy_from(z);
+  }
   return t;
 }
 
 Tensor Tensor::view(Shape shape, DType dtype, const void* data, std::shared_ptr<const void> holder) {
   Tensor t;
-  t.shape_ = std::move(shape);
+  t.shape_ = shape;
   t.dtype_ = dtype;
-  t.data_ = static_cast<uint8_t*>(const_cast<void*>(data));
-  t.holder_ = std::move(holder);
+  t.buf_ = BufferRef::external(const_cast<void*>(data), t.nbytes(), std::move(holder));
   return t;
+}
+
+void Tensor::access_error(bool dtype_ok, size_t elem) const {
+  if (!dtype_ok)
+    throw Error(std::string("tensor of dtype ") + dtype_name(dtype_) + " read as a " + std::to_string(elem) +
+                "-byte element type it does not hold");
+  throw Error("tensor on " + device().str() + " read from the host (copy it with to(cpu) first)");
+}
+
+int64_t Tensor::row_stride() const {
+  return stride0_ ? stride0_ : row_size();
 }
 
 Tensor Tensor::reshape(Shape shape) const {
   check(shape_numel(shape) == numel(), "cannot reshape " + shape_str(shape_) + " to " + shape_str(shape));
+  check(is_contiguous(), "cannot reshape a strided view " + shape_str(shape_) + " (make it contiguous first)");
   Tensor t = *this;
-  t.shape_ = std::move(shape);
+  t.shape_ = shape;
+  t.stride0_ = 0;
   return t;
 }
 
@@ -59,45 +76,63 @@ Tensor Tensor::slice_rows(int64_t begin, int64_t end) const {
         "row slice out of range for " + shape_str(shape_));
   Tensor t = *this;
   t.shape_[0] = end - begin;
-  size_t row = shape_[0] ? nbytes() / shape_[0] : 0;
-  t.data_ = data_ + begin * row;
+  t.offset_ = offset_ + dtype_bytes(dtype_, begin * row_stride());
   return t;
 }
 
-void convert_to_f32(DType src_type, const void* src, float* dst, int64_t n) {
-  switch (src_type) {
-    case DType::F32:
-      std::memcpy(dst, src, n * 4);
-      return;
-    case DType::BF16: {
-      auto s = static_cast<const uint16_t*>(src);
-      for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
-      return;
-    }
-    case DType::F16: {
-      auto s = static_cast<const uint16_t*>(src);
-      for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
-      return;
-    }
-    case DType::F64: {
-      auto s = static_cast<const double*>(src);
-      for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
-      return;
-    }
-    default:
-      throw Error(std::string("cannot convert ") + dtype_name(src_type) + " to f32");
-  }
+Tensor Tensor::slice_cols(int64_t begin, int64_t end) const {
+  check(ndim() == 2 && begin >= 0 && begin <= end && end <= shape_[1],
+        "column slice out of range for " + shape_str(shape_));
+  check(dtype_info(dtype_).block == 1, "column slices of block formats are not supported");
+  Tensor t = *this;
+  t.stride0_ = row_stride();
+  t.shape_[1] = end - begin;
+  t.offset_ = offset_ + dtype_bytes(dtype_, begin);
+  return t;
 }
 
-Tensor Tensor::to_f32() const {
-  Tensor out = empty(shape_, DType::F32);
-  convert_to_f32(dtype_, data_, out.data<float>(), numel());
+void Tensor::copy_from(const Tensor& src) {
+  check(src.shape_ == shape_ && src.dtype_ == dtype_, "copy: shapes or dtypes differ (" + shape_str(src.shape_) + " " +
+                                                          dtype_name(src.dtype_) + " into " + shape_str(shape_) + " " +
+                                                          dtype_name(dtype_) + ")");
+  if (!nbytes()) return;
+  const Device dd = device(), sd = src.device();
+  Allocator& a = allocator_for(dd.is_host() ? sd : dd);
+  if (is_contiguous() && src.is_contiguous()) {
+    a.copy(ptr(), dd, src.ptr(), sd, nbytes());
+    return;
+  }
+  const int64_t rows = dim(0);
+  const size_t row_bytes = dtype_bytes(dtype_, row_size());
+  const size_t dstep = dtype_bytes(dtype_, row_stride()), sstep = dtype_bytes(dtype_, src.row_stride());
+  for (int64_t r = 0; r < rows; ++r) a.copy(ptr() + r * dstep, dd, src.ptr() + r * sstep, sd, row_bytes);
+}
+
+Tensor Tensor::to(Device d) const {
+  if (d == device() && is_contiguous()) return *this;
+  Tensor out = empty(shape_, dtype_, d);
+  out.copy_from(*this);
   return out;
 }
 
 Tensor Tensor::clone() const {
-  Tensor out = empty(shape_, dtype_);
-  if (nbytes()) std::memcpy(out.data_, data_, nbytes());
+  Tensor out = empty(shape_, dtype_, device());
+  out.copy_from(*this);
+  return out;
+}
+
+void convert_to_f32(DType src_type, const void* src, float* dst, int64_t n) {
+  const auto& info = dtype_info(src_type);
+  if (!info.to_float || !info.is_float) throw Error(std::string("cannot convert ") + info.name + " to f32");
+  info.to_float(src, dst, n);
+}
+
+Tensor Tensor::to_f32() const {
+  const Tensor h = to(cpu_device());
+  Tensor out = empty(shape_, DType::F32);
+  const int64_t rows = ndim() ? dim(0) : 1, n = ndim() ? row_size() : 1;
+  const size_t step = dtype_bytes(dtype_, h.row_stride());
+  for (int64_t r = 0; r < rows; ++r) convert_to_f32(dtype_, h.ptr() + r * step, out.data<float>() + r * n, n);
   return out;
 }
 

@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "yak/base/error.h"
-#include "yak/base/thread_pool.h"
+#include "yak/ops/ops.h"
 
 namespace yak::train {
 
@@ -18,34 +18,18 @@ AdamW::AdamW(std::vector<model::NamedParam> params, AdamWConfig cfg, std::functi
   for (auto& p : params_) {
     check(p.var.value().dtype() == DType::F32, "AdamW: parameter '" + p.name + "' must be f32 (master weights)");
     decay_.push_back(decays(p.name));
-    m_.push_back(Tensor::zeros(p.var.value().shape()));
-    v_.push_back(Tensor::zeros(p.var.value().shape()));
+    m_.push_back(Tensor::zeros(p.var.value().shape(), DType::F32, p.var.device()));
+    v_.push_back(Tensor::zeros(p.var.value().shape(), DType::F32, p.var.device()));
   }
 }
 
 void AdamW::step(double lr) {
   ++t_;
-  const double c1 = 1.0 - std::pow(cfg_.beta1, static_cast<double>(t_));
-  const double c2 = 1.0 - std::pow(cfg_.beta2, static_cast<double>(t_));
-  const float b1 = static_cast<float>(cfg_.beta1), b2 = static_cast<float>(cfg_.beta2);
-  const float step_size = static_cast<float>(lr / c1), sqrt_c2 = static_cast<float>(std::sqrt(c2));
-  const float eps = static_cast<float>(cfg_.eps);
   for (size_t k = 0; k < params_.size(); ++k) {
     auto& var = params_[k].var;
     if (!var.has_grad()) continue;
-    const float keep = decay_[k] ? static_cast<float>(1.0 - lr * cfg_.weight_decay) : 1.0f;
-    float* p = var.f32();
-    const float* g = var.grad_f32();
-    float* m = m_[k].data<float>();
-    float* v = v_[k].data<float>();
-    parallel_for(var.numel(), 4096, [&](int64_t a, int64_t b) {
-      for (int64_t i = a; i < b; ++i) {
-        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-        p[i] *= keep;
-        p[i] -= step_size * m[i] / (std::sqrt(v[i]) / sqrt_c2 + eps);
-      }
-    });
+    ops::AdamWArgs a{lr, cfg_.beta1, cfg_.beta2, cfg_.eps, cfg_.weight_decay, t_, decay_[k]};
+    ops::adamw(var.value(), var.grad(), m_[k], v_[k], a);
   }
 }
 
@@ -55,20 +39,14 @@ void AdamW::zero_grad() {
 
 double clip_grad_norm(const std::vector<model::NamedParam>& params, double max_norm) {
   double total = 0;
-  for (auto& p : params) {
-    if (!p.var.has_grad()) continue;
-    const float* g = p.var.grad_f32();
-    for (int64_t i = 0; i < p.var.numel(); ++i) total += static_cast<double>(g[i]) * g[i];
-  }
+  for (auto& p : params)
+    if (p.var.has_grad()) total += ops::sum_squares(p.var.grad());
   const double norm = std::sqrt(total);
   if (max_norm > 0) {
     const double coef = std::min(1.0, max_norm / (norm + 1e-6));
     if (coef < 1.0)
-      for (auto& p : params) {
-        if (!p.var.has_grad()) continue;
-        float* g = p.var.grad_f32();
-        for (int64_t i = 0; i < p.var.numel(); ++i) g[i] = static_cast<float>(g[i] * coef);
-      }
+      for (auto& p : params)
+        if (p.var.has_grad()) ops::scale(p.var.grad(), static_cast<float>(coef), p.var.grad());
   }
   return norm;
 }

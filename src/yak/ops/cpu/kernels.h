@@ -1,34 +1,103 @@
-// CPU kernels: plain functions over pointers and sizes, one computation each, so each can be
-// tested and benchmarked alone. Activations are f32; weights may be f32, bf16 or f16.
+// CPU kernels: plain functions over pointers and sizes, one computation each, compiled once per
+// instruction set (kernels_scalar.cpp: portable C++, the fallback and reference; kernels_avx2.cpp;
+// kernels_avx512.cpp) from the same source (kernels_impl.h). The table for the best set this CPU
+// supports is chosen at run time; YAK_CPU_ISA=scalar|avx2|avx512 (or set_isa) picks a lower one.
 #pragma once
 #include <cstdint>
 
-#include "yak/tensor/dtype.h"
-
 namespace yak::ops::cpu {
 
-// dot(w[0..n), x[0..n)) with w of dtype wt (F32, BF16, F16), x f32. SIMD when built for AVX2.
-float dot(DType wt, const void* w, const float* x, int64_t n);
+enum class Isa : uint8_t { Scalar, Avx2, Avx512 };
+constexpr int kIsaCount = 3;
+const char* isa_name(Isa isa);
 
-// For weight rows r in [r0, r1) of W (row-major [*, K], dtype wt):
-//   y[m * ldy + r] = dot(W[r], x[m * ldx .. + K]) for m in [0, M).
-// Each weight row is read once for all M inputs: the decode path (memory bound).
-void gemv_rows(DType wt, const void* W, int64_t K, int64_t r0, int64_t r1, const float* x, int64_t M, int64_t ldx,
-               float* y, int64_t ldy);
+struct AdamWStep {
+  float lr_over_c1, b1, b2, sqrt_c2, eps, keep;  // keep = 1 - lr * weight_decay (or 1)
+};
 
-// Converts rows [r0, r1) of W (dtype wt, row length K) to f32 at dst (row-major, K per row).
-void rows_to_f32(DType wt, const void* W, int64_t K, int64_t r0, int64_t r1, float* dst);
+// Attention over one tile of keys for a group of query rows (flash-style online softmax).
+// Rows are queries (of one kv head's query heads); keys k[j * ldk .. + hd), values likewise.
+// Row r may see keys [lo[r], hi[r]) of the tile (others masked). m, l, acc carry the running
+// max, normaliser and un-normalised output (acc: rows × hd, stride hd).
+struct AttnTile {
+  const float* q;  // rows × hd, row stride ldq, already scaled
+  int64_t ldq;
+  int rows;
+  const void* k;  // tile keys (f32/bf16/f16 as kv_type), stride ldk elements
+  const void* v;
+  int64_t ldk;
+  int n;  // keys in the tile
+  const int* lo;
+  const int* hi;
+  int hd;
+  float* m;
+  float* l;
+  float* acc;
+  float* scratch;  // rows × n floats
+};
 
-// out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i], for one row of n.
-void rms_norm(const float* x, const float* w, float eps, int64_t n, float* out);
+enum class KvType : uint8_t { F32, BF16, F16 };
 
-// out[i] = silu(gate[i]) * up[i]
-void silu_mul(const float* gate, const float* up, int64_t n, float* out);
+struct KernelTable {
+  Isa isa;
+  // conversions of n elements
+  void (*bf16_to_f32)(const uint16_t* src, float* dst, int64_t n);
+  void (*f16_to_f32)(const uint16_t* src, float* dst, int64_t n);
+  void (*f32_to_bf16)(const float* src, uint16_t* dst, int64_t n);
+  void (*f32_to_f16)(const float* src, uint16_t* dst, int64_t n);
+  // Σ w[i] x[i] with w f32 / bf16 / f16 and x f32, accumulated in f32
+  float (*dot_f32)(const float* w, const float* x, int64_t n);
+  float (*dot_bf16)(const uint16_t* w, const float* x, int64_t n);
+  float (*dot_f16)(const uint16_t* w, const float* x, int64_t n);
+  // For weight rows r in [r0, r1) (row r at W + r * ldw elements):
+  //   y[m * ldy + r] = dot(W[r], x[m * ldx .. + K]) for m in [0, M)
+  // each weight row read once for all M inputs (the decode path, memory bound).
+  void (*gemv_f32)(const float* W, int64_t ldw, int64_t K, int64_t r0, int64_t r1, const float* x, int64_t M,
+                   int64_t ldx, float* y, int64_t ldy);
+  void (*gemv_bf16)(const uint16_t* W, int64_t ldw, int64_t K, int64_t r0, int64_t r1, const float* x, int64_t M,
+                    int64_t ldx, float* y, int64_t ldy);
+  void (*gemv_f16)(const uint16_t* W, int64_t ldw, int64_t K, int64_t r0, int64_t r1, const float* x, int64_t M,
+                   int64_t ldx, float* y, int64_t ldy);
+  // y[i] += a * x[i]
+  void (*axpy)(float a, const float* x, float* y, int64_t n);
+  // out[i] = a[i] + b[i]; out[i] = s * x[i]; out[i] = a[i] * b[i] (out may alias an input)
+  void (*add)(const float* a, const float* b, float* out, int64_t n);
+  void (*scale)(const float* x, float s, float* out, int64_t n);
+  void (*mul)(const float* a, const float* b, float* out, int64_t n);
+  float (*max)(const float* x, int64_t n);
+  // out[i] = exp(x[i] - m); returns Σ out (out may alias x)
+  float (*exp_sum)(const float* x, float m, float* out, int64_t n);
+  // Σ exp(x[i] - m) * x[i]  (for entropies)
+  float (*exp_dot)(const float* x, float m, int64_t n);
+  double (*sum_squares)(const float* x, int64_t n);
+  // out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i]; returns the inverse rms
+  float (*rms_norm)(const float* x, const float* w, float eps, int64_t n, float* out);
+  // dx[i] += r * dy[i] w[i] - c x[i], with c = r^3 / n Σ dy w x; dw[i] += dy[i] x[i] r (dw may be null)
+  void (*rms_norm_backward)(const float* dy, const float* x, const float* w, float r, int64_t n, float* dx, float* dw);
+  // out[i] = silu(g[i]) * u[i]
+  void (*silu_mul)(const float* g, const float* u, int64_t n, float* out);
+  // dg[i] += d u s (1 + g (1 - s)); du[i] += d g s with s = sigmoid(g) (either may be null)
+  void (*silu_mul_backward)(const float* d, const float* g, const float* u, int64_t n, float* dg, float* du);
+  void (*adamw)(float* p, const float* g, float* m, float* v, int64_t n, const AdamWStep& s);
+  // One key tile of flash attention (see AttnTile), per KvType.
+  void (*attn_tile[3])(const AttnTile& t);
+};
 
-// In-place rotate-half RoPE on one head vector of size d with per-pair cos/sin of size d/2.
-void rope_rotate_half(float* x, const float* cos, const float* sin, int64_t d);
+// The active table (best for this CPU unless lowered).
+const KernelTable& kernels();
+// The table for an instruction set, or null when this build or this CPU lacks it.
+const KernelTable* kernels_for(Isa isa);
+Isa best_isa();
+// Makes `isa` active (must be supported); returns the previous one. Not thread-safe: call it
+// between computations (tests, start-up).
+Isa set_isa(Isa isa);
 
-// Numerically stable softmax in place over n values.
-void softmax(float* x, int64_t n);
+// What this CPU offers (x86 CPUID and the OS's saved-state support).
+struct CpuFeatures {
+  bool avx2 = false, fma = false, f16c = false;
+  bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;
+  bool avx512_bf16 = false, amx_bf16 = false;
+};
+const CpuFeatures& cpu_features();
 
 }  // namespace yak::ops::cpu

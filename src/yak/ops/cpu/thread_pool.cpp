@@ -1,4 +1,4 @@
-#include "yak/base/thread_pool.h"
+#include "yak/ops/cpu/thread_pool.h"
 
 #include <cblas.h>
 
@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-namespace yak {
+namespace yak::ops::cpu {
 namespace {
 
 class Pool {
@@ -28,7 +28,7 @@ class Pool {
   }
   int size() const { return n_; }
 
-  void run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  void run(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> fn) {
     thread_local bool inside = false;
     int64_t chunks = std::min<int64_t>(n_, (n + grain - 1) / std::max<int64_t>(grain, 1));
     if (chunks <= 1 || inside) {
@@ -85,7 +85,7 @@ class Pool {
   std::condition_variable cv_, done_cv_;
   bool stop_ = false;
   uint64_t generation_ = 0;
-  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
+  const FunctionRef<void(int64_t, int64_t)>* fn_ = nullptr;
   int64_t total_ = 0, chunks_ = 0;
   std::atomic<int64_t> next_{0};
   int pending_ = 0;
@@ -119,9 +119,9 @@ int num_threads() {
   return pool().size();
 }
 
-void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+void parallel_for(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> fn) {
   if (n <= 0) return;
   pool().run(n, grain, fn);
 }
 
-}  // namespace yak
+}  // namespace yak::ops::cpu

@@ -1,0 +1,265 @@
+// Attention of the CPU backend over the paged KV cache, flash-style: the keys are visited one
+// page (tile) at a time with an online softmax, so memory stays linear in the sequence length.
+// The forward saves each row's log-sum-exp; the backward recomputes the probabilities from it,
+// first per key tile (gradients of the keys and values this batch wrote), then per query block
+// (gradients of the queries), so no two threads ever write the same gradient.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "yak/base/error.h"
+#include "yak/ops/cpu/cpu_backend.h"
+#include "yak/ops/cpu/kernels.h"
+#include "yak/ops/cpu/thread_pool.h"
+#include "yak/ops/cpu/type_traits.h"
+
+namespace yak::ops::cpu {
+namespace {
+
+constexpr int64_t kQueryBlock = 16;
+
+// A batch's rows grouped by sequence: rows [row, row + n) are positions [pos0, pos0 + n) of slot.
+struct Run {
+  int32_t slot;
+  int64_t row, n, pos0;
+};
+
+void find_runs(const AttentionArgs& a, std::vector<Run>& runs) {
+  runs.clear();
+  const int64_t T = static_cast<int64_t>(a.pos.size());
+  for (int64_t t = 0; t < T; ++t) {
+    if (!runs.empty() && runs.back().slot == a.slot[t] && runs.back().pos0 + runs.back().n == a.pos[t]) {
+      ++runs.back().n;
+      continue;
+    }
+    runs.push_back({a.slot[t], t, 1, a.pos[t]});
+  }
+}
+
+KvType kv_type(DType t) {
+  switch (t) {
+    case DType::F32:
+      return KvType::F32;
+    case DType::BF16:
+      return KvType::BF16;
+    case DType::F16:
+      return KvType::F16;
+    default:
+      throw Error(std::string("attention: KV cache dtype ") + dtype_name(t) + " is not supported");
+  }
+}
+
+// Where (slot, position, kv head) lives in one of the cache tensors.
+struct CacheMap {
+  const int32_t* table;
+  int64_t pages_per_slot, page, kv_heads, hd;
+  size_t elem;
+  int64_t index(int32_t slot, int64_t pos, int64_t g) const {
+    const int64_t p = table[slot * pages_per_slot + pos / page];
+    return ((p * kv_heads + g) * page + pos % page) * hd;
+  }
+  // First element of the page holding pos, for head g (keys of that page are rows of hd).
+  int64_t page_start(int32_t slot, int64_t pos, int64_t g) const { return index(slot, pos - pos % page, g); }
+};
+
+CacheMap map_of(const KvPages& c, const AttentionArgs& a) {
+  return {c.page_table.data<int32_t>(), c.page_table.dim(1), c.page_size, a.kv_heads, a.head_dim,
+          dtype_bytes(c.k.dtype(), 1)};
+}
+
+int64_t first_visible(int64_t pos, int64_t window) {
+  return window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+}
+
+// Per-thread scratch that grows once and is then reused (no allocation in steady state).
+float* scratch(std::vector<float>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+}  // namespace
+
+void CpuBackend::kv_write(const Tensor& k, const Tensor& v, const AttentionArgs& a, KvPages& cache) {
+  const CacheMap m = map_of(cache, a);
+  const int64_t T = static_cast<int64_t>(a.pos.size()), hd = a.head_dim;
+  const CpuTypeTraits* tr = cpu_traits(cache.k.dtype());
+  const float* kp = k.data<float>();
+  const float* vp = v.data<float>();
+  const int64_t ldk = k.row_stride(), ldv = v.row_stride();
+  auto* K = static_cast<uint8_t*>(cache.k.raw());
+  auto* V = static_cast<uint8_t*>(cache.v.raw());
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t g = 0; g < a.kv_heads; ++g) {
+      const int64_t at = m.index(a.slot[t], a.pos[t], g);
+      tr->from_f32(kp + t * ldk + g * hd, K + at * m.elem, hd);
+      tr->from_f32(vp + t * ldv + g * hd, V + at * m.elem, hd);
+    }
+}
+
+void CpuBackend::attention(const Tensor& q, const KvPages& cache, const AttentionArgs& a, Tensor& out, Tensor* lse) {
+  // The caller's scratch, named through references: a thread_local named inside the worker
+  // lambda would be the worker's own (empty) copy.
+  thread_local std::vector<Run> runs_tl;
+  thread_local std::vector<int64_t> start_tl;
+  std::vector<Run>& runs = runs_tl;
+  std::vector<int64_t>& item_start = start_tl;
+  find_runs(a, runs);
+  const int64_t H = a.heads, KV = a.kv_heads, hd = a.head_dim, group = H / KV, P = cache.page_size;
+  const CacheMap m = map_of(cache, a);
+  const KernelTable& kt = kernels();
+  auto tile_fn = kt.attn_tile[static_cast<int>(kv_type(cache.k.dtype()))];
+  const auto* Kb = static_cast<const uint8_t*>(cache.k.raw());
+  const auto* Vb = static_cast<const uint8_t*>(cache.v.raw());
+  const float* qp = q.data<float>();
+  float* op = out.data<float>();
+  float* lp = lse ? lse->data<float>() : nullptr;
+  const int64_t ldq = q.row_stride(), ldo = out.row_stride();
+  // Work items: (run, kv head, block of queries).
+  item_start.assign(1, 0);
+  for (auto& r : runs) item_start.push_back(item_start.back() + KV * ((r.n + kQueryBlock - 1) / kQueryBlock));
+  const int64_t items = item_start.back();
+  parallel_for(items, 1, [&](int64_t i0, int64_t i1) {
+    thread_local std::vector<float> sq, sacc, sm, sl, ss;
+    thread_local std::vector<int> slo, shi;
+    for (int64_t it = i0; it < i1; ++it) {
+      const size_t ri = std::upper_bound(item_start.begin(), item_start.end(), it) - item_start.begin() - 1;
+      const Run& run = runs[ri];
+      const int64_t local = it - item_start[ri];
+      const int64_t blocks = (run.n + kQueryBlock - 1) / kQueryBlock;
+      const int64_t g = local / blocks, b = local % blocks;
+      const int64_t t0 = run.row + b * kQueryBlock, nq = std::min(kQueryBlock, run.row + run.n - t0);
+      const int rows = static_cast<int>(nq * group);
+      // rows ordered (query, head within the group)
+      float* qs = scratch(sq, static_cast<size_t>(rows * hd));
+      float* acc = scratch(sacc, static_cast<size_t>(rows * hd));
+      float* mx = scratch(sm, static_cast<size_t>(rows));
+      float* l = scratch(sl, static_cast<size_t>(rows));
+      float* S = scratch(ss, static_cast<size_t>(rows * P));
+      if (slo.size() < static_cast<size_t>(rows)) slo.resize(rows), shi.resize(rows);
+      for (int64_t i = 0; i < nq; ++i)
+        for (int64_t h = 0; h < group; ++h)
+          kt.scale(qp + (t0 + i) * ldq + (g * group + h) * hd, a.scale, qs + (i * group + h) * hd, hd);
+      std::fill(acc, acc + rows * hd, 0.0f);
+      std::fill(mx, mx + rows, -INFINITY);
+      std::fill(l, l + rows, 0.0f);
+      const int64_t p_first = a.pos[t0], p_last = a.pos[t0 + nq - 1];
+      const int64_t k_lo = first_visible(p_first, a.window);
+      for (int64_t start = k_lo - k_lo % P; start <= p_last; start += P) {
+        const int n = static_cast<int>(std::min<int64_t>(P, p_last + 1 - start));
+        for (int64_t i = 0; i < nq; ++i) {
+          const int64_t p = a.pos[t0 + i];
+          const int lo = static_cast<int>(std::clamp<int64_t>(first_visible(p, a.window) - start, 0, n));
+          const int hi = static_cast<int>(std::clamp<int64_t>(p + 1 - start, 0, n));
+          for (int64_t h = 0; h < group; ++h) slo[i * group + h] = lo, shi[i * group + h] = hi;
+        }
+        const int64_t at = m.page_start(run.slot, start, g);
+        AttnTile tile{
+            qs, hd,  rows, Kb + at * m.elem, Vb + at * m.elem, hd, n, slo.data(), shi.data(), static_cast<int>(hd), mx,
+            l,  acc, S};
+        tile_fn(tile);
+      }
+      for (int64_t i = 0; i < nq; ++i)
+        for (int64_t h = 0; h < group; ++h) {
+          const int64_t r = i * group + h, head = g * group + h;
+          const float inv = l[r] > 0 ? 1.0f / l[r] : 0.0f;
+          kt.scale(acc + r * hd, inv, op + (t0 + i) * ldo + head * hd, hd);
+          if (lp) lp[(t0 + i) * H + head] = mx[r] + std::log(l[r]);
+        }
+    }
+  });
+}
+
+void CpuBackend::attention_backward(const Tensor& dout, const Tensor& q, const Tensor& out, const Tensor& lse,
+                                    const KvPages& cache, const AttentionArgs& a, Tensor* dq, Tensor* dk, Tensor* dv) {
+  check(cache.k.dtype() == DType::F32, "attention backward: the KV cache must be f32 while training");
+  std::vector<Run> runs;
+  find_runs(a, runs);
+  for (size_t i = 0; i < runs.size(); ++i)
+    for (size_t j = i + 1; j < runs.size(); ++j)
+      check(runs[i].slot != runs[j].slot,
+            "attention backward: the rows of a sequence slot must be consecutive with consecutive positions");
+  const int64_t T = static_cast<int64_t>(a.pos.size());
+  const int64_t H = a.heads, KV = a.kv_heads, hd = a.head_dim, group = H / KV, P = cache.page_size;
+  const CacheMap m = map_of(cache, a);
+  const KernelTable& kt = kernels();
+  const float* K = cache.k.data<float>();
+  const float* V = cache.v.data<float>();
+  const float* qp = q.data<float>();
+  const float* dop = dout.data<float>();
+  const float* ls = lse.data<float>();
+  const int64_t ldq = q.row_stride(), ldd = dout.row_stride(), ldo = out.row_stride();
+  // D[t, h] = dout · out
+  std::vector<float> D(static_cast<size_t>(T * H));
+  {
+    const float* o = out.data<float>();
+    parallel_for(T, 8, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t)
+        for (int64_t h = 0; h < H; ++h) D[t * H + h] = kt.dot_f32(dop + t * ldd + h * hd, o + t * ldo + h * hd, hd);
+    });
+  }
+  const float scale = a.scale;
+  auto prob = [&](int64_t t, int64_t h, const float* kj) {
+    return std::exp(kt.dot_f32(qp + t * ldq + h * hd, kj, hd) * scale - ls[t * H + h]);
+  };
+  // Pass A: key tiles written by this batch -> dk, dv.
+  if (dk || dv) {
+    float* gk = dk ? dk->data<float>() : nullptr;
+    float* gv = dv ? dv->data<float>() : nullptr;
+    const int64_t ldgk = dk ? dk->row_stride() : 0, ldgv = dv ? dv->row_stride() : 0;
+    std::vector<int64_t> start(1, 0);
+    for (auto& r : runs) start.push_back(start.back() + KV * ((r.n + P - 1) / P));
+    parallel_for(start.back(), 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t it = i0; it < i1; ++it) {
+        const size_t ri = std::upper_bound(start.begin(), start.end(), it) - start.begin() - 1;
+        const Run& run = runs[ri];
+        const int64_t local = it - start[ri], tiles = (run.n + P - 1) / P;
+        const int64_t g = local / tiles, tb = local % tiles;
+        const int64_t j0 = run.pos0 + tb * P, j1 = std::min(run.pos0 + run.n, j0 + P);
+        for (int64_t j = j0; j < j1; ++j) {
+          const int64_t at = m.index(run.slot, j, g);
+          const float* kj = K + at;
+          const float* vj = V + at;
+          const int64_t row = run.row + (j - run.pos0);
+          float* dkj = gk ? gk + row * ldgk + g * hd : nullptr;
+          float* dvj = gv ? gv + row * ldgv + g * hd : nullptr;
+          // queries of the run that see key j: pos >= j and (window) pos <= j + window - 1
+          const int64_t last = a.window > 0 ? std::min(run.pos0 + run.n - 1, j + a.window - 1) : run.pos0 + run.n - 1;
+          for (int64_t p = j; p <= last; ++p) {
+            const int64_t t = run.row + (p - run.pos0);
+            for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+              const float pij = prob(t, h, kj);
+              const float* go = dop + t * ldd + h * hd;
+              if (dvj) kt.axpy(pij, go, dvj, hd);
+              if (dkj) {
+                const float ds = pij * (kt.dot_f32(go, vj, hd) - D[t * H + h]) * scale;
+                kt.axpy(ds, qp + t * ldq + h * hd, dkj, hd);
+              }
+            }
+          }
+        }
+      }
+    });
+  }
+  // Pass B: queries -> dq, over every key they saw (cached ones included).
+  if (dq) {
+    float* g = dq->data<float>();
+    const int64_t ldg = dq->row_stride();
+    parallel_for(T * H, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t it = i0; it < i1; ++it) {
+        const int64_t t = it / H, h = it % H, kvh = h / group;
+        const int64_t p = a.pos[t];
+        const float* go = dop + t * ldd + h * hd;
+        float* gq = g + t * ldg + h * hd;
+        for (int64_t j = first_visible(p, a.window); j <= p; ++j) {
+          const int64_t at = m.index(a.slot[t], j, kvh);
+          const float pij = prob(t, h, K + at);
+          const float ds = pij * (kt.dot_f32(go, V + at, hd) - D[t * H + h]) * scale;
+          kt.axpy(ds, K + at, gq, hd);
+        }
+      }
+    });
+  }
+}
+
+}  // namespace yak::ops::cpu
