@@ -38,7 +38,7 @@ TEST(Conversation, MultiTurnMatchesTransformers) {
     EXPECT_EQ(r.tokens, c["greedy_ids"].get<std::vector<int32_t>>());
     EXPECT_EQ(r.text, c["greedy_text"].get<std::string>());
     EXPECT_EQ(streamed, r.text);
-    EXPECT_EQ(r.finish_reason, c["finish"].get<std::string>());
+    EXPECT_EQ(infer::finish_reason_name(r.finish_reason), c["finish"].get<std::string>());
     EXPECT_EQ(conv.messages().back().role, "assistant");
     EXPECT_EQ(conv.messages().back().content, r.text);
 
@@ -93,7 +93,7 @@ TEST(Engine, StopStringsAndSeededSampling) {
   auto out = engine.generate({r}, [&](size_t, const std::string& t) { streamed += t; })[0];
   EXPECT_EQ(out.text, full.substr(0, at));
   EXPECT_EQ(streamed, out.text);
-  EXPECT_EQ(out.finish_reason, "stop");
+  EXPECT_EQ(out.finish_reason, infer::FinishReason::Stop);
   EXPECT_LT(out.tokens.size(), c["greedy_ids"].size());
 
   infer::GenerateRequest s = r;

@@ -33,7 +33,7 @@ TEST_P(GoldenGreedy, OneByOneAndBatched) {
   for (size_t i = 0; i < reqs.size(); ++i) {
     auto r = engine.generate({reqs[i]});
     EXPECT_EQ(r[0].tokens, g.greedy[i]) << GetParam() << " prompt " << i;
-    EXPECT_EQ(r[0].finish_reason, "length");
+    EXPECT_EQ(r[0].finish_reason, infer::FinishReason::Length);
   }
   // Dynamic NTK depends on the longest sequence in a forward, so batching changes its numbers
   // exactly as it does in transformers; the batched check covers every other model.
@@ -86,7 +86,7 @@ TEST(Engine, StopsAtEosAndRespectsMaxNewTokens) {
   r.ignore_eos = false;
   auto out = engine.generate({r})[0];
   EXPECT_EQ(out.tokens, std::vector<int32_t>(want.begin(), want.begin() + static_cast<long>(first)));
-  EXPECT_EQ(out.finish_reason, "stop");
+  EXPECT_EQ(out.finish_reason, infer::FinishReason::Stop);
 }
 
 }  // namespace

@@ -41,8 +41,8 @@ Var linear(const Var& x, const Var& W, const Var* bias) {
     Var b = bias ? *bias : Var();
     active_tape()->push([x, W, b, out]() {
       if (!out.has_grad()) return;
-      check(!W.requires_grad() || W.value().dtype() == DType::F32,
-            "linear: a trained weight must be f32 (master weights)");
+      if (!(!W.requires_grad() || W.value().dtype() == DType::F32)) [[unlikely]]
+        throw Error("linear: a trained weight must be f32 (master weights)");
       ops::linear_backward(out.grad(), x.value(), W.value(), grad_of(x), grad_of(W), grad_of(b));
     });
   }

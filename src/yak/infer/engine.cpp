@@ -8,6 +8,18 @@
 
 namespace yak::infer {
 
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::Stop:
+      return "stop";
+    case FinishReason::Length:
+      return "length";
+    case FinishReason::None:
+      break;
+  }
+  return "";
+}
+
 struct Engine::Seq {
   size_t index = 0;  // request index, for callbacks
   int32_t slot = 0;
@@ -20,7 +32,7 @@ struct Engine::Seq {
   std::string text;    // final text so far
   size_t emitted = 0;  // bytes of text passed to the callback
   bool done = false;
-  std::string finish;
+  FinishReason finish = FinishReason::None;
   std::vector<int32_t> generated;
   int32_t eos_token = -1;
 };
@@ -68,9 +80,13 @@ std::vector<GenerateResult> Engine::run(std::vector<Seq>& seqs, model::KVCache& 
     s.sampler = std::make_unique<Sampler>(s.req->sampling);
     if (tok_) s.decoder = std::make_unique<tok::StreamDecoder>(*tok_);
     s.prompt_len = s.tokens.size();
+    // Room for every token up front: a decode step never grows a vector.
+    s.tokens.reserve(s.tokens.size() + static_cast<size_t>(std::max<int64_t>(s.req->max_new_tokens, 0)) + 1);
+    s.generated.reserve(static_cast<size_t>(std::max<int64_t>(s.req->max_new_tokens, 0)) + 1);
+    s.sampler->reserve(s.tokens.capacity());
     if (s.req->max_new_tokens <= 0) {
       s.done = true;
-      s.finish = "length";
+      s.finish = FinishReason::Length;
     }
   }
 
@@ -89,7 +105,7 @@ std::vector<GenerateResult> Engine::run(std::vector<Seq>& seqs, model::KVCache& 
     s.tokens.push_back(id);
     if (is_eos) {
       s.done = true;
-      s.finish = "stop";
+      s.finish = FinishReason::Stop;
       s.eos_token = id;
     } else {
       s.generated.push_back(id);
@@ -101,17 +117,17 @@ std::vector<GenerateResult> Engine::run(std::vector<Seq>& seqs, model::KVCache& 
           if (!stop.empty() && at != std::string::npos) {
             s.text.resize(at);
             s.done = true;
-            s.finish = "stop";
+            s.finish = FinishReason::Stop;
             break;
           }
         }
       }
       if (!s.done && static_cast<int64_t>(s.generated.size()) >= s.req->max_new_tokens) {
         s.done = true;
-        s.finish = "length";
+        s.finish = FinishReason::Length;
       }
     }
-    if (s.done && s.decoder && s.finish == "length") s.text += s.decoder->flush();
+    if (s.done && s.decoder && s.finish == FinishReason::Length) s.text += s.decoder->flush();
     emit(s, s.done);
   };
 
@@ -150,11 +166,22 @@ std::vector<GenerateResult> Engine::run(std::vector<Seq>& seqs, model::KVCache& 
   }
   stats_.prefill_seconds = seconds_since(t0);
 
-  // Decode: one token per live sequence per step.
+  // Decode: one token per live sequence per step. The step's batch is reused, so after the
+  // first step nothing here allocates (the model's tensors come from the buffer pool).
   auto t1 = Clock::now();
+  model::Batch batch;
+  std::vector<size_t> owner;
+  batch.ids.reserve(seqs.size());
+  batch.pos.reserve(seqs.size());
+  batch.slot.reserve(seqs.size());
+  batch.logits_for.reserve(seqs.size());
+  owner.reserve(seqs.size());
   for (;;) {
-    model::Batch batch;
-    std::vector<size_t> owner;
+    batch.ids.clear();
+    batch.pos.clear();
+    batch.slot.clear();
+    batch.logits_for.clear();
+    owner.clear();
     for (size_t i = 0; i < seqs.size(); ++i) {
       Seq& s = seqs[i];
       if (s.done) continue;

@@ -22,11 +22,16 @@ struct GenerateRequest {
   bool ignore_eos = false;
 };
 
+// Why a sequence ended: an EOS token or a stop string (Stop), or max_new_tokens (Length).
+enum class FinishReason : uint8_t { None, Stop, Length };
+// OpenAI's spelling: "stop", "length" ("" while running).
+const char* finish_reason_name(FinishReason r);
+
 struct GenerateResult {
   std::vector<int32_t> tokens;  // generated ids (EOS excluded)
   std::string text;             // detokenized, stop string excluded
-  std::string finish_reason;    // "stop" (EOS or stop string) or "length"
-  int32_t eos_token = -1;       // the EOS id that ended the sequence (-1: none)
+  FinishReason finish_reason = FinishReason::None;
+  int32_t eos_token = -1;  // the EOS id that ended the sequence (-1: none)
 };
 
 struct GenerateStats {

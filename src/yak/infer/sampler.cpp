@@ -144,10 +144,14 @@ void write_back(std::span<float> logits, const std::vector<Cand>& c) {
 
 }  // namespace
 
-void apply_repetition_penalty(std::span<float> logits, std::span<const int32_t> ids, float penalty) {
+namespace {
+
+// The penalty steps over a caller's scratch vector (the Sampler's, so no allocation per token).
+void repetition_penalty(std::span<float> logits, std::span<const int32_t> ids, float penalty, std::vector<int32_t>& u) {
   if (penalty == 1.0f || ids.empty()) return;
   // Distinct ids, each penalized once: a sorted copy is cheaper than a vocab-sized mask.
-  std::vector<int32_t> u(ids.begin(), ids.end());
+  if (u.capacity() < ids.size()) u.reserve(2 * ids.size());  // geometric: history grows a token a step
+  u.assign(ids.begin(), ids.end());
   std::sort(u.begin(), u.end());
   u.erase(std::unique(u.begin(), u.end()), u.end());
   const int64_t v = static_cast<int64_t>(logits.size());
@@ -158,10 +162,11 @@ void apply_repetition_penalty(std::span<float> logits, std::span<const int32_t> 
   }
 }
 
-void apply_frequency_presence(std::span<float> logits, std::span<const int32_t> generated, float frequency_penalty,
-                              float presence_penalty) {
+void frequency_presence(std::span<float> logits, std::span<const int32_t> generated, float frequency_penalty,
+                        float presence_penalty, std::vector<int32_t>& u) {
   if ((frequency_penalty == 0.0f && presence_penalty == 0.0f) || generated.empty()) return;
-  std::vector<int32_t> u(generated.begin(), generated.end());
+  if (u.capacity() < generated.size()) u.reserve(2 * generated.size());
+  u.assign(generated.begin(), generated.end());
   std::sort(u.begin(), u.end());
   const int64_t v = static_cast<int64_t>(logits.size());
   for (size_t i = 0; i < u.size();) {
@@ -176,11 +181,30 @@ void apply_frequency_presence(std::span<float> logits, std::span<const int32_t> 
   }
 }
 
+void penalties(std::span<float> logits, std::span<const int32_t> history, size_t n_generated, const SamplingParams& p,
+               std::vector<int32_t>& scratch) {
+  repetition_penalty(logits, history, p.repetition_penalty, scratch);
+  const size_t n = std::min(n_generated, history.size());
+  frequency_presence(logits, history.subspan(history.size() - n), p.frequency_penalty, p.presence_penalty, scratch);
+}
+
+}  // namespace
+
+void apply_repetition_penalty(std::span<float> logits, std::span<const int32_t> ids, float penalty) {
+  std::vector<int32_t> u;
+  repetition_penalty(logits, ids, penalty, u);
+}
+
+void apply_frequency_presence(std::span<float> logits, std::span<const int32_t> generated, float frequency_penalty,
+                              float presence_penalty) {
+  std::vector<int32_t> u;
+  frequency_presence(logits, generated, frequency_penalty, presence_penalty, u);
+}
+
 void apply_penalties(std::span<float> logits, std::span<const int32_t> history, size_t n_generated,
                      const SamplingParams& p) {
-  apply_repetition_penalty(logits, history, p.repetition_penalty);
-  const size_t n = std::min(n_generated, history.size());
-  apply_frequency_presence(logits, history.subspan(history.size() - n), p.frequency_penalty, p.presence_penalty);
+  std::vector<int32_t> u;
+  penalties(logits, history, n_generated, p, u);
 }
 
 void apply_temperature(std::span<float> logits, float temperature) {
@@ -250,8 +274,13 @@ Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.se
 
 int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> history, size_t n_generated) {
   if (logits.empty()) return 0;
-  apply_penalties(logits, history, n_generated, params_);
+  penalties(logits, history, n_generated, params_, ids_);
   if (params_.greedy()) return argmax(logits);
+  if (cand_.capacity() < logits.size()) {  // once: the candidate lists never grow after this
+    cand_.reserve(logits.size());
+    tmp_.reserve(logits.size());
+    heap_.reserve(logits.size());
+  }
 
   apply_temperature(logits, params_.temperature);
   select_top_k(logits, params_.top_k, cand_, heap_);

@@ -37,6 +37,8 @@ class Sampler {
   // history = prompt ids followed by generated ids; the last n_generated of them were generated.
   int32_t sample(std::span<float> logits, std::span<const int32_t> history, size_t n_generated);
   const SamplingParams& params() const { return params_; }
+  // Room for a history of n ids, so that sampling never allocates while a sequence grows to n.
+  void reserve(size_t n) { ids_.reserve(n); }
 
  private:
   SamplingParams params_;
@@ -44,6 +46,7 @@ class Sampler {
   // Scratch reused across calls so a 152k vocabulary costs no allocation per token.
   std::vector<SamplerCandidate> cand_, tmp_;
   std::vector<float> heap_;
+  std::vector<int32_t> ids_;
 };
 
 // The steps of Sampler::sample, one function each, over a whole row (removed tokens become

@@ -182,12 +182,14 @@ ag::Var DecoderModel::layer_forward(const ag::Var& x_in, int64_t l, const Batch&
 }
 
 ag::Var DecoderModel::forward_var(const Batch& batch, KVCache& cache) {
-  check(lm_head_.defined(), "this checkpoint is a sequence classifier (reward model): it has scores, not logits");
+  if (!lm_head_.defined()) [[unlikely]]
+    throw Error("this checkpoint is a sequence classifier (reward model): it has scores, not logits");
   return ag::linear(trunk(batch, cache), lm_head_);
 }
 
 ag::Var DecoderModel::forward_scores(const Batch& batch, KVCache& cache) {
-  check(score_.defined(), "this model has no score head (not a reward model)");
+  if (!score_.defined()) [[unlikely]]
+    throw Error("this model has no score head (not a reward model)");
   return ag::linear(trunk(batch, cache), score_);
 }
 

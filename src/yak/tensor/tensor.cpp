@@ -63,8 +63,10 @@ int64_t Tensor::row_stride() const {
 }
 
 Tensor Tensor::reshape(Shape shape) const {
-  check(shape_numel(shape) == numel(), "cannot reshape " + shape_str(shape_) + " to " + shape_str(shape));
-  check(is_contiguous(), "cannot reshape a strided view " + shape_str(shape_) + " (make it contiguous first)");
+  if (!(shape_numel(shape) == numel())) [[unlikely]]
+    throw Error("cannot reshape " + shape_str(shape_) + " to " + shape_str(shape));
+  if (!(is_contiguous())) [[unlikely]]
+    throw Error("cannot reshape a strided view " + shape_str(shape_) + " (make it contiguous first)");
   Tensor t = *this;
   t.shape_ = shape;
   t.stride0_ = 0;
@@ -72,8 +74,8 @@ Tensor Tensor::reshape(Shape shape) const {
 }
 
 Tensor Tensor::slice_rows(int64_t begin, int64_t end) const {
-  check(ndim() >= 1 && begin >= 0 && begin <= end && end <= shape_[0],
-        "row slice out of range for " + shape_str(shape_));
+  if (!(ndim() >= 1 && begin >= 0 && begin <= end && end <= shape_[0])) [[unlikely]]
+    throw Error("row slice out of range for " + shape_str(shape_));
   Tensor t = *this;
   t.shape_[0] = end - begin;
   t.offset_ = offset_ + dtype_bytes(dtype_, begin * row_stride());
@@ -81,9 +83,10 @@ Tensor Tensor::slice_rows(int64_t begin, int64_t end) const {
 }
 
 Tensor Tensor::slice_cols(int64_t begin, int64_t end) const {
-  check(ndim() == 2 && begin >= 0 && begin <= end && end <= shape_[1],
-        "column slice out of range for " + shape_str(shape_));
-  check(dtype_info(dtype_).block == 1, "column slices of block formats are not supported");
+  if (!(ndim() == 2 && begin >= 0 && begin <= end && end <= shape_[1])) [[unlikely]]
+    throw Error("column slice out of range for " + shape_str(shape_));
+  if (!(dtype_info(dtype_).block == 1)) [[unlikely]]
+    throw Error("column slices of block formats are not supported");
   Tensor t = *this;
   t.stride0_ = row_stride();
   t.shape_[1] = end - begin;
@@ -92,9 +95,9 @@ Tensor Tensor::slice_cols(int64_t begin, int64_t end) const {
 }
 
 void Tensor::copy_from(const Tensor& src) {
-  check(src.shape_ == shape_ && src.dtype_ == dtype_, "copy: shapes or dtypes differ (" + shape_str(src.shape_) + " " +
-                                                          dtype_name(src.dtype_) + " into " + shape_str(shape_) + " " +
-                                                          dtype_name(dtype_) + ")");
+  if (!(src.shape_ == shape_ && src.dtype_ == dtype_)) [[unlikely]]
+    throw Error("copy: shapes or dtypes differ (" + shape_str(src.shape_) + " " + dtype_name(src.dtype_) + " into " +
+                shape_str(shape_) + " " + dtype_name(dtype_) + ")");
   if (!nbytes()) return;
   const Device dd = device(), sd = src.device();
   Allocator& a = allocator_for(dd.is_host() ? sd : dd);

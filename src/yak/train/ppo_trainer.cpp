@@ -532,7 +532,7 @@ PpoResult train_ppo(model::DecoderModel& actor, model::DecoderModel* reference, 
         r.prompt_len = static_cast<int64_t>(r.ids.size());
         r.ids.insert(r.ids.end(), gen[i].tokens.begin(), gen[i].tokens.end());
         if (gen[i].eos_token >= 0) r.ids.push_back(gen[i].eos_token);
-        r.truncated = gen[i].finish_reason == "length";
+        r.truncated = gen[i].finish_reason == infer::FinishReason::Length;
         r.response = gen[i].text;
         q.push_back({prompts[r.prompt].text, r.response, prompts[r.prompt].label});
       }

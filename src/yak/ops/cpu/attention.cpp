@@ -72,12 +72,6 @@ int64_t first_visible(int64_t pos, int64_t window) {
   return window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
 }
 
-// Per-thread scratch that grows once and is then reused (no allocation in steady state).
-float* scratch(std::vector<float>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-  return v.data();
-}
-
 }  // namespace
 
 void CpuBackend::kv_write(const Tensor& k, const Tensor& v, const AttentionArgs& a, KvPages& cache) {
@@ -119,9 +113,16 @@ void CpuBackend::attention(const Tensor& q, const KvPages& cache, const Attentio
   item_start.assign(1, 0);
   for (auto& r : runs) item_start.push_back(item_start.back() + KV * ((r.n + kQueryBlock - 1) / kQueryBlock));
   const int64_t items = item_start.back();
-  parallel_for(items, 1, [&](int64_t i0, int64_t i1) {
-    thread_local std::vector<float> sq, sacc, sm, sl, ss;
-    thread_local std::vector<int> slo, shi;
+  const int64_t max_rows = kQueryBlock * group;
+  const size_t floats = static_cast<size_t>(max_rows * (2 * hd + 2 + P)), ints = static_cast<size_t>(2 * max_rows);
+  parallel_for_scratch(items, 1, floats * 4 + ints * 4, [&](int64_t i0, int64_t i1, void* scratch) {
+    float* qs = static_cast<float*>(scratch);  // rows ordered (query, head within the group)
+    float* acc = qs + max_rows * hd;
+    float* mx = acc + max_rows * hd;
+    float* l = mx + max_rows;
+    float* S = l + max_rows;
+    int* slo = reinterpret_cast<int*>(S + max_rows * P);
+    int* shi = slo + max_rows;
     for (int64_t it = i0; it < i1; ++it) {
       const size_t ri = std::upper_bound(item_start.begin(), item_start.end(), it) - item_start.begin() - 1;
       const Run& run = runs[ri];
@@ -130,13 +131,6 @@ void CpuBackend::attention(const Tensor& q, const KvPages& cache, const Attentio
       const int64_t g = local / blocks, b = local % blocks;
       const int64_t t0 = run.row + b * kQueryBlock, nq = std::min(kQueryBlock, run.row + run.n - t0);
       const int rows = static_cast<int>(nq * group);
-      // rows ordered (query, head within the group)
-      float* qs = scratch(sq, static_cast<size_t>(rows * hd));
-      float* acc = scratch(sacc, static_cast<size_t>(rows * hd));
-      float* mx = scratch(sm, static_cast<size_t>(rows));
-      float* l = scratch(sl, static_cast<size_t>(rows));
-      float* S = scratch(ss, static_cast<size_t>(rows * P));
-      if (slo.size() < static_cast<size_t>(rows)) slo.resize(rows), shi.resize(rows);
       for (int64_t i = 0; i < nq; ++i)
         for (int64_t h = 0; h < group; ++h)
           kt.scale(qp + (t0 + i) * ldq + (g * group + h) * hd, a.scale, qs + (i * group + h) * hd, hd);
@@ -154,9 +148,8 @@ void CpuBackend::attention(const Tensor& q, const KvPages& cache, const Attentio
           for (int64_t h = 0; h < group; ++h) slo[i * group + h] = lo, shi[i * group + h] = hi;
         }
         const int64_t at = m.page_start(run.slot, start, g);
-        AttnTile tile{
-            qs, hd,  rows, Kb + at * m.elem, Vb + at * m.elem, hd, n, slo.data(), shi.data(), static_cast<int>(hd), mx,
-            l,  acc, S};
+        AttnTile tile{qs, hd,  rows, Kb + at * m.elem, Vb + at * m.elem, hd, n, slo, shi, static_cast<int>(hd), mx,
+                      l,  acc, S};
         tile_fn(tile);
       }
       for (int64_t i = 0; i < nq; ++i)
@@ -172,13 +165,14 @@ void CpuBackend::attention(const Tensor& q, const KvPages& cache, const Attentio
 
 void CpuBackend::attention_backward(const Tensor& dout, const Tensor& q, const Tensor& out, const Tensor& lse,
                                     const KvPages& cache, const AttentionArgs& a, Tensor* dq, Tensor* dk, Tensor* dv) {
-  check(cache.k.dtype() == DType::F32, "attention backward: the KV cache must be f32 while training");
+  if (!(cache.k.dtype() == DType::F32)) [[unlikely]]
+    throw Error("attention backward: the KV cache must be f32 while training");
   std::vector<Run> runs;
   find_runs(a, runs);
   for (size_t i = 0; i < runs.size(); ++i)
     for (size_t j = i + 1; j < runs.size(); ++j)
-      check(runs[i].slot != runs[j].slot,
-            "attention backward: the rows of a sequence slot must be consecutive with consecutive positions");
+      if (!(runs[i].slot != runs[j].slot)) [[unlikely]]
+        throw Error("attention backward: the rows of a sequence slot must be consecutive with consecutive positions");
   const int64_t T = static_cast<int64_t>(a.pos.size());
   const int64_t H = a.heads, KV = a.kv_heads, hd = a.head_dim, group = H / KV, P = cache.page_size;
   const CacheMap m = map_of(cache, a);

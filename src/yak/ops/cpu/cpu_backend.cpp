@@ -64,7 +64,8 @@ bool CpuBackend::supports(Op op, DType dtype) const {
 void CpuBackend::embedding(const Tensor& E, std::span<const int32_t> ids, Tensor& out) {
   const int64_t D = E.dim(1);
   const CpuTypeTraits* tr = cpu_traits(E.dtype());
-  check(tr != nullptr, std::string("embedding: dtype ") + dtype_name(E.dtype()) + " is not supported on the CPU");
+  if (!(tr != nullptr)) [[unlikely]]
+    throw Error(std::string("embedding: dtype ") + dtype_name(E.dtype()) + " is not supported on the CPU");
   const auto* base = static_cast<const uint8_t*>(E.raw());
   const size_t row = dtype_bytes(E.dtype(), E.row_stride());
   Rows o = rows_of(out);
@@ -351,8 +352,9 @@ void CpuBackend::fill(Tensor& t, float value) {
 void CpuBackend::convert(const Tensor& src, Tensor& dst) {
   const CpuTypeTraits* from = cpu_traits(src.dtype());
   const CpuTypeTraits* to = cpu_traits(dst.dtype());
-  check(from && to && to->from_f32,
-        std::string("convert: ") + dtype_name(src.dtype()) + " to " + dtype_name(dst.dtype()) + " is not supported");
+  if (!(from && to && to->from_f32)) [[unlikely]]
+    throw Error(std::string("convert: ") + dtype_name(src.dtype()) + " to " + dtype_name(dst.dtype()) +
+                " is not supported");
   const int64_t rows = src.ndim() ? src.dim(0) : 1, n = src.ndim() ? src.row_size() : 1;
   const auto* s = static_cast<const uint8_t*>(src.raw());
   auto* d = static_cast<uint8_t*>(dst.raw());

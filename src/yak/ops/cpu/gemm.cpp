@@ -94,8 +94,8 @@ void CpuBackend::linear_backward(const Tensor& dy, const Tensor& x, const Tensor
     }
   }
   if (dW) {
-    check(W.dtype() == DType::F32 && dW->dtype() == DType::F32,
-          "linear: a trained weight must be f32 (master weights)");
+    if (!(W.dtype() == DType::F32 && dW->dtype() == DType::F32)) [[unlikely]]
+      throw Error("linear: a trained weight must be f32 (master weights)");
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, d, ldd, x.data<float>(), x.row_stride(), 1.0f,
                 dW->data<float>(), dW->row_stride());
   }

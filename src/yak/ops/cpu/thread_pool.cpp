@@ -5,17 +5,42 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "yak/base/error.h"
+
 namespace yak::ops::cpu {
 namespace {
 
+// A block of per-thread scratch that only grows.
+struct Scratch {
+  void* p = nullptr;
+  size_t bytes = 0;
+  void ensure(size_t n) {
+    if (n <= bytes) return;
+    std::free(p);
+    bytes = (n + 63) / 64 * 64;
+    p = std::aligned_alloc(64, bytes);
+    if (!p) throw Error("out of memory allocating " + std::to_string(n) + " bytes of kernel scratch");
+  }
+  ~Scratch() { std::free(p); }
+};
+
+// The calling thread's own scratch (any thread may call parallel_for).
+Scratch& caller_scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+using ScratchFn = FunctionRef<void(int64_t, int64_t, void*)>;
+
 class Pool {
  public:
-  explicit Pool(int n) : n_(n) {
+  explicit Pool(int n) : n_(n), scratch_(static_cast<size_t>(n)) {
     for (int i = 1; i < n_; ++i) workers_.emplace_back([this, i] { loop(i); });
   }
   ~Pool() {
@@ -28,14 +53,20 @@ class Pool {
   }
   int size() const { return n_; }
 
-  void run(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> fn) {
+  void run(int64_t n, int64_t grain, size_t scratch_bytes, ScratchFn fn) {
     thread_local bool inside = false;
     int64_t chunks = std::min<int64_t>(n_, (n + grain - 1) / std::max<int64_t>(grain, 1));
     if (chunks <= 1 || inside) {
-      fn(0, n);
+      Scratch& s = caller_scratch();
+      s.ensure(scratch_bytes);
+      fn(0, n, s.p);
       return;
     }
     std::unique_lock<std::mutex> call_lock(call_mu_);
+    // Every thread's scratch is grown here, on the calling thread, before any work starts:
+    // which worker takes which chunk varies from call to call, the sizes never do.
+    caller_scratch().ensure(scratch_bytes);
+    for (int i = 1; i < n_; ++i) scratch_[static_cast<size_t>(i)].ensure(scratch_bytes);
     {
       std::lock_guard<std::mutex> lk(mu_);
       fn_ = &fn;
@@ -47,9 +78,9 @@ class Pool {
     }
     cv_.notify_all();
     inside = true;
-    run_chunk(0);
+    run_chunk(0, caller_scratch().p);
     // Help with remaining chunks instead of idling.
-    for (int64_t c; (c = next_.fetch_add(1)) < chunks_;) run_chunk_counted(c);
+    for (int64_t c; (c = next_.fetch_add(1)) < chunks_;) run_chunk_counted(c, caller_scratch().p);
     inside = false;
     std::unique_lock<std::mutex> lk(mu_);
     done_cv_.wait(lk, [this] { return pending_ == 0; });
@@ -57,35 +88,38 @@ class Pool {
   }
 
  private:
-  void run_chunk(int64_t c) {
+  void run_chunk(int64_t c, void* scratch) {
     int64_t b = total_ * c / chunks_, e = total_ * (c + 1) / chunks_;
-    if (b < e) (*fn_)(b, e);
+    if (b < e) (*fn_)(b, e, scratch);
   }
-  void run_chunk_counted(int64_t c) {
-    run_chunk(c);
+  void run_chunk_counted(int64_t c, void* scratch) {
+    run_chunk(c, scratch);
     std::lock_guard<std::mutex> lk(mu_);
     if (--pending_ == 0) done_cv_.notify_one();
   }
-  void loop(int) {
+  void loop(int index) {
     uint64_t seen = 0;
+    void* scratch = nullptr;
     for (;;) {
       {
         std::unique_lock<std::mutex> lk(mu_);
         cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
         if (stop_) return;
         seen = generation_;
+        scratch = scratch_[static_cast<size_t>(index)].p;
       }
-      for (int64_t c; (c = next_.fetch_add(1)) < chunks_;) run_chunk_counted(c);
+      for (int64_t c; (c = next_.fetch_add(1)) < chunks_;) run_chunk_counted(c, scratch);
     }
   }
 
   int n_;
+  std::vector<Scratch> scratch_;  // [0] unused: the caller brings its own
   std::vector<std::thread> workers_;
   std::mutex mu_, call_mu_;
   std::condition_variable cv_, done_cv_;
   bool stop_ = false;
   uint64_t generation_ = 0;
-  const FunctionRef<void(int64_t, int64_t)>* fn_ = nullptr;
+  const ScratchFn* fn_ = nullptr;
   int64_t total_ = 0, chunks_ = 0;
   std::atomic<int64_t> next_{0};
   int pending_ = 0;
@@ -121,7 +155,14 @@ int num_threads() {
 
 void parallel_for(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> fn) {
   if (n <= 0) return;
-  pool().run(n, grain, fn);
+  auto plain = [&](int64_t b, int64_t e, void*) { fn(b, e); };
+  pool().run(n, grain, 0, plain);
+}
+
+void parallel_for_scratch(int64_t n, int64_t grain, size_t scratch_bytes,
+                          FunctionRef<void(int64_t, int64_t, void*)> fn) {
+  if (n <= 0) return;
+  pool().run(n, grain, scratch_bytes, fn);
 }
 
 }  // namespace yak::ops::cpu
