@@ -15,6 +15,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct ChatFlags {
+  std::string cache_type = "f32";
   std::string model, tokenizer, chat_template = "auto", system, lora;
   bool has_system = false, no_think = false, verbose = false;
   int threads = 0;
@@ -29,6 +30,7 @@ void run_chat(ChatFlags& f) {
   auto tokenizer = load_model_tokenizer(f.model, f.tokenizer);
   if (!tokenizer) throw Error(f.model + ": no tokenizer found; chat needs one (or --tokenizer PATH)");
   infer::Engine engine(*model, tokenizer.get());
+  engine.cache_type = parse_cache_type(f.cache_type);
   std::optional<tok::ChatTemplate> picked;
   if (f.chat_template == "auto") {
     picked = tok::ChatTemplate::from_config(load_tokenizer_config(f.model), io::arch_name(model->config().arch));
@@ -100,6 +102,7 @@ void register_chat(CLI::App& app) {
   sub->add_option("-n,--max-new-tokens", f->max_new_tokens, "Most tokens per answer");
   sub->add_option("-c,--context", f->context, "Context length (KV cache) in tokens");
   sub->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
+  sub->add_option("--cache-type", f->cache_type, "KV cache element type: f32 (default), f16, bf16");
   sub->add_flag("-v,--verbose", f->verbose, "Print speed after each answer");
   f->sampling.add(*sub);
   sub->callback([f] { run_chat(*f); });

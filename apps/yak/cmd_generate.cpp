@@ -14,6 +14,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct GenerateFlags {
+  std::string cache_type = "f32";
   std::string model, tokenizer, file, chat_template, system, lora;
   std::vector<std::string> prompts, prompt_ids, stop;
   int64_t max_new_tokens = -1;
@@ -35,6 +36,7 @@ void run_generate(const GenerateFlags& f) {
   const auto& cfg = model->config();
   auto defaults = io::GenerationDefaults::load(f.model);
   infer::Engine engine(*model, tokenizer.get());
+  engine.cache_type = parse_cache_type(f.cache_type);
 
   std::vector<std::string> texts = f.prompts;
   if (!f.file.empty()) texts.push_back(read_input(f.file));
@@ -118,6 +120,7 @@ void register_generate(CLI::App& app) {
   sub->add_option("-n,--max-new-tokens", f->max_new_tokens, "Tokens to generate (default: generation_config or 256)");
   sub->add_option("--stop", f->stop, "Stop string (repeatable)");
   sub->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
+  sub->add_option("--cache-type", f->cache_type, "KV cache element type: f32 (default), f16, bf16");
   sub->add_option("--tokenizer", f->tokenizer, "Tokenizer file or folder (default: the model folder)");
   sub->add_option("--lora", f->lora, "Apply a PEFT LoRA adapter folder");
   sub->add_option("--chat-template", f->chat_template,

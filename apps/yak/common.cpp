@@ -10,6 +10,13 @@
 namespace yak::cli {
 namespace fs = std::filesystem;
 
+DType parse_cache_type(const std::string& name) {
+  auto t = dtype_from_name(name);
+  if (!t || (*t != DType::F32 && *t != DType::F16 && *t != DType::BF16))
+    throw Error("--cache-type: unknown type '" + name + "' (expected f32, f16 or bf16)");
+  return *t;
+}
+
 void SamplingFlags::add(CLI::App& app) {
   app.add_option("--temp,--temperature", temperature, "Sampling temperature; 0 = greedy");
   app.add_option("--top-k", top_k, "Keep the k most likely tokens (0 = off)");

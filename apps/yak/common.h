@@ -32,6 +32,9 @@ std::unique_ptr<tok::Tokenizer> load_model_tokenizer(const std::string& model_di
 // chat_template.jinja (where transformers 5 saves it) when the JSON has none.
 Json load_tokenizer_config(const std::string& model_dir);
 
+// --cache-type: f32, f16 or bf16 (throws yak::Error otherwise).
+DType parse_cache_type(const std::string& name);
+
 // Reads a file or "-" for stdin.
 std::string read_input(const std::string& path);
 std::vector<int32_t> parse_ids(const std::string& text);

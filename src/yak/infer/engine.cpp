@@ -153,7 +153,7 @@ std::vector<GenerateResult> Engine::run(std::vector<Seq>& seqs, model::KVCache& 
         }
       }
       if (batch.logits_for.empty()) batch.logits_for.push_back(0), owner.push_back(SIZE_MAX);
-      Tensor logits = model_.forward(batch, cache);
+      Tensor logits = model_.forward(batch, cache).to(cpu_device());
       stats_.prefill_tokens += static_cast<int64_t>(e - b);
       for (size_t r = 0; r < owner.size(); ++r) {
         if (owner[r] == SIZE_MAX) continue;
@@ -192,7 +192,7 @@ std::vector<GenerateResult> Engine::run(std::vector<Seq>& seqs, model::KVCache& 
       owner.push_back(i);
     }
     if (owner.empty()) break;
-    Tensor logits = model_.forward(batch, cache);
+    Tensor logits = model_.forward(batch, cache).to(cpu_device());
     stats_.decode_tokens += static_cast<int64_t>(owner.size());
     for (size_t r = 0; r < owner.size(); ++r) {
       Seq& s = seqs[owner[r]];
@@ -223,7 +223,7 @@ std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>&
   if (capacity > model_.config().max_position_embeddings && model_.config().rope.type != io::RopeType::Dynamic)
     log::warn("generating " + std::to_string(capacity) + " positions, past the model's max_position_embeddings (" +
               std::to_string(model_.config().max_position_embeddings) + ")");
-  model::KVCache cache(model_.config(), static_cast<int64_t>(requests.size()), capacity);
+  model::KVCache cache = make_cache(static_cast<int64_t>(requests.size()), capacity);
   std::vector<Seq> seqs(requests.size());
   for (size_t i = 0; i < requests.size(); ++i) {
     seqs[i].index = i;
@@ -234,7 +234,11 @@ std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>&
   return run(seqs, cache, on_text);
 }
 
-Session::Session(Engine& engine, int64_t capacity) : engine_(engine), cache_(engine.model().config(), 1, capacity) {}
+model::KVCache Engine::make_cache(int64_t slots, int64_t capacity) const {
+  return model::KVCache(model_.config(), slots, capacity, cache_type, model_.device());
+}
+
+Session::Session(Engine& engine, int64_t capacity) : engine_(engine), cache_(engine.make_cache(1, capacity)) {}
 
 GenerateResult Session::generate(const GenerateRequest& request, const TextCallback& on_text) {
   std::vector<Engine::Seq> seqs(1);

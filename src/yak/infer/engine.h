@@ -63,6 +63,11 @@ class Engine {
   const tok::Tokenizer* tokenizer() const { return tok_; }
   // Tokens of prefill per forward call (bounds activation memory on long prompts).
   int64_t prefill_chunk = 512;
+  // Element type of the KV cache (f32, f16 or bf16; --cache-type). f32 keeps transformers'
+  // logits; 16-bit halves the cache's memory and reads.
+  DType cache_type = DType::F32;
+  // A KV cache for `slots` sequences of `capacity` positions, of cache_type on the model's device.
+  model::KVCache make_cache(int64_t slots, int64_t capacity) const;
 
  private:
   friend class Session;

@@ -108,10 +108,36 @@ std::vector<std::pair<std::string, size_t>> DecoderModel::weight_bytes_by_dtype(
   return {m.begin(), m.end()};
 }
 
+void DecoderModel::to(Device device) {
+  if (device == this->device()) return;
+  auto move = [&](ag::Var& v) {
+    if (v.defined()) v = ag::Var(v.value().to(device), v.requires_grad());
+  };
+  const bool tied = lm_head_.id() == embed_.id();
+  move(embed_);
+  if (tied)
+    lm_head_ = embed_;
+  else
+    move(lm_head_);
+  move(score_);
+  move(final_norm_);
+  for (auto& w : layers_) {
+    for (ag::Var* v : {&w.attn_norm, &w.q, &w.k, &w.v, &w.o, &w.q_bias, &w.k_bias, &w.v_bias, &w.q_norm, &w.k_norm,
+                       &w.mlp_norm, &w.gate, &w.up, &w.down})
+      move(*v);
+    for (auto& a : w.lora) {
+      move(a.A);
+      move(a.B);
+    }
+  }
+}
+
 void DecoderModel::make_trainable() {
   auto train = [](ag::Var& v) {
-    if (v.defined() && !v.requires_grad())
-      v = ag::Var(v.value().dtype() == DType::F32 ? v.value().clone() : v.value().to_f32(), true);
+    if (!v.defined() || v.requires_grad()) return;
+    Tensor master = Tensor::empty(v.value().shape(), DType::F32, v.device());
+    ops::convert(v.value(), master);
+    v = ag::Var(master, true);
   };
   const bool tied = lm_head_.id() == embed_.id();
   train(embed_);

@@ -52,6 +52,11 @@ class DecoderModel {
   // dtype name -> bytes of weights, for `yak info`
   std::vector<std::pair<std::string, size_t>> weight_bytes_by_dtype() const;
   DType weight_dtype() const { return layers_.at(0).q.value().dtype(); }
+  // Where the weights live; activations and caches of its forwards go there too.
+  Device device() const { return embed_.device(); }
+  // Moves every weight (and adapter) to `device` (a copy; mapped host weights stay mapped until
+  // nothing refers to them). Trainable weights stay trainable.
+  void to(Device device);
 
   // Logits [batch.logits_for.size(), vocab] f32.
   Tensor forward(const Batch& batch, KVCache& cache) { return forward_var(batch, cache).value(); }

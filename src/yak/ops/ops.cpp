@@ -82,6 +82,10 @@ void linear(const Tensor& x, const Tensor& W, const Tensor* b, Tensor& y) {
 
 void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& W, Tensor* dx, Tensor* dW, Tensor* db) {
   const char* op = "linear_backward";
+  want_2d(op, x, "input");
+  want_2d(op, W, "weight");
+  if (W.dim(1) != x.dim(1)) [[unlikely]]
+    fail(op, "input has " + std::to_string(x.dim(1)) + " features but the weight expects " + std::to_string(W.dim(1)));
   want_shape(op, dy, {x.dim(0), W.dim(0)}, "output gradient");
   if (dx) want_shape(op, *dx, x.shape(), "input gradient");
   if (dW) want_shape(op, *dW, W.shape(), "weight gradient");
@@ -119,6 +123,8 @@ void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) {
 
 void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, float eps, Tensor* dx, Tensor* dw) {
   const char* op = "rms_norm_backward";
+  if (w.numel() == 0 || x.row_size() % w.numel() != 0) [[unlikely]]
+    fail(op, "rows of " + std::to_string(x.row_size()) + " are not groups of " + std::to_string(w.numel()));
   want_shape(op, dy, x.shape(), "output gradient");
   if (dx) want_shape(op, *dx, x.shape(), "input gradient");
   if (dw) want_shape(op, *dw, w.shape(), "weight gradient");
@@ -132,14 +138,19 @@ void rope(const Tensor& x, const Tensor& cs, int64_t head_dim, Tensor& out) {
   if (head_dim <= 0 || head_dim % 2 || x.dim(1) % head_dim) [[unlikely]]
     fail(op, "rows of " + std::to_string(x.dim(1)) + " are not heads of an even head_dim " + std::to_string(head_dim));
   want_shape(op, cs, {x.dim(0), head_dim}, "cos/sin table");
+  want_contiguous(op, cs, "cos/sin table");
   want_shape(op, out, x.shape(), "output");
   on(op, {&x, &cs, &out}).rope(x, cs, head_dim, out);
 }
 
 void rope_backward(const Tensor& dy, const Tensor& cs, int64_t head_dim, Tensor& dx) {
   const char* op = "rope_backward";
+  want_2d(op, dy, "output gradient");
+  if (head_dim <= 0 || head_dim % 2 || dy.dim(1) % head_dim) [[unlikely]]
+    fail(op, "rows of " + std::to_string(dy.dim(1)) + " are not heads of an even head_dim " + std::to_string(head_dim));
   want_shape(op, dx, dy.shape(), "input gradient");
   want_shape(op, cs, {dy.dim(0), head_dim}, "cos/sin table");
+  want_contiguous(op, cs, "cos/sin table");
   on(op, {&dy, &cs, &dx}).rope_backward(dy, cs, head_dim, dx);
 }
 
@@ -169,8 +180,19 @@ void check_attention(const char* op, const KvPages& c, const AttentionArgs& a, i
       c.k.dim(3) != a.head_dim || !(c.v.shape() == c.k.shape()) || c.v.dtype() != c.k.dtype()) [[unlikely]]
     fail(op, "the KV cache pages " + shape_str(c.k.shape()) + " do not fit kv_heads " + std::to_string(a.kv_heads) +
                  ", head_dim " + std::to_string(a.head_dim) + ", page " + std::to_string(c.page_size));
+  if (c.k.dtype() != DType::F32 && c.k.dtype() != DType::BF16 && c.k.dtype() != DType::F16) [[unlikely]]
+    fail(op, std::string("KV cache dtype ") + dtype_name(c.k.dtype()) + " is not supported (f32, bf16, f16)");
   if (c.page_table.dtype() != DType::I32 || c.page_table.ndim() != 2) [[unlikely]]
     fail(op, "the page table must be i32 [slots, pages]");
+  if (c.page_table.device() != c.k.device()) [[unlikely]]
+    fail(op, "the page table and the cache are on different devices");
+  if (c.page_table.is_host()) {  // every entry names an existing page
+    const int32_t* pt = c.page_table.data<int32_t>();
+    for (int64_t i = 0; i < c.page_table.numel(); ++i)
+      if (pt[i] < 0 || pt[i] >= c.k.dim(0)) [[unlikely]]
+        fail(op, "page table entry " + std::to_string(pt[i]) + " is outside the " + std::to_string(c.k.dim(0)) +
+                     " pages of the cache");
+  }
   const int64_t slots = c.page_table.dim(0), cap = c.page_table.dim(1) * c.page_size;
   for (size_t t = 0; t < a.pos.size(); ++t)
     if (a.slot[t] < 0 || a.slot[t] >= slots || a.pos[t] < 0 || a.pos[t] >= cap) [[unlikely]]
@@ -186,7 +208,7 @@ void kv_write(const Tensor& k, const Tensor& v, const AttentionArgs& a, KvPages&
   want_f32(op, k, "keys");
   want_shape(op, k, {k.dim(0), a.kv_heads * a.head_dim}, "keys");
   want_shape(op, v, k.shape(), "values");
-  on(op, {&k, &v, &cache.k, &cache.v}).kv_write(k, v, a, cache);
+  on(op, {&k, &v, &cache.k, &cache.v, &cache.page_table}).kv_write(k, v, a, cache);
 }
 
 void attention(const Tensor& q, const KvPages& cache, const AttentionArgs& a, Tensor& out, Tensor* lse) {
@@ -196,7 +218,7 @@ void attention(const Tensor& q, const KvPages& cache, const AttentionArgs& a, Te
   want_shape(op, q, {q.dim(0), a.heads * a.head_dim}, "queries");
   want_shape(op, out, q.shape(), "output");
   if (lse) want_shape(op, *lse, {q.dim(0), a.heads}, "log-sum-exp");
-  on(op, {&q, &cache.k, &cache.v, &out, lse}).attention(q, cache, a, out, lse);
+  on(op, {&q, &cache.k, &cache.v, &cache.page_table, &out, lse}).attention(q, cache, a, out, lse);
 }
 
 void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& out, const Tensor& lse, const KvPages& cache,
@@ -244,6 +266,11 @@ void token_logprobs_backward(const Tensor& dlp, const Tensor& logits, const Tens
                              std::span<const int32_t> targets, int32_t ignore, Tensor& dlogits) {
   const char* op = "token_logprobs_backward";
   want_numel(op, dlp, logits.dim(0), "log-prob gradient");
+  if (static_cast<int64_t>(targets.size()) != logits.dim(0)) [[unlikely]]
+    fail(op, "one target per logits row expected");
+  for (auto t : targets)
+    if (t != ignore && (t < 0 || t >= logits.dim(1))) [[unlikely]]
+      fail(op, "target " + std::to_string(t) + " is outside the vocabulary of " + std::to_string(logits.dim(1)));
   want_shape(op, dlogits, logits.shape(), "logits gradient");
   on(op, {&dlp, &logits, &lse, &dlogits}).token_logprobs_backward(dlp, logits, lse, targets, ignore, dlogits);
 }
@@ -260,6 +287,8 @@ void entropy(const Tensor& logits, Tensor& H, Tensor& lse) {
 void entropy_backward(const Tensor& dH, const Tensor& logits, const Tensor& lse, const Tensor& H, Tensor& dlogits) {
   const char* op = "entropy_backward";
   want_numel(op, dH, logits.dim(0), "entropy gradient");
+  want_numel(op, H, logits.dim(0), "entropies");
+  want_numel(op, lse, logits.dim(0), "log-sum-exp");
   want_shape(op, dlogits, logits.shape(), "logits gradient");
   on(op, {&dH, &logits, &lse, &H, &dlogits}).entropy_backward(dH, logits, lse, H, dlogits);
 }
@@ -313,6 +342,7 @@ void gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) {
              flat ? Shape{static_cast<int64_t>(rows.size())} : Shape{static_cast<int64_t>(rows.size()), x.dim(1)},
              "output");
   if (!flat) want_2d(op, x, "input");
+  want_contiguous(op, out, "output");
   on(op, {&x, &out}).gather_rows(x, rows, out);
 }
 
@@ -320,6 +350,7 @@ void scatter_add_rows(const Tensor& d, std::span<const int32_t> rows, Tensor& dx
   const char* op = "scatter_add_rows";
   want_ids(op, rows, d.dim(0), dx.dim(0), "row");
   want_numel(op, d, static_cast<int64_t>(rows.size()) * dx.row_size(), "gradient");
+  want_contiguous(op, d, "gradient");
   on(op, {&d, &dx}).scatter_add_rows(d, rows, dx);
 }
 
@@ -334,6 +365,7 @@ void dropout(const Tensor& x, float p, uint64_t seed, Tensor& out) {
   const char* op = "dropout";
   want_contiguous(op, x, "input");
   want_shape(op, out, x.shape(), "output");
+  want_contiguous(op, out, "output");
   if (!(p >= 0.0f && p < 1.0f)) [[unlikely]]
     fail(op, "probability must be in [0, 1)");
   on(op, {&x, &out}).dropout(x, p, seed, out);

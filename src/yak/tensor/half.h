@@ -1,6 +1,7 @@
 // Conversions between f32 and the 16-bit float formats (bf16: round to nearest even; f16: IEEE
 // binary16, round to nearest even). Portable scalar code; the vector kernels in ops/cpu convert
-// many at a time with the CPU's own instructions and give the same bits.
+// many at a time with the CPU's own instructions and give the same bits (except that the
+// hardware f16 conversion quiets signalling NaNs, which these keep).
 #pragma once
 #include <cstdint>
 #include <cstring>

@@ -165,13 +165,14 @@ void CpuBackend::attention(const Tensor& q, const KvPages& cache, const Attentio
 
 void CpuBackend::attention_backward(const Tensor& dout, const Tensor& q, const Tensor& out, const Tensor& lse,
                                     const KvPages& cache, const AttentionArgs& a, Tensor* dq, Tensor* dk, Tensor* dv) {
-  if (!(cache.k.dtype() == DType::F32)) [[unlikely]]
+  if (cache.k.dtype() != DType::F32) [[unlikely]]
     throw Error("attention backward: the KV cache must be f32 while training");
-  std::vector<Run> runs;
+  thread_local std::vector<Run> runs_tl;
+  std::vector<Run>& runs = runs_tl;
   find_runs(a, runs);
   for (size_t i = 0; i < runs.size(); ++i)
     for (size_t j = i + 1; j < runs.size(); ++j)
-      if (!(runs[i].slot != runs[j].slot)) [[unlikely]]
+      if (runs[i].slot == runs[j].slot) [[unlikely]]
         throw Error("attention backward: the rows of a sequence slot must be consecutive with consecutive positions");
   const int64_t T = static_cast<int64_t>(a.pos.size());
   const int64_t H = a.heads, KV = a.kv_heads, hd = a.head_dim, group = H / KV, P = cache.page_size;
@@ -183,8 +184,9 @@ void CpuBackend::attention_backward(const Tensor& dout, const Tensor& q, const T
   const float* dop = dout.data<float>();
   const float* ls = lse.data<float>();
   const int64_t ldq = q.row_stride(), ldd = dout.row_stride(), ldo = out.row_stride();
-  // D[t, h] = dout · out
-  std::vector<float> D(static_cast<size_t>(T * H));
+  // D[t, h] = dout · out (the softmax backward's row term)
+  Tensor Dt = Tensor::empty({T, H});
+  float* D = Dt.data<float>();
   {
     const float* o = out.data<float>();
     parallel_for(T, 8, [&](int64_t t0, int64_t t1) {
@@ -192,65 +194,135 @@ void CpuBackend::attention_backward(const Tensor& dout, const Tensor& q, const T
         for (int64_t h = 0; h < H; ++h) D[t * H + h] = kt.dot_f32(dop + t * ldd + h * hd, o + t * ldo + h * hd, hd);
     });
   }
-  const float scale = a.scale;
-  auto prob = [&](int64_t t, int64_t h, const float* kj) {
-    return std::exp(kt.dot_f32(qp + t * ldq + h * hd, kj, hd) * scale - ls[t * H + h]);
+  const int64_t max_rows = kQueryBlock * group;
+  // Rows (query i, head h of kv group g) of queries [t0, t0 + nq) gathered into a block.
+  auto gather = [&](const float* src, int64_t ld, int64_t t0, int64_t nq, int64_t g, float* dst) {
+    for (int64_t i = 0; i < nq; ++i)
+      for (int64_t h = 0; h < group; ++h)
+        std::memcpy(dst + (i * group + h) * hd, src + (t0 + i) * ld + (g * group + h) * hd,
+                    static_cast<size_t>(hd) * sizeof(float));
   };
-  // Pass A: key tiles written by this batch -> dk, dv.
+  // For a block of rows against keys [j0, j0 + n) of one page: Pm = softmax probabilities,
+  // dS = Pm (dP - D) scale; masked keys get 0 in both.
+  auto probs = [&](const float* qs, const float* dos, int64_t t0, int64_t nq, int64_t g, const float* kt_rows,
+                   const float* vt_rows, int64_t j0, int n, float* Pm, float* dS) {
+    const int rows = static_cast<int>(nq * group);
+    kt.abt(qs, hd, rows, kt_rows, hd, n, static_cast<int>(hd), Pm, P);
+    kt.abt(dos, hd, rows, vt_rows, hd, n, static_cast<int>(hd), dS, P);
+    for (int64_t i = 0; i < nq; ++i) {
+      const int64_t p = a.pos[t0 + i];
+      const int lo = static_cast<int>(std::clamp<int64_t>(first_visible(p, a.window) - j0, 0, n));
+      const int hi = static_cast<int>(std::clamp<int64_t>(p + 1 - j0, 0, n));
+      for (int64_t h = 0; h < group; ++h) {
+        const int64_t r = i * group + h, head = g * group + h;
+        float* pr = Pm + r * P;
+        float* dr = dS + r * P;
+        const float l = ls[(t0 + i) * H + head], d = D[(t0 + i) * H + head];
+        if (hi > lo) {
+          kt.scale(pr + lo, a.scale, pr + lo, hi - lo);
+          kt.exp_sum(pr + lo, l, pr + lo, hi - lo);
+          for (int j = lo; j < hi; ++j) dr[j] = pr[j] * (dr[j] - d) * a.scale;
+        }
+        for (int j = 0; j < lo; ++j) pr[j] = dr[j] = 0.0f;
+        for (int j = std::max(hi, lo); j < n; ++j) pr[j] = dr[j] = 0.0f;
+      }
+    }
+  };
+  const size_t block_floats = static_cast<size_t>(max_rows * (2 * hd + 2 * P));
+  // Pass A: tiles of the keys this batch wrote -> dk, dv.
   if (dk || dv) {
     float* gk = dk ? dk->data<float>() : nullptr;
     float* gv = dv ? dv->data<float>() : nullptr;
     const int64_t ldgk = dk ? dk->row_stride() : 0, ldgv = dv ? dv->row_stride() : 0;
-    std::vector<int64_t> start(1, 0);
-    for (auto& r : runs) start.push_back(start.back() + KV * ((r.n + P - 1) / P));
-    parallel_for(start.back(), 1, [&](int64_t i0, int64_t i1) {
-      for (int64_t it = i0; it < i1; ++it) {
-        const size_t ri = std::upper_bound(start.begin(), start.end(), it) - start.begin() - 1;
-        const Run& run = runs[ri];
-        const int64_t local = it - start[ri], tiles = (run.n + P - 1) / P;
-        const int64_t g = local / tiles, tb = local % tiles;
-        const int64_t j0 = run.pos0 + tb * P, j1 = std::min(run.pos0 + run.n, j0 + P);
-        for (int64_t j = j0; j < j1; ++j) {
-          const int64_t at = m.index(run.slot, j, g);
-          const float* kj = K + at;
-          const float* vj = V + at;
-          const int64_t row = run.row + (j - run.pos0);
-          float* dkj = gk ? gk + row * ldgk + g * hd : nullptr;
-          float* dvj = gv ? gv + row * ldgv + g * hd : nullptr;
-          // queries of the run that see key j: pos >= j and (window) pos <= j + window - 1
-          const int64_t last = a.window > 0 ? std::min(run.pos0 + run.n - 1, j + a.window - 1) : run.pos0 + run.n - 1;
-          for (int64_t p = j; p <= last; ++p) {
-            const int64_t t = run.row + (p - run.pos0);
-            for (int64_t h = g * group; h < (g + 1) * group; ++h) {
-              const float pij = prob(t, h, kj);
-              const float* go = dop + t * ldd + h * hd;
-              if (dvj) kt.axpy(pij, go, dvj, hd);
-              if (dkj) {
-                const float ds = pij * (kt.dot_f32(go, vj, hd) - D[t * H + h]) * scale;
-                kt.axpy(ds, qp + t * ldq + h * hd, dkj, hd);
-              }
+    struct Tile {
+      size_t run;
+      int64_t g, j0, j1;
+    };
+    thread_local std::vector<Tile> tiles_tl;
+    std::vector<Tile>& tiles = tiles_tl;
+    tiles.clear();
+    for (size_t ri = 0; ri < runs.size(); ++ri) {
+      const Run& r = runs[ri];
+      for (int64_t g = 0; g < KV; ++g)
+        for (int64_t j0 = r.pos0; j0 < r.pos0 + r.n; j0 = (j0 / P + 1) * P)
+          tiles.push_back({ri, g, j0, std::min(r.pos0 + r.n, (j0 / P + 1) * P)});
+    }
+    const size_t floats = block_floats + static_cast<size_t>(2 * P * hd);
+    parallel_for_scratch(
+        static_cast<int64_t>(tiles.size()), 1, floats * sizeof(float), [&](int64_t i0, int64_t i1, void* scratch) {
+          float* qs = static_cast<float*>(scratch);
+          float* dos = qs + max_rows * hd;
+          float* Pm = dos + max_rows * hd;
+          float* dS = Pm + max_rows * P;
+          float* tk = dS + max_rows * P;
+          float* tv = tk + P * hd;
+          for (int64_t it = i0; it < i1; ++it) {
+            const Tile& tl = tiles[static_cast<size_t>(it)];
+            const Run& run = runs[tl.run];
+            const int n = static_cast<int>(tl.j1 - tl.j0);
+            const float* krows = K + m.index(run.slot, tl.j0, tl.g);
+            const float* vrows = V + m.index(run.slot, tl.j0, tl.g);
+            std::fill(tk, tk + n * hd, 0.0f);
+            std::fill(tv, tv + n * hd, 0.0f);
+            // queries that can see a key of this tile: positions j0 .. j1 - 1 + window - 1
+            const int64_t last_pos = run.pos0 + run.n - 1;
+            const int64_t p_hi = a.window > 0 ? std::min(last_pos, tl.j1 - 1 + a.window - 1) : last_pos;
+            for (int64_t p0 = tl.j0; p0 <= p_hi; p0 += kQueryBlock) {
+              const int64_t t0 = run.row + (p0 - run.pos0), nq = std::min(kQueryBlock, p_hi - p0 + 1);
+              const int rows = static_cast<int>(nq * group);
+              gather(qp, ldq, t0, nq, tl.g, qs);
+              gather(dop, ldd, t0, nq, tl.g, dos);
+              probs(qs, dos, t0, nq, tl.g, krows, vrows, tl.j0, n, Pm, dS);
+              kt.atb_acc(Pm, P, rows, n, dos, hd, static_cast<int>(hd), tv, hd);  // dV += P^T dO
+              kt.atb_acc(dS, P, rows, n, qs, hd, static_cast<int>(hd), tk, hd);   // dK += dS^T Q
+            }
+            for (int j = 0; j < n; ++j) {
+              const int64_t row = run.row + (tl.j0 + j - run.pos0);
+              if (gk) kt.add(gk + row * ldgk + tl.g * hd, tk + j * hd, gk + row * ldgk + tl.g * hd, hd);
+              if (gv) kt.add(gv + row * ldgv + tl.g * hd, tv + j * hd, gv + row * ldgv + tl.g * hd, hd);
             }
           }
-        }
-      }
-    });
+        });
   }
-  // Pass B: queries -> dq, over every key they saw (cached ones included).
+  // Pass B: query blocks -> dq, over every key they saw (cached ones included).
   if (dq) {
     float* g = dq->data<float>();
     const int64_t ldg = dq->row_stride();
-    parallel_for(T * H, 1, [&](int64_t i0, int64_t i1) {
+    std::vector<int64_t>& item_start = [&]() -> std::vector<int64_t>& {
+      thread_local std::vector<int64_t> v;
+      return v;
+    }();
+    item_start.assign(1, 0);
+    for (auto& r : runs) item_start.push_back(item_start.back() + KV * ((r.n + kQueryBlock - 1) / kQueryBlock));
+    const size_t floats = block_floats + static_cast<size_t>(max_rows * hd);
+    parallel_for_scratch(item_start.back(), 1, floats * sizeof(float), [&](int64_t i0, int64_t i1, void* scratch) {
+      float* qs = static_cast<float*>(scratch);
+      float* dos = qs + max_rows * hd;
+      float* Pm = dos + max_rows * hd;
+      float* dS = Pm + max_rows * P;
+      float* gq = dS + max_rows * P;
       for (int64_t it = i0; it < i1; ++it) {
-        const int64_t t = it / H, h = it % H, kvh = h / group;
-        const int64_t p = a.pos[t];
-        const float* go = dop + t * ldd + h * hd;
-        float* gq = g + t * ldg + h * hd;
-        for (int64_t j = first_visible(p, a.window); j <= p; ++j) {
-          const int64_t at = m.index(a.slot[t], j, kvh);
-          const float pij = prob(t, h, K + at);
-          const float ds = pij * (kt.dot_f32(go, V + at, hd) - D[t * H + h]) * scale;
-          kt.axpy(ds, K + at, gq, hd);
+        const size_t ri = std::upper_bound(item_start.begin(), item_start.end(), it) - item_start.begin() - 1;
+        const Run& run = runs[ri];
+        const int64_t local = it - item_start[ri], blocks = (run.n + kQueryBlock - 1) / kQueryBlock;
+        const int64_t kvh = local / blocks, b = local % blocks;
+        const int64_t t0 = run.row + b * kQueryBlock, nq = std::min(kQueryBlock, run.row + run.n - t0);
+        const int rows = static_cast<int>(nq * group);
+        gather(qp, ldq, t0, nq, kvh, qs);
+        gather(dop, ldd, t0, nq, kvh, dos);
+        std::fill(gq, gq + rows * hd, 0.0f);
+        const int64_t k_lo = first_visible(a.pos[t0], a.window), k_hi = a.pos[t0 + nq - 1];
+        for (int64_t j0 = k_lo; j0 <= k_hi; j0 = (j0 / P + 1) * P) {
+          const int n = static_cast<int>(std::min((j0 / P + 1) * P, k_hi + 1) - j0);
+          const float* krows = K + m.index(run.slot, j0, kvh);
+          probs(qs, dos, t0, nq, kvh, krows, V + m.index(run.slot, j0, kvh), j0, n, Pm, dS);
+          kt.ab_acc(dS, P, rows, n, krows, hd, static_cast<int>(hd), gq, hd);  // dQ += dS K
         }
+        for (int64_t i = 0; i < nq; ++i)
+          for (int64_t h = 0; h < group; ++h) {
+            float* dst = g + (t0 + i) * ldg + (kvh * group + h) * hd;
+            kt.add(dst, gq + (i * group + h) * hd, dst, hd);
+          }
       }
     });
   }

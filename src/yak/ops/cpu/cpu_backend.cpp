@@ -432,9 +432,15 @@ double CpuBackend::sum_squares(const Tensor& x) {
 void CpuBackend::adamw(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWArgs& a) {
   const double c1 = 1.0 - std::pow(a.beta1, static_cast<double>(a.step));
   const double c2 = 1.0 - std::pow(a.beta2, static_cast<double>(a.step));
-  AdamWStep st{static_cast<float>(a.lr / c1), static_cast<float>(a.beta1),
-               static_cast<float>(a.beta2),   static_cast<float>(std::sqrt(c2)),
-               static_cast<float>(a.eps),     a.decay ? static_cast<float>(1.0 - a.lr * a.weight_decay) : 1.0f};
+  AdamWStep st;
+  st.lr_over_c1 = static_cast<float>(a.lr / c1);
+  st.b1 = static_cast<float>(a.beta1);
+  st.b2 = static_cast<float>(a.beta2);
+  st.sqrt_c2 = static_cast<float>(std::sqrt(c2));
+  st.eps = static_cast<float>(a.eps);
+  st.keep = a.decay ? static_cast<float>(1.0 - a.lr * a.weight_decay) : 1.0f;
+  st.one_minus_b1 = static_cast<float>(1.0 - a.beta1);
+  st.one_minus_b2 = static_cast<float>(1.0 - a.beta2);
   float* p = param.data<float>();
   const float* g = grad.data<float>();
   float* mp = m.data<float>();

@@ -13,6 +13,7 @@ const char* isa_name(Isa isa);
 
 struct AdamWStep {
   float lr_over_c1, b1, b2, sqrt_c2, eps, keep;  // keep = 1 - lr * weight_decay (or 1)
+  float one_minus_b1, one_minus_b2;              // computed in double, as torch does
 };
 
 // Attention over one tile of keys for a group of query rows (flash-style online softmax).
@@ -54,6 +55,9 @@ struct KernelTable {
   // each weight row read once for all M inputs (the decode path, memory bound).
   void (*gemv_f32)(const float* W, int64_t ldw, int64_t K, int64_t r0, int64_t r1, const float* x, int64_t M,
                    int64_t ldx, float* y, int64_t ldy);
+  // bf16 rows read their activations in this instruction set's pair order: prep_bf16 writes
+  // one row x[0..K) as the gemv_bf16 kernel wants it (same table for both).
+  void (*prep_bf16)(const float* x, int64_t K, float* out);
   void (*gemv_bf16)(const uint16_t* W, int64_t ldw, int64_t K, int64_t r0, int64_t r1, const float* x, int64_t M,
                     int64_t ldx, float* y, int64_t ldy);
   void (*gemv_f16)(const uint16_t* W, int64_t ldw, int64_t K, int64_t r0, int64_t r1, const float* x, int64_t M,
@@ -67,8 +71,6 @@ struct KernelTable {
   float (*max)(const float* x, int64_t n);
   // out[i] = exp(x[i] - m); returns Σ out (out may alias x)
   float (*exp_sum)(const float* x, float m, float* out, int64_t n);
-  // Σ exp(x[i] - m) * x[i]  (for entropies)
-  float (*exp_dot)(const float* x, float m, int64_t n);
   double (*sum_squares)(const float* x, int64_t n);
   // out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i]; returns the inverse rms
   float (*rms_norm)(const float* x, const float* w, float eps, int64_t n, float* out);
@@ -79,6 +81,18 @@ struct KernelTable {
   // dg[i] += d u s (1 + g (1 - s)); du[i] += d g s with s = sigmoid(g) (either may be null)
   void (*silu_mul_backward)(const float* d, const float* g, const float* u, int64_t n, float* dg, float* du);
   void (*adamw)(float* p, const float* g, float* m, float* v, int64_t n, const AdamWStep& s);
+  // Small dense blocks of the attention backward (f32, row-major with leading dimensions):
+  // S[r, j] = a_r · b_j (a: rows × hd, b: n × hd), C += A B (A: rows × n, B: n × hd) and
+  // C += A^T B (A: rows × n, B: rows × hd, C: n × hd).
+  void (*abt)(const float* a, int64_t lda, int rows, const float* b, int64_t ldb, int n, int hd, float* S, int64_t lds);
+  void (*ab_acc)(const float* A, int64_t lda, int rows, int n, const float* B, int64_t ldb, int hd, float* C,
+                 int64_t ldc);
+  void (*atb_acc)(const float* A, int64_t lda, int rows, int n, const float* B, int64_t ldb, int hd, float* C,
+                  int64_t ldc);
+  // Peak probe for benchmarks: `iters` rounds of 12 independent vector FMAs (24 * lanes flops
+  // a round); returns a value that depends on every one so none is optimised away.
+  float (*fma_probe)(int64_t iters);
+  int lanes;  // f32 lanes per vector
   // One key tile of flash attention (see AttnTile), per KvType.
   void (*attn_tile[3])(const AttnTile& t);
 };

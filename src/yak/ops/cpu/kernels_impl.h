@@ -84,11 +84,16 @@ void f32_to_f16_k(const float* s, uint16_t* d, int64_t n) {
   for (; i < n; ++i) d[i] = to_f16(s[i]);
 }
 
+// How far ahead (elements) the matrix-vector kernels prefetch a weight row: the next rows are
+// on their way while this one is summed (measured: ~90% of the read bandwidth instead of ~78%).
+constexpr int64_t kAhead = 512;
+
 template <typename L>
 float dot_t(const typename L::T* w, const float* x, int64_t n) {
   VecF a0 = VecF::zero(), a1 = a0, a2 = a0, a3 = a0;
   int64_t i = 0;
   for (; i + 4 * N <= n; i += 4 * N) {
+    prefetch(w + i + kAhead);
     a0 = fma(L::vec(w + i), VecF::load(x + i), a0);
     a1 = fma(L::vec(w + i + N), VecF::load(x + i + N), a1);
     a2 = fma(L::vec(w + i + 2 * N), VecF::load(x + i + 2 * N), a2);
@@ -106,6 +111,7 @@ void dot4_t(const typename L::T* w, const float* x, int64_t ldx, int m, int64_t 
   VecF acc[4] = {VecF::zero(), VecF::zero(), VecF::zero(), VecF::zero()};
   int64_t i = 0;
   for (; i + N <= n; i += N) {
+    if (i % (4 * N) == 0) prefetch(w + i + kAhead);
     const VecF wv = L::vec(w + i);
     for (int k = 0; k < m; ++k) acc[k] = fma(wv, VecF::load(x + k * ldx + i), acc[k]);
   }
@@ -134,6 +140,62 @@ void gemv_t(const typename L::T* W, int64_t ldw, int64_t K, int64_t r0, int64_t 
   }
 }
 
+// bf16 rows: 2N weights per load, widened by interleaving zero words, against activations that
+// prep_bf16 put in the same pair order (the tail past the last full block stays in order).
+void prep_bf16_k(const float* x, int64_t K, float* out) {
+  int64_t i = 0;
+  for (; i + 2 * N <= K; i += 2 * N)
+    for (int k = 0; k < N; ++k) {
+      out[i + k] = x[i + VecF::pair_src(k, false)];
+      out[i + N + k] = x[i + VecF::pair_src(k, true)];
+    }
+  for (; i < K; ++i) out[i] = x[i];
+}
+
+float dot_bf16_pairs(const uint16_t* w, const float* x, int64_t n) {
+  VecF a0 = VecF::zero(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 4 * N <= n; i += 4 * N) {
+    prefetch(w + i + kAhead);
+    VecF l0, h0, l1, h1;
+    VecF::load_bf16_pair(w + i, l0, h0);
+    VecF::load_bf16_pair(w + i + 2 * N, l1, h1);
+    a0 = fma(l0, VecF::load(x + i), a0);
+    a1 = fma(h0, VecF::load(x + i + N), a1);
+    a2 = fma(l1, VecF::load(x + i + 2 * N), a2);
+    a3 = fma(h1, VecF::load(x + i + 3 * N), a3);
+  }
+  for (; i + 2 * N <= n; i += 2 * N) {
+    VecF l0, h0;
+    VecF::load_bf16_pair(w + i, l0, h0);
+    a0 = fma(l0, VecF::load(x + i), a0);
+    a1 = fma(h0, VecF::load(x + i + N), a1);
+  }
+  float s = ((a0 + a1) + (a2 + a3)).sum();
+  for (; i < n; ++i) s += bf16f(w[i]) * x[i];
+  return s;
+}
+
+void dot4_bf16_pairs(const uint16_t* w, const float* x, int64_t ldx, int m, int64_t n, float* out) {
+  VecF acc[4][2];
+  for (int k = 0; k < 4; ++k) acc[k][0] = acc[k][1] = VecF::zero();
+  int64_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    prefetch(w + i + kAhead);
+    VecF lo, hi;
+    VecF::load_bf16_pair(w + i, lo, hi);
+    for (int k = 0; k < m; ++k) {
+      acc[k][0] = fma(lo, VecF::load(x + k * ldx + i), acc[k][0]);
+      acc[k][1] = fma(hi, VecF::load(x + k * ldx + i + N), acc[k][1]);
+    }
+  }
+  for (int k = 0; k < m; ++k) {
+    float s = (acc[k][0] + acc[k][1]).sum();
+    for (int64_t j = i; j < n; ++j) s += bf16f(w[j]) * x[k * ldx + j];
+    out[k] = s;
+  }
+}
+
 float dot_f32_k(const float* w, const float* x, int64_t n) {
   return dot_t<LF32>(w, x, n);
 }
@@ -149,7 +211,19 @@ void gemv_f32_k(const float* W, int64_t ldw, int64_t K, int64_t r0, int64_t r1, 
 }
 void gemv_bf16_k(const uint16_t* W, int64_t ldw, int64_t K, int64_t r0, int64_t r1, const float* x, int64_t M,
                  int64_t ldx, float* y, int64_t ldy) {
-  gemv_t<LBf16>(W, ldw, K, r0, r1, x, M, ldx, y, ldy);
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint16_t* w = W + r * ldw;
+    if (M == 1) {
+      y[r] = dot_bf16_pairs(w, x, K);
+      continue;
+    }
+    for (int64_t m0 = 0; m0 < M; m0 += 4) {
+      const int m = static_cast<int>(M - m0 < 4 ? M - m0 : 4);
+      float out[4];
+      dot4_bf16_pairs(w, x + m0 * ldx, ldx, m, K, out);
+      for (int k = 0; k < m; ++k) y[(m0 + k) * ldy + r] = out[k];
+    }
+  }
 }
 void gemv_f16_k(const uint16_t* W, int64_t ldw, int64_t K, int64_t r0, int64_t r1, const float* x, int64_t M,
                 int64_t ldx, float* y, int64_t ldy) {
@@ -203,23 +277,6 @@ float exp_sum_k(const float* x, float m, float* out, int64_t n) {
     return s.sum() + t;
   }
   return s.sum();
-}
-float exp_dot_k(const float* x, float m, int64_t n) {
-  const VecF mv = VecF::set1(m);
-  VecF s = VecF::zero();
-  int64_t i = 0;
-  for (; i + N <= n; i += N) {
-    const VecF xv = VecF::load(x + i);
-    s = fma(vexp(xv - mv), xv, s);
-  }
-  float t = s.sum();
-  if (i < n) {
-    const int rest = static_cast<int>(n - i);
-    float e[N];
-    vexp(VecF::load_partial(x + i, rest) - mv).store_partial(e, rest);
-    for (int j = 0; j < rest; ++j) t += e[j] * x[i + j];
-  }
-  return t;
 }
 double sum_squares_k(const float* x, int64_t n) {
   double total = 0;
@@ -300,8 +357,8 @@ void silu_mul_backward_k(const float* d, const float* g, const float* u, int64_t
   }
 }
 void adamw_k(float* p, const float* g, float* m, float* v, int64_t n, const AdamWStep& st) {
-  const VecF b1 = VecF::set1(st.b1), b2 = VecF::set1(st.b2), c1 = VecF::set1(1.0f - st.b1),
-             c2 = VecF::set1(1.0f - st.b2), keep = VecF::set1(st.keep), lr = VecF::set1(st.lr_over_c1),
+  const VecF b1 = VecF::set1(st.b1), b2 = VecF::set1(st.b2), c1 = VecF::set1(st.one_minus_b1),
+             c2 = VecF::set1(st.one_minus_b2), keep = VecF::set1(st.keep), lr = VecF::set1(st.lr_over_c1),
              sq = VecF::set1(st.sqrt_c2), eps = VecF::set1(st.eps);
   int64_t i = 0;
   for (; i + N <= n; i += N) {
@@ -314,8 +371,8 @@ void adamw_k(float* p, const float* g, float* m, float* v, int64_t n, const Adam
     (pv - lr * vdiv(mv, vdiv(vsqrt(vv), sq) + eps)).store(p + i);
   }
   for (; i < n; ++i) {
-    m[i] = st.b1 * m[i] + (1.0f - st.b1) * g[i];
-    v[i] = st.b2 * v[i] + (1.0f - st.b2) * g[i] * g[i];
+    m[i] = st.b1 * m[i] + st.one_minus_b1 * g[i];
+    v[i] = st.b2 * v[i] + st.one_minus_b2 * g[i] * g[i];
     p[i] *= st.keep;
     p[i] -= st.lr_over_c1 * m[i] / (std::sqrt(v[i]) / st.sqrt_c2 + st.eps);
   }
@@ -388,6 +445,81 @@ void attn_tile_t(const AttnTile& t) {
   }
 }
 
+// S = a b^T, four rows of a at a time so each row of b is loaded once per group.
+void abt_k(const float* a, int64_t lda, int rows, const float* b, int64_t ldb, int n, int hd, float* S, int64_t lds) {
+  const int full = hd / N * N;
+  for (int r0 = 0; r0 < rows; r0 += 4) {
+    const int m = rows - r0 < 4 ? rows - r0 : 4;
+    for (int j = 0; j < n; ++j) {
+      const float* bj = b + j * ldb;
+      VecF acc[4] = {VecF::zero(), VecF::zero(), VecF::zero(), VecF::zero()};
+      for (int c = 0; c < full; c += N) {
+        const VecF bv = VecF::load(bj + c);
+        for (int k = 0; k < m; ++k) acc[k] = fma(VecF::load(a + (r0 + k) * lda + c), bv, acc[k]);
+      }
+      for (int k = 0; k < m; ++k) {
+        float s = acc[k].sum();
+        for (int c = full; c < hd; ++c) s += a[(r0 + k) * lda + c] * bj[c];
+        S[(r0 + k) * lds + j] = s;
+      }
+    }
+  }
+}
+
+// C += A B: per row, the output chunk stays in a register while the keys stream by.
+void ab_acc_k(const float* A, int64_t lda, int rows, int n, const float* B, int64_t ldb, int hd, float* C,
+              int64_t ldc) {
+  const int full = hd / N * N;
+  for (int r = 0; r < rows; ++r) {
+    const float* ar = A + r * lda;
+    float* cr = C + r * ldc;
+    for (int c = 0; c < full; c += N) {
+      VecF o = VecF::load(cr + c);
+      for (int j = 0; j < n; ++j)
+        if (ar[j] != 0.0f) o = fma(VecF::set1(ar[j]), VecF::load(B + j * ldb + c), o);
+      o.store(cr + c);
+    }
+    for (int c = full; c < hd; ++c) {
+      float o = cr[c];
+      for (int j = 0; j < n; ++j) o += ar[j] * B[j * ldb + c];
+      cr[c] = o;
+    }
+  }
+}
+
+// C += A^T B: per output row j (a key), sum over the rows r of A's column j times B's row r.
+void atb_acc_k(const float* A, int64_t lda, int rows, int n, const float* B, int64_t ldb, int hd, float* C,
+               int64_t ldc) {
+  const int full = hd / N * N;
+  for (int j = 0; j < n; ++j) {
+    float* cj = C + j * ldc;
+    for (int c = 0; c < full; c += N) {
+      VecF o = VecF::load(cj + c);
+      for (int r = 0; r < rows; ++r) {
+        const float w = A[r * lda + j];
+        if (w != 0.0f) o = fma(VecF::set1(w), VecF::load(B + r * ldb + c), o);
+      }
+      o.store(cj + c);
+    }
+    for (int c = full; c < hd; ++c) {
+      float o = cj[c];
+      for (int r = 0; r < rows; ++r) o += A[r * lda + j] * B[r * ldb + c];
+      cj[c] = o;
+    }
+  }
+}
+
+float fma_probe_k(int64_t iters) {
+  VecF a[12];
+  for (int k = 0; k < 12; ++k) a[k] = VecF::set1(0.001f * static_cast<float>(k));
+  const VecF m = VecF::set1(0.999f), c = VecF::set1(0.0001f);
+  for (int64_t i = 0; i < iters; ++i)
+    for (int k = 0; k < 12; ++k) a[k] = fma(a[k], m, c);
+  VecF s = VecF::zero();
+  for (int k = 0; k < 12; ++k) s = s + a[k];
+  return s.sum();
+}
+
 void attn_tile_f32(const AttnTile& t) {
   attn_tile_t<LF32>(t);
 }
@@ -401,31 +533,36 @@ void attn_tile_f16(const AttnTile& t) {
 }  // namespace
 
 const KernelTable kTable = {
-    YAK_KISA,
-    bf16_to_f32_k,
-    f16_to_f32_k,
-    f32_to_bf16_k,
-    f32_to_f16_k,
-    dot_f32_k,
-    dot_bf16_k,
-    dot_f16_k,
-    gemv_f32_k,
-    gemv_bf16_k,
-    gemv_f16_k,
-    axpy_k,
-    add_k,
-    scale_k,
-    mul_k,
-    max_k,
-    exp_sum_k,
-    exp_dot_k,
-    sum_squares_k,
-    rms_norm_k,
-    rms_norm_backward_k,
-    silu_mul_k,
-    silu_mul_backward_k,
-    adamw_k,
-    {attn_tile_f32, attn_tile_bf16, attn_tile_f16},
+    .isa = YAK_KISA,
+    .bf16_to_f32 = bf16_to_f32_k,
+    .f16_to_f32 = f16_to_f32_k,
+    .f32_to_bf16 = f32_to_bf16_k,
+    .f32_to_f16 = f32_to_f16_k,
+    .dot_f32 = dot_f32_k,
+    .dot_bf16 = dot_bf16_k,
+    .dot_f16 = dot_f16_k,
+    .gemv_f32 = gemv_f32_k,
+    .prep_bf16 = prep_bf16_k,
+    .gemv_bf16 = gemv_bf16_k,
+    .gemv_f16 = gemv_f16_k,
+    .axpy = axpy_k,
+    .add = add_k,
+    .scale = scale_k,
+    .mul = mul_k,
+    .max = max_k,
+    .exp_sum = exp_sum_k,
+    .sum_squares = sum_squares_k,
+    .rms_norm = rms_norm_k,
+    .rms_norm_backward = rms_norm_backward_k,
+    .silu_mul = silu_mul_k,
+    .silu_mul_backward = silu_mul_backward_k,
+    .adamw = adamw_k,
+    .abt = abt_k,
+    .ab_acc = ab_acc_k,
+    .atb_acc = atb_acc_k,
+    .fma_probe = fma_probe_k,
+    .lanes = N,
+    .attn_tile = {attn_tile_f32, attn_tile_bf16, attn_tile_f16},
 };
 
 }  // namespace yak::ops::cpu::YAK_KNS

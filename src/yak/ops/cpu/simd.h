@@ -33,6 +33,14 @@ struct VecF {
   }
   // First n (< N) lanes from p, the rest zero.
   static VecF load_partial(const float* p, int n) { return {_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p)}; }
+  // 2N bf16 values as two vectors by interleaving zero words (no shift): lo holds the elements
+  // pair_src(k, false), hi those of pair_src(k, true), k < N (inputs are permuted to match).
+  static void load_bf16_pair(const uint16_t* p, VecF& lo, VecF& hi) {
+    const __m512i u = _mm512_loadu_si512(p), z = _mm512_setzero_si512();
+    lo.v = _mm512_castsi512_ps(_mm512_unpacklo_epi16(z, u));
+    hi.v = _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, u));
+  }
+  static constexpr int pair_src(int k, bool hi) { return (k / 4) * 8 + (hi ? 4 : 0) + k % 4; }
   void store(float* p) const { _mm512_storeu_ps(p, v); }
   void store_partial(float* p, int n) const { _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), v); }
   void store_bf16(uint16_t* p) const;
@@ -101,6 +109,12 @@ struct VecF {
     for (int i = 0; i < n; ++i) t[i] = p[i];
     return {_mm256_load_ps(t)};
   }
+  static void load_bf16_pair(const uint16_t* p, VecF& lo, VecF& hi) {
+    const __m256i u = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), z = _mm256_setzero_si256();
+    lo.v = _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, u));
+    hi.v = _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, u));
+  }
+  static constexpr int pair_src(int k, bool hi) { return (k / 4) * 8 + (hi ? 4 : 0) + k % 4; }
   void store(float* p) const { _mm256_storeu_ps(p, v); }
   void store_partial(float* p, int n) const {
     alignas(32) float t[8];
@@ -182,6 +196,11 @@ struct VecF {
   }
   static VecF load_f16(const uint16_t* p) { return {f16_to_f32(*p)}; }
   static VecF load_partial(const float* p, int n) { return {n > 0 ? *p : 0.0f}; }
+  static void load_bf16_pair(const uint16_t* p, VecF& lo, VecF& hi) {
+    lo = load_bf16(p);
+    hi = load_bf16(p + 1);
+  }
+  static constexpr int pair_src(int, bool hi) { return hi ? 1 : 0; }
   void store(float* p) const { *p = v; }
   void store_partial(float* p, int n) const {
     if (n > 0) *p = v;
@@ -218,6 +237,14 @@ inline VecF vround(VecF a) {
 }
 
 #endif
+
+inline void prefetch(const void* p) {
+#if defined(YAK_SIMD_AVX512) || defined(YAK_SIMD_AVX2)
+  _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
+#else
+  (void)p;
+#endif
+}
 
 // e^x with a relative error below 2e-7 over the float range (x below -87 gives 0): range
 // reduction to 2^n * e^r, |r| <= ln2/2, and a degree-6 polynomial. Used by softmax-like kernels,

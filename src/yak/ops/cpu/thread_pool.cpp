@@ -46,7 +46,7 @@ class Pool {
   ~Pool() {
     {
       std::lock_guard<std::mutex> lk(mu_);
-      stop_ = true;
+      stop_.store(true);
     }
     cv_.notify_all();
     for (auto& t : workers_) t.join();
@@ -67,48 +67,80 @@ class Pool {
     // which worker takes which chunk varies from call to call, the sizes never do.
     caller_scratch().ensure(scratch_bytes);
     for (int i = 1; i < n_; ++i) scratch_[static_cast<size_t>(i)].ensure(scratch_bytes);
+    fn_ = &fn;
+    total_ = n;
+    chunks_ = chunks;
+    // pending_ before next_, and next_ with release: a worker still leaving the previous call
+    // that grabs a chunk of this one through next_ sees this call's fn_, sizes and count.
+    pending_.store(static_cast<int>(chunks - 1), std::memory_order_relaxed);
+    next_.store(1, std::memory_order_release);
     {
-      std::lock_guard<std::mutex> lk(mu_);
-      fn_ = &fn;
-      total_ = n;
-      chunks_ = chunks;
-      next_.store(1);
-      pending_ = static_cast<int>(chunks - 1);
-      ++generation_;
+      std::lock_guard<std::mutex> lk(mu_);  // a sleeping worker sees the new generation under the lock
+      generation_.fetch_add(1, std::memory_order_release);
     }
-    cv_.notify_all();
+    if (sleepers_.load(std::memory_order_acquire) > 0) cv_.notify_all();
     inside = true;
     run_chunk(0, caller_scratch().p);
     // Help with remaining chunks instead of idling.
-    for (int64_t c; (c = next_.fetch_add(1)) < chunks_;) run_chunk_counted(c, caller_scratch().p);
+    for (int64_t c; (c = next_.fetch_add(1, std::memory_order_acq_rel)) < chunks_;)
+      run_chunk_counted(c, caller_scratch().p);
     inside = false;
-    std::unique_lock<std::mutex> lk(mu_);
-    done_cv_.wait(lk, [this] { return pending_ == 0; });
+    // Decode runs hundreds of short ops per token: wait by spinning first, then sleep.
+    for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+      if (spin < kSpins) {
+        cpu_relax();
+      } else {
+        std::unique_lock<std::mutex> lk(mu_);
+        done_cv_.wait(lk, [this] { return pending_.load(std::memory_order_acquire) == 0; });
+      }
+    }
     fn_ = nullptr;
   }
 
  private:
+  // Spin about 1 ms (a pause is ~40-140 cycles) before blocking: the ops of a decode step follow
+  // each other by microseconds, and a sleeping worker takes tens of them to wake. (OpenBLAS runs
+  // single-threaded inside our chunks, so no other pool competes for the cores.)
+  static constexpr int kSpins = 20000;
+
+  static void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+  }
   void run_chunk(int64_t c, void* scratch) {
     int64_t b = total_ * c / chunks_, e = total_ * (c + 1) / chunks_;
     if (b < e) (*fn_)(b, e, scratch);
   }
   void run_chunk_counted(int64_t c, void* scratch) {
     run_chunk(c, scratch);
-    std::lock_guard<std::mutex> lk(mu_);
-    if (--pending_ == 0) done_cv_.notify_one();
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lk(mu_);
+      done_cv_.notify_one();
+    }
   }
   void loop(int index) {
     uint64_t seen = 0;
-    void* scratch = nullptr;
     for (;;) {
-      {
-        std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
-        scratch = scratch_[static_cast<size_t>(index)].p;
+      // Spin for new work for a while, then sleep until notified.
+      uint64_t g = generation_.load(std::memory_order_acquire);
+      for (int spin = 0; g == seen && spin < kSpins && !stop_.load(std::memory_order_relaxed); ++spin) {
+        cpu_relax();
+        g = generation_.load(std::memory_order_acquire);
       }
-      for (int64_t c; (c = next_.fetch_add(1)) < chunks_;) run_chunk_counted(c, scratch);
+      if (g == seen) {
+        std::unique_lock<std::mutex> lk(mu_);
+        sleepers_.fetch_add(1, std::memory_order_acq_rel);
+        cv_.wait(lk, [&] { return stop_.load() || generation_.load(std::memory_order_acquire) != seen; });
+        sleepers_.fetch_sub(1, std::memory_order_acq_rel);
+        g = generation_.load(std::memory_order_acquire);
+      }
+      if (stop_.load()) return;
+      seen = g;
+      void* scratch = scratch_[static_cast<size_t>(index)].p;
+      for (int64_t c; (c = next_.fetch_add(1, std::memory_order_acq_rel)) < chunks_;) run_chunk_counted(c, scratch);
     }
   }
 
@@ -117,12 +149,13 @@ class Pool {
   std::vector<std::thread> workers_;
   std::mutex mu_, call_mu_;
   std::condition_variable cv_, done_cv_;
-  bool stop_ = false;
-  uint64_t generation_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> sleepers_{0};
   const ScratchFn* fn_ = nullptr;
   int64_t total_ = 0, chunks_ = 0;
   std::atomic<int64_t> next_{0};
-  int pending_ = 0;
+  std::atomic<int> pending_{0};
 };
 
 std::mutex g_pool_mu;
@@ -133,7 +166,7 @@ Pool& pool() {
   if (!g_pool) {
     int n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     g_pool = std::make_unique<Pool>(n);
-    openblas_set_num_threads(n);
+    openblas_set_num_threads(1);  // the pool splits matrix products itself (gemm.cpp)
   }
   return *g_pool;
 }
@@ -146,7 +179,7 @@ void set_num_threads(int n) {
   if (g_pool && g_pool->size() == n) return;
   g_pool.reset();
   g_pool = std::make_unique<Pool>(n);
-  openblas_set_num_threads(n);
+  openblas_set_num_threads(1);
 }
 
 int num_threads() {

@@ -16,7 +16,11 @@ struct CpuTypeTraits {
   void (*to_f32)(const void* src, float* dst, int64_t n);
   // f32 to this type; null where the type is read-only for yak.
   void (*from_f32)(const float* src, void* dst, int64_t n);
-  // y[m * ldy + r] = Σ_k W[r, k] x[m, k] for rows [r0, r1) (row r at W + r * ldw bytes).
+  // Rewrites one activation row into the layout gemv reads (the vec_dot type's form); null
+  // when gemv reads plain f32 rows.
+  void (*prep)(const float* x, int64_t K, float* out);
+  // y[m * ldy + r] = Σ_k W[r, k] x[m, k] for rows [r0, r1) (row r at W + r * ldw bytes), x
+  // as prep wrote it.
   void (*gemv)(const void* W, int64_t ldw_bytes, int64_t K, int64_t r0, int64_t r1, const float* x, int64_t M,
                int64_t ldx, float* y, int64_t ldy);
   // The activation type this type's dot product reads (f32 for the float formats).
