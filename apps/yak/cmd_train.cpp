@@ -101,7 +101,7 @@ void add_common(CLI::App* sub, TrainFlags& f, bool data = true) {
   sub->add_flag("--gradient_checkpointing", f.o.gradient_checkpointing,
                 "Recompute each layer in the backward to save memory");
   sub->add_option("--use_tensorboard", f.use_tensorboard, "Write TensorBoard event files into this folder");
-  sub->add_option("--metrics_path", f.metrics_path, "Metrics JSONL (default: SAVE_PATH/metrics.jsonl)");
+  sub->add_option("--metrics_path", f.metrics_path, "Metrics JSONL (default: SAVE_PATH-metrics.jsonl)");
   sub->add_option("--lora_rank", f.lora_rank, "Train a LoRA adapter of this rank (0: full training)");
   sub->add_option("--lora_alpha", f.lora_alpha, "LoRA alpha (scale = alpha / rank)");
   sub->add_option("--lora_dropout", f.lora_dropout, "Dropout on the LoRA input");
@@ -260,7 +260,8 @@ void run_train(TrainFlags& f) {
     return train::build_sft_dataset(recs, *tokenizer, tmpl ? &*tmpl : nullptr, f.sft);
   };
   auto data = build(records);
-  auto eval = build(eval_records);
+  // No eval split is not an empty one: nothing to build, nothing to warn about.
+  auto eval = eval_records.empty() ? train::SftDataset{} : build(eval_records);
   if (data.skipped.total()) std::fprintf(stderr, "train data: %s\n", data.skipped.summary().c_str());
   std::fprintf(stderr, "train data: %zu samples from %zu records; eval: %zu samples\n", data.samples.size(),
                records.size(), eval.samples.size());
@@ -276,7 +277,7 @@ void run_train(TrainFlags& f) {
   std::printf("trained %lld steps; last train loss %.4f", static_cast<long long>(r.steps - r.first_step),
               r.step_losses.empty() ? std::nan("") : r.step_losses.back());
   if (!std::isnan(r.eval_loss)) std::printf("; eval loss %.4f (perplexity %.2f)", r.eval_loss, std::exp(r.eval_loss));
-  std::printf("\n");
+  std::printf("; peak memory of a step %.0f MB\n", r.peak_memory_mb);
   if (!f.save_path.empty()) std::printf("saved %s\n", f.save_path.c_str());
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `yak train pt` through the CLI: packing, an eval split from a json@DIR folder, metrics and
 # TensorBoard files, and a run stopped at step 4 (checkpoint every 2) that resumes to the same
-# final weights as an uninterrupted run.
+# final weights as an uninterrupted run; the progress bar's total honours --max_steps, a run
+# without an eval split warns about nothing, and every step's peak memory is logged.
 set -u
 yak=$1 golden=$2
 m=$golden/models/qwen2_chat
@@ -28,8 +29,14 @@ grep -q "eval loss" "$tmp/out1" && ok || bad "no eval loss printed: $(cat "$tmp/
 grep -q '"split":"eval"' "$tmp/straight-metrics.jsonl" && ok || bad "no eval metrics"
 ls "$tmp"/tb/events.out.tfevents.* >/dev/null 2>&1 && ok || bad "no TensorBoard events"
 [[ -s $tmp/straight-loss.png ]] && ok || bad "no loss curve"
-"$yak" train pt "${common[@]}" --save_path "$tmp/resumed" --ckpt_path "$tmp/ckpt" --save_steps 2 --max_steps 5 >/dev/null 2>&1 \
+"$yak" train pt "${common[@]}" --save_path "$tmp/resumed" --ckpt_path "$tmp/ckpt" --save_steps 2 --max_steps 5 >/dev/null 2>"$tmp/err3" \
   || bad "first half"
+grep -q "train pt 5/5 " "$tmp/err3" && ok || bad "the progress bar does not end at --max_steps 5/5: $(tail -1 "$tmp/err3")"
+grep -q '"peak_memory_mb"' "$tmp/straight-metrics.jsonl" && ok || bad "no peak memory in the metrics"
+printf '{"text": "the yak eats grass on high mountains and drinks cold water"}\n%.0s' $(seq 1 40) >"$tmp/one.jsonl"
+"$yak" train pt --pretrain "$m" --dataset "$tmp/one.jsonl" --max_len 8 --train_batch_size 2 --micro_train_batch_size 2 \
+  --max_steps 1 -t 1 >/dev/null 2>"$tmp/err4" || bad "run without eval split: $(tail -1 "$tmp/err4")"
+grep -q "make no block" "$tmp/err4" && bad "warned about an eval split that was never asked for" || ok
 [[ $(cat "$tmp/ckpt/latest") == global_step_4 ]] && ok || bad "latest is $(cat "$tmp/ckpt/latest")"
 "$yak" train pt "${common[@]}" --save_path "$tmp/resumed" --ckpt_path "$tmp/ckpt" --save_steps 2 --load_checkpoint >/dev/null 2>"$tmp/err2" \
   || bad "resume: $(tail -1 "$tmp/err2")"

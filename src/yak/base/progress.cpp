@@ -40,8 +40,11 @@ void ProgressBar::draw(int64_t done, const std::string& fields, bool final) {
 }
 
 void ProgressBar::update(int64_t done, const std::string& fields) {
-  ++updates_;
-  if (!tty_ && updates_ % line_every_ != 0 && done != total_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (!tty_ && printed_ && done != total_ && std::chrono::duration<double>(now - last_line_).count() < line_seconds_)
+    return;
+  printed_ = true;
+  last_line_ = now;
   draw(done, fields, false);
 }
 

@@ -159,12 +159,14 @@ LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train
   const int64_t stop = o.max_steps >= 0 ? std::min(total, o.max_steps) : total;
   BatchIterator it(train, lo, pos);
   MetricsLog metrics(o.metrics_path, o.tensorboard_dir, step > 0);
-  ProgressBar bar(o.label, total, step);
-  bar.set_line_every(o.logging_steps);
+  ProgressBar bar(o.label, stop, step);  // --max_steps ends the run early; the schedule spans total
   LmTrainResult result;
   result.first_step = step;
   result.eval_loss = std::nan("");
-  auto t_start = std::chrono::steady_clock::now();
+  // tokens/s over the last few steps (the recent rate, not the run's average)
+  constexpr size_t kRateWindow = 8;
+  std::vector<std::pair<double, int64_t>> recent;  // (seconds since start, tokens seen) per step
+  const auto t_start = std::chrono::steady_clock::now();
   int64_t tokens_seen = 0;
 
   auto run_eval = [&](int64_t at) {
@@ -175,6 +177,7 @@ LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train
   };
 
   for (; step < stop; ++step) {
+    reset_host_memory_peak();
     std::vector<MicroBatch> micro;
     while (static_cast<int64_t>(micro.size()) < accum) {
       auto mb = it.next();
@@ -224,16 +227,24 @@ LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train
     opt.zero_grad();
     result.step_losses.push_back(loss);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-    const double tps = secs > 0 ? tokens_seen / secs : 0;
+    recent.emplace_back(secs, tokens_seen);
+    if (recent.size() > kRateWindow + 1) recent.erase(recent.begin());
+    const double span = recent.size() > 1 ? recent.back().first - recent.front().first : secs;
+    const double tps =
+        span > 0 ? static_cast<double>(recent.size() > 1 ? tokens_seen - recent.front().second : tokens_seen) / span
+                 : 0;
+    const double peak_mb = static_cast<double>(host_memory_stats().peak) / 1e6;
+    result.peak_memory_mb = std::max(result.peak_memory_mb, peak_mb);
     if ((step + 1) % std::max<int64_t>(1, o.logging_steps) == 0 || step + 1 == stop)
       metrics.log(step + 1, {{"loss", loss},
                              {"lr", lr},
                              {"grad_norm", gnorm},
                              {"tokens_per_second", tps},
+                             {"peak_memory_mb", peak_mb},
                              {"epoch", static_cast<double>(it.position().epoch)}});
     if (!o.quiet)
       bar.update(step + 1, "loss " + fmt("%.4f", loss) + " lr " + fmt("%.2e", lr) + " gn " + fmt("%.3f", gnorm) + " " +
-                               fmt("%.0f", tps) + " tok/s");
+                               fmt("%.0f", tps) + " tok/s " + fmt("%.0f", peak_mb) + " MB");
     if (o.eval_steps > 0 && (step + 1) % o.eval_steps == 0) run_eval(step + 1);
     if (o.save_steps > 0 && (step + 1) % o.save_steps == 0 && !o.ckpt_path.empty())
       save_train_state(o.ckpt_path, model, opt, {step + 1, it.position(), o.seed, Json::object()}, o.max_ckpt_num);

@@ -56,6 +56,7 @@ struct LmTrainResult {
   int64_t first_step = 0, steps = 0;                     // steps are 0-based; first_step > 0 when resumed
   double eval_loss = 0;                                  // last evaluation (NaN when none)
   std::vector<std::pair<int64_t, double>> eval_history;  // (step, eval loss)
+  double peak_memory_mb = 0;                             // most host memory in use during one step
 };
 
 // Makes the model trainable (its LoRA adapter, or every weight as f32 masters), with gradient

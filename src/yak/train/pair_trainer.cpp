@@ -41,12 +41,11 @@ LmTrainResult train_on_pairs(model::DecoderModel& model, size_t n_pairs, const L
     }
   }
   MetricsLog metrics(o.metrics_path, o.tensorboard_dir, start > 0);
-  ProgressBar bar(o.label, total, start);
-  bar.set_line_every(o.logging_steps);
+  const int64_t stop = o.max_steps >= 0 ? std::min(total, o.max_steps) : total;  // the schedule spans total
+  ProgressBar bar(o.label, stop, start);
   const float share = static_cast<float>(o.micro_train_batch_size) / static_cast<float>(o.train_batch_size);
   LmTrainResult res;
   res.first_step = start;
-  const int64_t stop = o.max_steps >= 0 ? std::min(total, o.max_steps) : total;  // the schedule spans total
   for (int64_t step = start; step < stop; ++step) {
     if (step % per_epoch == 0) shuffle();
     const size_t base = static_cast<size_t>((step % per_epoch) * o.train_batch_size);

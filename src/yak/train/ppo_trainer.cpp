@@ -505,7 +505,6 @@ PpoResult train_ppo(model::DecoderModel& actor, model::DecoderModel* reference, 
 
   run_eval(start);
   ProgressBar bar(o.actor.label, total_steps, start);
-  bar.set_line_every(o.actor.logging_steps);
 
   for (int64_t step = start; step < total_steps; ++step) {
     PpoStepStats st;
