@@ -32,6 +32,25 @@ inline double fma_peak_gflops(int threads) {
   return best;
 }
 
+// GFLOP/s of f32-accurate products on AMX tiles (tile-product peak / bf16 parts per product) on
+// `threads` threads, best of 5; 0 without AMX.
+inline double amx_peak_gflops(int threads) {
+  const ops::cpu::AmxKernels* amx = ops::cpu::kernels().amx;
+  if (!amx) return 0;
+  const int64_t iters = 2'000'000;
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    std::vector<float> sink(static_cast<size_t>(threads));
+    auto t0 = std::chrono::steady_clock::now();
+    ops::cpu::parallel_for(threads, 1, [&](int64_t a, int64_t b) {
+      for (int64_t i = a; i < b; ++i) sink[static_cast<size_t>(i)] = amx->probe(iters);
+    });
+    const double s = seconds_since(t0);
+    best = std::max(best, static_cast<double>(threads) * static_cast<double>(iters) * 4 * 16 * 16 * 32 * 2 / s / 1e9);
+  }
+  return best / amx->parts;
+}
+
 // GB/s of reading a 1 GiB buffer with the same vector loads the kernels use (ops::sum_squares,
 // split over the pool's threads), best of 5.
 inline double read_bandwidth_gbs() {

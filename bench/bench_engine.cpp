@@ -1,33 +1,37 @@
-// Engine speed beside the machine's own bounds, measured in the same run:
-//   decode tokens/s vs (memory bandwidth from a STREAM-style copy) / (weight bytes per token),
-//   prefill tokens/s vs OpenBLAS sgemm GFLOP/s on the very shapes of the model's projections.
-// The model is random with the Qwen2.5-0.5B shape and bf16 weights, written to a temp folder.
-#include <cblas.h>
+// Engine speed beside physical bounds measured in the same run, on a random model with the
+// Qwen2.5-0.5B shape (24 layers, hidden 896, intermediate 4864, 14 / 2 heads, vocab 151936, tied,
+// bf16 weights: 988 MB):
+//   decode tok/s (128 greedy tokens after a 512-token prompt) vs the read bandwidth bound =
+//     (GB/s of a vector read sweep on the same threads) / (weight + KV-cache bytes per token);
+//   prefill tok/s (one 512-token prompt) vs the compute bound = (peak of the instructions the
+//     projections run on, same threads: f32 FMA, or on AMX tile products / 3 for the three bf16
+//     parts of the activations) / (2 x projection parameters flops per token).
+// --long N prefills an N-token prompt once and reports the peak resident memory beside the
+// weights + KV cache.
+//   bench_engine [--model DIR | --write-model DIR] [-t 1,2] [--json] [--long 16384]
+#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <random>
+#include <sstream>
+#include <string>
 #include <vector>
 
+#include "bench_common.h"
 #include "yak/base/json.h"
 #include "yak/infer/engine.h"
 #include "yak/io/safetensors.h"
 #include "yak/model/decoder.h"
-#include "yak/ops/cpu/thread_pool.h"
-#include "yak/ops/ops.h"
 #include "yak/tensor/half.h"
 
 namespace fs = std::filesystem;
 using namespace yak;
-using Clock = std::chrono::steady_clock;
 
 namespace {
-
-double secs(Clock::time_point a) {
-  return std::chrono::duration<double>(Clock::now() - a).count();
-}
 
 struct Shape05B {
   int64_t vocab = 151936, hidden = 896, inter = 4864, layers = 24, heads = 14, kv = 2, hd = 64;
@@ -49,6 +53,7 @@ void write_model(const fs::path& dir, const Shape05B& s) {
               {"tie_word_embeddings", true},
               {"torch_dtype", "bfloat16"},
               {"hidden_act", "silu"},
+              {"bos_token_id", 151643},
               {"eos_token_id", 151643}};
   io::write_file_atomic(dir / "config.json", cfg.dump(2));
   std::mt19937 rng(1);
@@ -79,105 +84,155 @@ void write_model(const fs::path& dir, const Shape05B& s) {
     ts.emplace_back(p + "mlp.down_proj.weight", bf16({D, s.inter}));
   }
   io::write_safetensors(dir / "model.safetensors", ts);
+  io::write_file_atomic(dir / "generation_config.json", Json{{"eos_token_id", 151643}}.dump(2));
 }
 
-// STREAM "copy" (c[i] = a[i] with plain vector loads and stores, bytes read + written) and a
-// read-only sweep (sum of a[i]), each over buffers far larger than the caches; best of 5.
-struct Bandwidth {
-  double copy_gbs = 0, read_gbs = 0;
-};
-
-Bandwidth measure_bandwidth() {
-  const int64_t n = int64_t(1) << 27;  // 512 MiB per array
-  std::vector<float> a(static_cast<size_t>(n), 1.0f), c(static_cast<size_t>(n), 0.0f);
-  Bandwidth bw;
-  std::vector<double> sums(64);
-  for (int rep = 0; rep < 5; ++rep) {
-    auto t = Clock::now();
-    ops::cpu::parallel_for(n, 1 << 16, [&](int64_t x, int64_t y) {
-      std::memcpy(c.data() + x, a.data() + x, static_cast<size_t>(y - x) * sizeof(float));
-    });
-    bw.copy_gbs = std::max(bw.copy_gbs, 2.0 * n * sizeof(float) / secs(t) / 1e9);
-    t = Clock::now();
-    ops::cpu::parallel_for(n, 1 << 16, [&](int64_t x, int64_t y) {
-      float s[16] = {};
-      for (int64_t i = x; i + 16 <= y; i += 16)
-        for (int k = 0; k < 16; ++k) s[k] += a[static_cast<size_t>(i + k)];
-      sums[static_cast<size_t>(x * 63 / n)] += s[0] + s[15];  // keep the loads alive
-    });
-    bw.read_gbs = std::max(bw.read_gbs, 1.0 * n * sizeof(float) / secs(t) / 1e9);
-  }
-  return bw;
+std::vector<int32_t> random_prompt(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> p;
+  for (int64_t i = 0; i < n; ++i) p.push_back(static_cast<int32_t>(rng() % 150000));
+  return p;
 }
 
-// sgemm GFLOP/s over the projection shapes of one layer with M prompt rows.
-double sgemm_gflops(const Shape05B& s, int64_t M) {
-  const int64_t D = s.hidden;
-  std::vector<std::pair<int64_t, int64_t>> nk = {{s.heads * s.hd, D}, {s.kv * s.hd, D}, {s.kv * s.hd, D},
-                                                 {D, s.heads * s.hd}, {s.inter, D},     {s.inter, D},
-                                                 {D, s.inter}};
-  std::vector<float> x(static_cast<size_t>(M * s.inter), 0.5f), y(static_cast<size_t>(M * s.inter));
-  std::vector<std::vector<float>> w;
-  for (auto [n, k] : nk) w.emplace_back(static_cast<size_t>(n * k), 0.01f);
-  double flops = 0;
-  for (auto [n, k] : nk) flops += 2.0 * M * n * k;
-  double best = 0;
-  for (int rep = 0; rep < 4; ++rep) {
-    auto t = Clock::now();
-    for (size_t i = 0; i < nk.size(); ++i)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk[i].first, nk[i].second, 1.0f, x.data(), nk[i].second,
-                  w[i].data(), nk[i].second, 0.0f, y.data(), nk[i].first);
-    best = std::max(best, flops / secs(t) / 1e9);
+// Peak resident set (VmHWM) and current (VmRSS) of this process, in bytes.
+std::pair<double, double> resident() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  double hwm = 0, rss = 0;
+  while (std::getline(f, line)) {
+    std::istringstream in(line.substr(line.find(':') + 1));
+    double kb = 0;
+    in >> kb;
+    if (line.rfind("VmHWM:", 0) == 0) hwm = kb * 1024;
+    if (line.rfind("VmRSS:", 0) == 0) rss = kb * 1024;
   }
-  return best;
+  return {hwm, rss};
+}
+
+std::vector<int> parse_threads(const std::string& s) {
+  std::vector<int> out;
+  std::stringstream in(s);
+  for (std::string part; std::getline(in, part, ',');) out.push_back(std::atoi(part.c_str()));
+  return out;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  fs::path dir = argc > 1 ? fs::path(argv[1]) : fs::temp_directory_path() / "yak-bench-qwen2.5-0.5b-shape";
+  fs::path dir = fs::temp_directory_path() / "yak-bench-qwen2.5-0.5b-shape";
+  std::vector<int> threads = {1, 2};
+  bool json = false, write_only = false;
+  int64_t long_prompt = 0;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+    if (a == "--model") dir = next();
+    if (a == "--write-model") dir = next(), write_only = true;
+    if (a == "-t") threads = parse_threads(next());
+    if (a == "--json") json = true;
+    if (a == "--long") long_prompt = std::atoll(next().c_str());
+  }
   Shape05B s;
   if (!fs::exists(dir / "model.safetensors")) {
     std::fprintf(stderr, "writing a random bf16 model with the Qwen2.5-0.5B shape to %s ...\n", dir.c_str());
     write_model(dir, s);
   }
+  if (write_only) return 0;
   auto model = model::DecoderModel::load(dir);
   const int64_t prompt_len = 512, decode_len = 128;
-  // Bytes streamed per decoded token: every layer weight plus the (tied) output embedding.
-  double weight_bytes = 0;
+  double weight_bytes = 0;  // streamed per decoded token: every layer weight and the tied embedding
   for (auto& [name, b] : model->weight_bytes_by_dtype()) weight_bytes += static_cast<double>(b);
-  // flops per prompt token: the projections (2 per weight) of all layers; lm_head runs once per prompt.
   const double layer_params =
       static_cast<double>(s.hidden) * (s.heads * s.hd * 2 + s.kv * s.hd * 2) + 3.0 * s.hidden * s.inter;
-  const double flops_per_token = 2.0 * layer_params * s.layers;
+  const double flops_per_token = 2.0 * layer_params * s.layers;  // lm_head runs once per prompt
+  // K and V of every layer, f32, read once per decoded token over the average context
+  const double kv_per_position = 2.0 * s.layers * s.kv * s.hd * sizeof(float);
+  const double avg_context = prompt_len + decode_len / 2.0;
 
-  std::printf(
-      "| threads | decode tok/s | copy GB/s | decode bound (copy) tok/s | decode / bound (copy) | read GB/s | decode / "
-      "bound (read) | prefill tok/s | sgemm GFLOP/s | prefill bound tok/s | prefill / bound |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
-  for (int threads : {1, 2}) {
-    ops::set_num_threads(threads);
-    Bandwidth bw = measure_bandwidth();
-    double gf = sgemm_gflops(s, prompt_len);
+  if (long_prompt > 0) {
+    ops::set_num_threads(threads.back());
     infer::Engine engine(*model, nullptr);
-    std::mt19937 rng(7);
     infer::GenerateRequest req;
-    for (int64_t i = 0; i < prompt_len; ++i) req.prompt.push_back(static_cast<int32_t>(rng() % 150000));
+    req.prompt = random_prompt(long_prompt, 9);
+    req.max_new_tokens = 1;
+    req.ignore_eos = true;
+    const auto before = resident();
+    const auto t0 = std::chrono::steady_clock::now();
+    engine.generate({req});
+    const double secs = bench::seconds_since(t0);
+    const auto after = resident();
+    const double kv_bytes = kv_per_position * static_cast<double>(long_prompt + 1);
+    const double budget = weight_bytes + kv_bytes;
+    Json j = {{"prompt_tokens", long_prompt},
+              {"threads", threads.back()},
+              {"seconds", secs},
+              {"prefill_tokens_per_s", long_prompt / secs},
+              {"peak_resident_mb", after.first / 1e6},
+              {"resident_before_mb", before.second / 1e6},
+              {"weights_mb", weight_bytes / 1e6},
+              {"kv_cache_mb", kv_bytes / 1e6},
+              {"peak_over_weights_plus_kv", after.first / budget}};
+    if (json) {
+      std::printf("%s\n", j.dump().c_str());
+    } else {
+      std::printf(
+          "%lld-token prompt, %d threads: %.1f s (%.1f tok/s); peak resident %.0f MB = %.3f x (weights %.0f MB "
+          "+ KV cache %.0f MB)\n",
+          static_cast<long long>(long_prompt), threads.back(), secs, long_prompt / secs, after.first / 1e6,
+          after.first / budget, weight_bytes / 1e6, kv_bytes / 1e6);
+    }
+    return 0;
+  }
+
+  if (!json) {
+    std::printf(
+        "| threads | decode tok/s | read GB/s | decode bound tok/s | decode / bound | prefill tok/s | peak GFLOP/s | "
+        "prefill bound tok/s | prefill / bound |\n|---|---|---|---|---|---|---|---|---|\n");
+  }
+  for (int t : threads) {
+    ops::set_num_threads(t);
+    const double read_gbs = bench::read_bandwidth_gbs();
+    const double fma = bench::fma_peak_gflops(t), amx = bench::amx_peak_gflops(t);
+    const double peak = std::max(fma, amx);
+    infer::Engine engine(*model, nullptr);
+    infer::GenerateRequest req;
+    req.prompt = random_prompt(prompt_len, 7);
     req.max_new_tokens = decode_len;
     req.ignore_eos = true;
-    engine.generate({req});
-    auto st = engine.last_stats();
-    double decode_bound = bw.copy_gbs * 1e9 / weight_bytes;
-    double read_bound = bw.read_gbs * 1e9 / weight_bytes;
-    double prefill_bound = gf * 1e9 / flops_per_token;
-    std::printf("| %d | %.2f | %.2f | %.2f | %.0f%% | %.2f | %.0f%% | %.1f | %.1f | %.1f | %.0f%% |\n", threads,
-                st.decode_tps(), bw.copy_gbs, decode_bound, 100.0 * st.decode_tps() / decode_bound, bw.read_gbs,
-                100.0 * st.decode_tps() / read_bound, st.prefill_tps(), gf, prefill_bound,
-                100.0 * st.prefill_tps() / prefill_bound);
+    engine.generate({req});  // warm-up: pages of the mapping, the buffer pool
+    double decode = 0, prefill = 0;
+    for (int rep = 0; rep < 2; ++rep) {
+      engine.generate({req});
+      decode = std::max(decode, engine.last_stats().decode_tps());
+      prefill = std::max(prefill, engine.last_stats().prefill_tps());
+    }
+    const double decode_bound = read_gbs * 1e9 / (weight_bytes + kv_per_position * avg_context);
+    const double prefill_bound = peak * 1e9 / flops_per_token;
+    if (json) {
+      std::printf("%s\n", Json{{"peer", "yak"},
+                               {"threads", t},
+                               {"isa", ops::cpu::isa_name(ops::cpu::kernels().isa)},
+                               {"decode_tokens_per_s", decode},
+                               {"prefill_tokens_per_s", prefill},
+                               {"read_gbs", read_gbs},
+                               {"decode_bound_tokens_per_s", decode_bound},
+                               {"fma_gflops", fma},
+                               {"amx_f32_accurate_gflops", amx},
+                               {"prefill_bound_tokens_per_s", prefill_bound}}
+                              .dump()
+                              .c_str());
+    } else {
+      std::printf("| %d | %.2f | %.2f | %.2f | %.0f%% | %.1f | %.1f | %.1f | %.0f%% |\n", t, decode, read_gbs,
+                  decode_bound, 100.0 * decode / decode_bound, prefill, peak, prefill_bound,
+                  100.0 * prefill / prefill_bound);
+    }
     std::fflush(stdout);
   }
-  std::printf(
-      "\nmodel: random Qwen2.5-0.5B shape, bf16, %.0f MB of weights; prompt %lld tokens, decode %lld tokens (greedy)\n",
-      weight_bytes / 1e6, static_cast<long long>(prompt_len), static_cast<long long>(decode_len));
+  if (!json)
+    std::printf(
+        "\nmodel: random Qwen2.5-0.5B shape, bf16, %.0f MB of weights; prompt %lld tokens, decode %lld tokens "
+        "(greedy, best of 2); instruction set %s\n",
+        weight_bytes / 1e6, static_cast<long long>(prompt_len), static_cast<long long>(decode_len),
+        ops::cpu::isa_name(ops::cpu::kernels().isa));
   return 0;
 }

@@ -989,8 +989,10 @@ TEST(OpsBackend, InstructionSets) {
 TEST(OpsBackend, Linear) {
   for_each_isa([] {
     for (DType wt : {DType::F32, DType::BF16, DType::F16})
-      for (int64_t K : {37, 65, 130}) {
-        const int64_t N = K == 65 ? 71 : 29;
+      for (int64_t K : {37, 64, 65, 96, 130}) {
+        // K a multiple of 32 with N >= 32 takes the AMX tile path for bf16 where the CPU has it
+        // (blocks of 32 weight rows plus a tail of 6 through sgemm).
+        const int64_t N = K == 65 ? 71 : K % 32 == 0 ? 70 : 29;
         const std::string w = cat(dtype_name(wt), " W [", N, "x", K, "]");
         Measure gemv("linear", w + ", x [1..8x" + std::to_string(K) + "] (gemv)");
         Measure gemm("linear", w + ", x [9..20x" + std::to_string(K) + "] (sgemm)");
@@ -999,7 +1001,7 @@ TEST(OpsBackend, Linear) {
         std::mt19937 rng(static_cast<unsigned>(K * 7 + static_cast<int>(wt)));
         const Tensor W32 = randn({N, K}, rng, 0.5), W = as_dtype(W32, wt), b = randn({N}, rng);
         const Vec Wv = values(W), bv = values(b);
-        for (int64_t M = 1; M <= 20; ++M) {
+        for (int64_t M : {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 33, 70}) {
           const Tensor x = randn({M, K}, rng);
           const bool bias = M % 2 == 1;
           Tensor y = nan_f32({M, N});

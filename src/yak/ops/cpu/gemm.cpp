@@ -66,6 +66,28 @@ void gemv(const Tensor& x, const Tensor& W, Tensor& y) {
   parallel_for(N, 64, [&](int64_t r0, int64_t r1) { tr.gemv(wp, ldw, K, r0, r1, xa, M, lda, yp, ldy); });
 }
 
+// bf16 weights on AMX tiles: the activations split into three bf16 parts (f32 accuracy) and
+// packed once, then blocks of 32 weight rows per thread, the weights read in place. Rows past the
+// last multiple of 32 go through the sgemm path. False when AMX cannot take this product.
+bool linear_amx(const Tensor& x, const Tensor& W, Tensor& y) {
+  const AmxKernels* amx = kernels().amx;
+  const int64_t M = x.dim(0), K = x.dim(1), N = W.dim(0);
+  if (!amx || W.dtype() != DType::BF16 || K % 32 != 0 || N < 32) return false;
+  Tensor packed = Tensor::empty({amx->packed_dwords(M, K)}, DType::I32);
+  auto* pp = static_cast<uint32_t*>(packed.raw());
+  amx->pack(x.data<float>(), x.row_stride(), M, K, pp);
+  const uint16_t* w = W.data<uint16_t>();
+  const int64_t ldw = W.row_stride(), blocks = N / 32;
+  float* yp = y.data<float>();
+  const int64_t ldy = y.row_stride();
+  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) { amx->block(pp, M, K, w, ldw, b0 * 32, b1 * 32, yp, ldy); });
+  if (blocks * 32 < N) {
+    Tensor rest = y.slice_cols(blocks * 32, N);
+    CpuBackend().linear(x, W.slice_rows(blocks * 32, N), nullptr, rest);
+  }
+  return true;
+}
+
 }  // namespace
 
 void CpuBackend::linear(const Tensor& x, const Tensor& W, const Tensor* b, Tensor& y) {
@@ -74,6 +96,8 @@ void CpuBackend::linear(const Tensor& x, const Tensor& W, const Tensor* b, Tenso
   const int64_t ldy = y.row_stride();
   if (M > 0 && M <= kGemvMaxRows) {
     gemv(x, W, y);
+  } else if (M > 0 && linear_amx(x, W, y)) {
+    // done on tiles
   } else if (M > 0) {
     const float* xp = x.data<float>();
     const int64_t ldx = x.row_stride();

@@ -70,6 +70,8 @@ bool isa_runs(Isa isa) {
       return f.avx2 && f.fma && f.f16c;
     case Isa::Avx512:
       return f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.fma && f.f16c;
+    case Isa::Amx:
+      return isa_runs(Isa::Avx512) && amx_kernels() != nullptr;
   }
   return false;
 }
@@ -82,6 +84,17 @@ const KernelTable* compiled(Isa isa) {
       return table_avx2();
     case Isa::Avx512:
       return table_avx512();
+    case Isa::Amx: {
+      static const KernelTable* t = [] {
+        const KernelTable* base = table_avx512();
+        if (!base || !amx_kernels()) return static_cast<const KernelTable*>(nullptr);
+        static KernelTable with = *base;
+        with.isa = Isa::Amx;
+        with.amx = amx_kernels();
+        return static_cast<const KernelTable*>(&with);
+      }();
+      return t;
+    }
   }
   return nullptr;
 }
@@ -89,7 +102,7 @@ const KernelTable* compiled(Isa isa) {
 Isa parse_isa(const char* s) {
   for (int i = 0; i < kIsaCount; ++i)
     if (std::strcmp(s, isa_name(static_cast<Isa>(i))) == 0) return static_cast<Isa>(i);
-  throw Error(std::string("YAK_CPU_ISA: unknown instruction set '") + s + "' (expected scalar, avx2 or avx512)");
+  throw Error(std::string("YAK_CPU_ISA: unknown instruction set '") + s + "' (expected scalar, avx2, avx512 or amx)");
 }
 
 const KernelTable*& active() {
@@ -107,7 +120,7 @@ const KernelTable*& active() {
 }  // namespace
 
 const char* isa_name(Isa isa) {
-  static const char* names[] = {"scalar", "avx2", "avx512"};
+  static const char* names[] = {"scalar", "avx2", "avx512", "amx"};
   return names[static_cast<int>(isa)];
 }
 

@@ -7,8 +7,9 @@
 
 namespace yak::ops::cpu {
 
-enum class Isa : uint8_t { Scalar, Avx2, Avx512 };
-constexpr int kIsaCount = 3;
+// Amx = the AVX-512 kernels plus matrix products of bf16 weights on AMX tiles.
+enum class Isa : uint8_t { Scalar, Avx2, Avx512, Amx };
+constexpr int kIsaCount = 4;
 const char* isa_name(Isa isa);
 
 struct AdamWStep {
@@ -39,8 +40,26 @@ struct AttnTile {
 
 enum class KvType : uint8_t { F32, BF16, F16 };
 
+// bf16-weight matrix products on AMX tiles (kernels_amx.cpp), f32-accurate: pack splits the
+// activations x [M, K] (K a multiple of 32) into three bf16 parts in the tiles' pair layout
+// (packed_dwords(M, K) dwords); block computes y[m, n] = x[m] . W[n] for n in [n0, n1) (a
+// multiple of 32 rows) reading W in place.
+struct AmxKernels {
+  void (*pack)(const float* x, int64_t ldx, int64_t M, int64_t K, uint32_t* packed);
+  int64_t (*packed_dwords)(int64_t M, int64_t K);
+  void (*block)(const uint32_t* packed, int64_t M, int64_t K, const uint16_t* W, int64_t ldw, int64_t n0, int64_t n1,
+                float* y, int64_t ldy);
+  // Peak probe for benchmarks: `iters` rounds of 4 independent tile products (4 x 16 x 16 x 32
+  // multiply-adds a round) on this thread; returns a value that depends on them.
+  float (*probe)(int64_t iters);
+  int parts;  // bf16 parts per activation (tile products per f32-accurate product)
+};
+// Null when this build or CPU has no AMX, or the OS refused the tile state.
+const AmxKernels* amx_kernels();
+
 struct KernelTable {
   Isa isa;
+  const AmxKernels* amx;  // set in the Amx table only
   // conversions of n elements
   void (*bf16_to_f32)(const uint16_t* src, float* dst, int64_t n);
   void (*f16_to_f32)(const uint16_t* src, float* dst, int64_t n);

@@ -387,6 +387,21 @@ void attn_tile_t(const AttnTile& t) {
   const KT* V = static_cast<const KT*>(t.v);
   const int hd = t.hd, n = t.n;
   const int full = hd / N * N;
+  // Many rows (prefill, training) share the tile: transpose its keys once so that the scores
+  // come from broadcast FMAs over whole vectors of keys instead of one reduction per key.
+  constexpr int kMaxKeys = 64, kMaxHd = 256;
+  alignas(64) float kt_buf[N > 1 ? kMaxHd * kMaxKeys : 1];
+  const int np = (n + N - 1) / N * N;
+  float* kt = nullptr;
+  if (N > 1 && t.rows >= 8 && n <= kMaxKeys && hd <= kMaxHd) {
+    kt = kt_buf;
+    for (int j = 0; j < n; ++j) {
+      const KT* kj = K + j * t.ldk;
+      for (int d = 0; d < hd; ++d) kt[d * np + j] = L::one(kj + d);
+    }
+    for (int d = 0; d < hd; ++d)
+      for (int j = n; j < np; ++j) kt[d * np + j] = 0.0f;
+  }
   for (int r0 = 0; r0 < t.rows; r0 += 4) {
     const int rows = t.rows - r0 < 4 ? t.rows - r0 : 4;
     float* S[4];
@@ -396,17 +411,29 @@ void attn_tile_t(const AttnTile& t) {
       if (t.lo[r0 + a] < jlo) jlo = t.lo[r0 + a];
       if (t.hi[r0 + a] > jhi) jhi = t.hi[r0 + a];
     }
-    for (int j = jlo; j < jhi; ++j) {
-      const KT* kj = K + j * t.ldk;
-      VecF acc[4] = {VecF::zero(), VecF::zero(), VecF::zero(), VecF::zero()};
-      for (int c = 0; c < full; c += N) {
-        const VecF kv = L::vec(kj + c);
-        for (int a = 0; a < rows; ++a) acc[a] = fma(VecF::load(t.q + (r0 + a) * t.ldq + c), kv, acc[a]);
+    if (kt) {  // keys in vector lanes: S[a][j0 .. j0 + N) = sum_d q[a][d] * kt[d][j0 ..]
+      for (int j0 = jlo / N * N; j0 < jhi; j0 += N) {
+        VecF acc[4] = {VecF::zero(), VecF::zero(), VecF::zero(), VecF::zero()};
+        for (int d = 0; d < hd; ++d) {
+          const VecF kv = VecF::load(kt + d * np + j0);
+          for (int a = 0; a < rows; ++a) acc[a] = fma(VecF::set1(t.q[(r0 + a) * t.ldq + d]), kv, acc[a]);
+        }
+        const int w = np - j0 < N ? np - j0 : N;
+        for (int a = 0; a < rows; ++a) acc[a].store_partial(S[a] + j0, w < n - j0 ? w : n - j0);
       }
-      for (int a = 0; a < rows; ++a) {
-        float s = acc[a].sum();
-        for (int c = full; c < hd; ++c) s += t.q[(r0 + a) * t.ldq + c] * L::one(kj + c);
-        S[a][j] = s;
+    } else {
+      for (int j = jlo; j < jhi; ++j) {
+        const KT* kj = K + j * t.ldk;
+        VecF acc[4] = {VecF::zero(), VecF::zero(), VecF::zero(), VecF::zero()};
+        for (int c = 0; c < full; c += N) {
+          const VecF kv = L::vec(kj + c);
+          for (int a = 0; a < rows; ++a) acc[a] = fma(VecF::load(t.q + (r0 + a) * t.ldq + c), kv, acc[a]);
+        }
+        for (int a = 0; a < rows; ++a) {
+          float s = acc[a].sum();
+          for (int c = full; c < hd; ++c) s += t.q[(r0 + a) * t.ldq + c] * L::one(kj + c);
+          S[a][j] = s;
+        }
       }
     }
     for (int a = 0; a < rows; ++a) {
@@ -534,6 +561,7 @@ void attn_tile_f16(const AttnTile& t) {
 
 const KernelTable kTable = {
     .isa = YAK_KISA,
+    .amx = nullptr,
     .bf16_to_f32 = bf16_to_f32_k,
     .f16_to_f32 = f16_to_f32_k,
     .f32_to_bf16 = f32_to_bf16_k,
