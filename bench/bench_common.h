@@ -32,9 +32,10 @@ inline double fma_peak_gflops(int threads) {
   return best;
 }
 
-// GFLOP/s of f32-accurate products on AMX tiles (tile-product peak / bf16 parts per product) on
-// `threads` threads, best of 5; 0 without AMX.
-inline double amx_peak_gflops(int threads) {
+// GFLOP/s of products on AMX tiles (the tile-product peak / `passes`: the tile products one
+// product of the operands takes at the matmul precision, e.g. 3 for f32-accurate products with
+// bf16 weights) on `threads` threads, best of 5; 0 without AMX.
+inline double amx_peak_gflops(int threads, int passes) {
   const ops::cpu::AmxKernels* amx = ops::cpu::kernels().amx;
   if (!amx) return 0;
   const int64_t iters = 2'000'000;
@@ -48,19 +49,27 @@ inline double amx_peak_gflops(int threads) {
     const double s = seconds_since(t0);
     best = std::max(best, static_cast<double>(threads) * static_cast<double>(iters) * 4 * 16 * 16 * 32 * 2 / s / 1e9);
   }
-  return best / amx->parts;
+  return best / passes;
 }
 
-// GB/s of reading a 1 GiB buffer with the same vector loads the kernels use (ops::sum_squares,
-// split over the pool's threads), best of 5.
+// GB/s of reading a 1 GiB buffer with vector loads, split over the pool's threads: the better of
+// a plain sum (eight independent adds, prefetching) and ops::sum_squares, best of 5 each.
 inline double read_bandwidth_gbs() {
   Tensor big = Tensor::empty({int64_t{1} << 28});
   ops::fill(big, 0.5f);
+  const float* p = big.data<float>();
+  const int64_t n = big.numel();
+  const auto& k = ops::cpu::kernels();
   double best = 0;
   for (int rep = 0; rep < 5; ++rep) {
     auto t0 = std::chrono::steady_clock::now();
     volatile double s = ops::sum_squares(big);
     (void)s;
+    best = std::max(best, static_cast<double>(big.nbytes()) / seconds_since(t0) / 1e9);
+    std::vector<float> sink(64);
+    t0 = std::chrono::steady_clock::now();
+    ops::cpu::parallel_for(
+        n, 1 << 20, [&](int64_t a, int64_t b) { sink[static_cast<size_t>(a * 63 / n)] += k.read_probe(p + a, b - a); });
     best = std::max(best, static_cast<double>(big.nbytes()) / seconds_since(t0) / 1e9);
   }
   return best;

@@ -192,7 +192,8 @@ int main(int argc, char** argv) {
   for (int t : threads) {
     ops::set_num_threads(t);
     const double read_gbs = bench::read_bandwidth_gbs();
-    const double fma = bench::fma_peak_gflops(t), amx = bench::amx_peak_gflops(t);
+    const double fma = bench::fma_peak_gflops(t),
+                 amx = bench::amx_peak_gflops(t, ops::matmul_precision() == ops::MatmulPrecision::High ? 3 : 1);
     const double peak = std::max(fma, amx);
     infer::Engine engine(*model, nullptr);
     infer::GenerateRequest req;
@@ -209,18 +210,22 @@ int main(int argc, char** argv) {
     const double decode_bound = read_gbs * 1e9 / (weight_bytes + kv_per_position * avg_context);
     const double prefill_bound = peak * 1e9 / flops_per_token;
     if (json) {
-      std::printf("%s\n", Json{{"peer", "yak"},
-                               {"threads", t},
-                               {"isa", ops::cpu::isa_name(ops::cpu::kernels().isa)},
-                               {"decode_tokens_per_s", decode},
-                               {"prefill_tokens_per_s", prefill},
-                               {"read_gbs", read_gbs},
-                               {"decode_bound_tokens_per_s", decode_bound},
-                               {"fma_gflops", fma},
-                               {"amx_f32_accurate_gflops", amx},
-                               {"prefill_bound_tokens_per_s", prefill_bound}}
-                              .dump()
-                              .c_str());
+      std::printf("%s\n",
+                  Json{{"peer", "yak"},
+                       {"matmul_precision", ops::matmul_precision() == ops::MatmulPrecision::Medium ? "medium"
+                                            : ops::matmul_precision() == ops::MatmulPrecision::High ? "high"
+                                                                                                    : "highest"},
+                       {"threads", t},
+                       {"isa", ops::cpu::isa_name(ops::cpu::kernels().isa)},
+                       {"decode_tokens_per_s", decode},
+                       {"prefill_tokens_per_s", prefill},
+                       {"read_gbs", read_gbs},
+                       {"decode_bound_tokens_per_s", decode_bound},
+                       {"fma_gflops", fma},
+                       {"amx_f32_accurate_gflops", amx},
+                       {"prefill_bound_tokens_per_s", prefill_bound}}
+                      .dump()
+                      .c_str());
     } else {
       std::printf("| %d | %.2f | %.2f | %.2f | %.0f%% | %.1f | %.1f | %.1f | %.0f%% |\n", t, decode, read_gbs,
                   decode_bound, 100.0 * decode / decode_bound, prefill, peak, prefill_bound,

@@ -104,6 +104,9 @@ int main(int argc, char** argv) {
   const double bound = fma_gflops * 1e9 / (6.0 * static_cast<double>(n_params));
   if (json) {
     std::printf("%s\n", Json{{"peer", "yak"},
+                             {"matmul_precision", ops::matmul_precision() == ops::MatmulPrecision::Medium ? "medium"
+                                                  : ops::matmul_precision() == ops::MatmulPrecision::High ? "high"
+                                                                                                          : "highest"},
                              {"threads", ops::num_threads()},
                              {"params", n_params},
                              {"train_tokens_per_s", tps},

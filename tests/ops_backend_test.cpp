@@ -1055,6 +1055,49 @@ TEST(OpsBackend, Linear) {
   });
 }
 
+TEST(OpsBackend, LinearGroup) {
+  // The products of one input with several weights in one pass equal separate linears bit for bit
+  // (same kernels, same order), few rows (one pass) and many (one linear each).
+  for_each_isa([] {
+    for (DType wt : {DType::F32, DType::BF16})
+      for (int64_t M : {1, 3, 8, 12}) {
+        std::mt19937 rng(static_cast<unsigned>(M * 3 + static_cast<int>(wt)));
+        const Tensor x = randn({M, 64}, rng);
+        const Tensor W1 = as_dtype(randn({40, 64}, rng), wt), W2 = as_dtype(randn({7, 64}, rng), wt),
+                     W3 = as_dtype(randn({70, 64}, rng), wt), b2 = randn({7}, rng);
+        Tensor y1 = nan_f32({M, 40}), y2 = nan_f32({M, 7}), y3 = nan_f32({M, 70});
+        const ops::LinearTarget t[] = {{&W1, nullptr, &y1}, {&W2, &b2, &y2}, {&W3, nullptr, &y3}};
+        ops::linear_group(x, t);
+        Tensor r1 = nan_f32({M, 40}), r2 = nan_f32({M, 7}), r3 = nan_f32({M, 70});
+        ops::linear(x, W1, nullptr, r1);
+        ops::linear(x, W2, &b2, r2);
+        ops::linear(x, W3, nullptr, r3);
+        EXPECT_EQ(
+            count_differ(bits(y1), bits(r1)) + count_differ(bits(y2), bits(r2)) + count_differ(bits(y3), bits(r3)), 0)
+            << dtype_name(wt) << " M=" << M;
+      }
+  });
+}
+
+TEST(OpsBackend, MatmulPrecisionMedium) {
+  // Medium rounds activations (and f32 weights) to bf16 once where tile units take the product
+  // (blocks of 32 weight rows): the result is the f32 product of the rounded operands; elsewhere
+  // (no tiles, or the rows past the last block of 32) it is the f32 product itself.
+  const ops::MatmulPrecision before = ops::matmul_precision();
+  ops::set_matmul_precision(ops::MatmulPrecision::Medium);
+  std::mt19937 rng(11);
+  const int64_t M = 33, N = 64, K = 96;
+  const Tensor x = randn({M, K}, rng), W = as_dtype(randn({N, K}, rng), DType::BF16);
+  Tensor y = nan_f32({M, N});
+  ops::linear(x, W, nullptr, y);
+  const Vec xr = values(as_dtype(x, DType::BF16));
+  const Vec want = ops::cpu::kernels().amx ? ref_linear(xr, values(W), Vec{}, M, N, K)
+                                           : ref_linear(values(x), values(W), Vec{}, M, N, K);
+  Measure m("linear", cat("medium precision, bf16 W [", N, "x", K, "], x [", M, "x", K, "]"));
+  m.nmse(values(y), want, kTolF32, ops::cpu::kernels().amx ? "tiles" : "no tiles");
+  ops::set_matmul_precision(before);
+}
+
 TEST(OpsBackend, Embedding) {
   for_each_isa([] {
     std::mt19937 rng(21);

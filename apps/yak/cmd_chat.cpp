@@ -15,7 +15,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct ChatFlags {
-  std::string cache_type = "f32";
+  std::string cache_type = "f32", matmul_precision;
   std::string model, tokenizer, chat_template = "auto", system, lora;
   bool has_system = false, no_think = false, verbose = false;
   int threads = 0;
@@ -25,6 +25,7 @@ struct ChatFlags {
 
 void run_chat(ChatFlags& f) {
   ops::set_num_threads(f.threads);
+  apply_matmul_precision(f.matmul_precision);
   auto model = model::DecoderModel::load(f.model);
   if (!f.lora.empty()) model->load_lora(f.lora);
   auto tokenizer = load_model_tokenizer(f.model, f.tokenizer);
@@ -103,6 +104,7 @@ void register_chat(CLI::App& app) {
   sub->add_option("-c,--context", f->context, "Context length (KV cache) in tokens");
   sub->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   sub->add_option("--cache-type", f->cache_type, "KV cache element type: f32 (default), f16, bf16");
+  add_matmul_precision_flag(*sub, f->matmul_precision);
   sub->add_flag("-v,--verbose", f->verbose, "Print speed after each answer");
   f->sampling.add(*sub);
   sub->callback([f] { run_chat(*f); });

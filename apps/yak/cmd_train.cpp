@@ -24,6 +24,7 @@ namespace {
 
 // Flags keep OpenRLHF's names (train_sft.py / train_pt) so existing scripts carry over.
 struct TrainFlags {
+  std::string matmul_precision;
   std::string dataset, dataset_probs, eval_dataset, eval_split = "test", split = "train";
   size_t max_samples = 1000000;
   bool skip_bad_lines = false;
@@ -111,6 +112,7 @@ void add_common(CLI::App* sub, TrainFlags& f, bool data = true) {
   sub->add_option("--modules_to_save", f.modules_to_save, "Also train full copies of: embed_tokens,lm_head")
       ->delimiter(',');
   sub->add_option("-t,--threads", f.threads, "Threads (default: all cores)");
+  add_matmul_precision_flag(*sub, f.matmul_precision);
 }
 
 // The model to train, with a fresh LoRA adapter when --lora_rank is given.
@@ -147,6 +149,7 @@ void resolve_common(TrainFlags& f) {
 
 void run_train(TrainFlags& f) {
   ops::set_num_threads(f.threads);
+  apply_matmul_precision(f.matmul_precision);
   if (!f.save_path.empty() && fs::exists(f.save_path) && !fs::is_directory(f.save_path))
     throw Error("--save_path " + f.save_path + ": exists and is not a folder");
   auto tokenizer = load_model_tokenizer(f.pretrain, "");
@@ -353,6 +356,7 @@ void add_sampling_flags(CLI::App* c, TrainFlags& P) {
 // `yak rejection-sample`: best-of-n answers as SFT data (JSONL: input, output, reward).
 void run_rejection_sample(TrainFlags& f) {
   ops::set_num_threads(f.threads);
+  apply_matmul_precision(f.matmul_precision);
   auto tokenizer = load_model_tokenizer(f.pretrain, "");
   if (!tokenizer) throw Error(f.pretrain + ": no tokenizer in the model folder");
   if (f.save_path.empty()) throw Error("--output: where to write the JSONL");
@@ -379,6 +383,7 @@ void run_rejection_sample(TrainFlags& f) {
 // `yak train iterative-dpo`: rounds of sample -> score -> best/worst pairs -> DPO.
 void run_iterative_dpo(TrainFlags& f) {
   ops::set_num_threads(f.threads);
+  apply_matmul_precision(f.matmul_precision);
   auto tokenizer = load_model_tokenizer(f.pretrain, "");
   if (!tokenizer) throw Error(f.pretrain + ": no tokenizer in the model folder");
   if (!f.save_path.empty() && fs::exists(f.save_path) && !fs::is_directory(f.save_path))
@@ -406,6 +411,7 @@ void run_iterative_dpo(TrainFlags& f) {
 
 void run_ppo(TrainFlags& f) {
   ops::set_num_threads(f.threads);
+  apply_matmul_precision(f.matmul_precision);
   if (!f.save_path.empty() && fs::exists(f.save_path) && !fs::is_directory(f.save_path))
     throw Error("--save_path " + f.save_path + ": exists and is not a folder");
   auto tokenizer = load_model_tokenizer(f.pretrain, "");

@@ -6,9 +6,20 @@
 
 #include "yak/base/error.h"
 #include "yak/base/mmap.h"
+#include "yak/ops/ops.h"
 
 namespace yak::cli {
 namespace fs = std::filesystem;
+
+void add_matmul_precision_flag(CLI::App& app, std::string& value) {
+  app.add_option("--matmul-precision", value,
+                 "f32 matrix products: high (default; f32-accurate; bf16 weights run on AMX tiles where present), "
+                 "highest (f32 FMA only), medium (activations rounded to bf16: faster, bf16 numerics)");
+}
+
+void apply_matmul_precision(const std::string& value) {
+  if (!value.empty()) ops::set_matmul_precision(ops::parse_matmul_precision(value, "--matmul-precision"));
+}
 
 DType parse_cache_type(const std::string& name) {
   auto t = dtype_from_name(name);

@@ -32,6 +32,10 @@ std::unique_ptr<tok::Tokenizer> load_model_tokenizer(const std::string& model_di
 // chat_template.jinja (where transformers 5 saves it) when the JSON has none.
 Json load_tokenizer_config(const std::string& model_dir);
 
+// --matmul-precision highest|high|medium, applied by apply_matmul_precision.
+void add_matmul_precision_flag(CLI::App& app, std::string& value);
+void apply_matmul_precision(const std::string& value);
+
 // --cache-type: f32, f16 or bf16 (throws yak::Error otherwise).
 DType parse_cache_type(const std::string& name);
 

@@ -49,6 +49,21 @@ Var linear(const Var& x, const Var& W, const Var* bias) {
   return out;
 }
 
+void linear_group(const Var& x, std::span<const Var* const> W, std::span<const Var* const> b, std::span<Var> out) {
+  bool rec = recording({&x});
+  for (size_t i = 0; i < W.size(); ++i) rec = rec || recording({W[i], b[i]});
+  if (rec || W.size() > 4) {
+    for (size_t i = 0; i < W.size(); ++i) out[i] = linear(x, *W[i], b[i]);
+    return;
+  }
+  ops::LinearTarget targets[4];
+  for (size_t i = 0; i < W.size(); ++i) {
+    out[i] = make_out({x.dim(0), W[i]->dim(0)}, x, false);
+    targets[i] = {&W[i]->value(), b[i] ? &b[i]->value() : nullptr, &out[i].value()};
+  }
+  ops::linear_group(x.value(), std::span<const ops::LinearTarget>(targets, W.size()));
+}
+
 Var rms_norm(const Var& x, const Var& w, float eps) {
   const bool rec = recording({&x, &w});
   Var out = make_out(x.value().shape(), x, rec);

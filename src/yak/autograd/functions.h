@@ -14,6 +14,10 @@ namespace yak::ag {
 Var embedding(const Var& E, std::span<const int32_t> ids);
 // x [M, K] · W[N, K]^T (+ b[N]) → [M, N]. W may be f32/bf16/f16 when it needs no gradient.
 Var linear(const Var& x, const Var& W, const Var* bias = nullptr);
+// linear(x, W_i, b_i) for several weights of one input; without a tape they run as one op
+// (ops::linear_group), with one they are separate linears. b may hold null entries.
+// out[i] receives the i-th product (out.size() == W.size() == b.size()).
+void linear_group(const Var& x, std::span<const Var* const> W, std::span<const Var* const> b, std::span<Var> out);
 // RMSNorm over consecutive groups of w.numel() values (per row, or per head when w is [head_dim]).
 Var rms_norm(const Var& x, const Var& w, float eps);
 // Rotate-half RoPE on every head_dim group of row t with the table cs [T, head_dim] (cos | sin).

@@ -188,9 +188,27 @@ ag::Var DecoderModel::layer_forward(const ag::Var& x_in, int64_t l, const Batch&
   ag::Var x = x_in;
   const LayerWeights& w = layers_[l];
   ag::Var h = ag::rms_norm(x, w.attn_norm, eps);
-  ag::Var q = proj(h, w.q, w.q_bias.defined() ? &w.q_bias : nullptr, w.lora[0], l * 8 + 0);
-  ag::Var k = proj(h, w.k, w.k_bias.defined() ? &w.k_bias : nullptr, w.lora[1], l * 8 + 1);
-  ag::Var v = proj(h, w.v, w.v_bias.defined() ? &w.v_bias : nullptr, w.lora[2], l * 8 + 2);
+  // Projections of one input without an adapter run as one op (one pass over the threads).
+  auto plain = [&](int a, int b) {
+    for (int i = a; i < b; ++i)
+      if (w.lora[i].defined() && lora_enabled_) return false;
+    return true;
+  };
+  ag::Var q, k, v;
+  if (plain(0, 3)) {
+    const ag::Var* W[] = {&w.q, &w.k, &w.v};
+    const ag::Var* B[] = {w.q_bias.defined() ? &w.q_bias : nullptr, w.k_bias.defined() ? &w.k_bias : nullptr,
+                          w.v_bias.defined() ? &w.v_bias : nullptr};
+    ag::Var qkv[3];
+    ag::linear_group(h, W, B, qkv);
+    q = qkv[0];
+    k = qkv[1];
+    v = qkv[2];
+  } else {
+    q = proj(h, w.q, w.q_bias.defined() ? &w.q_bias : nullptr, w.lora[0], l * 8 + 0);
+    k = proj(h, w.k, w.k_bias.defined() ? &w.k_bias : nullptr, w.lora[1], l * 8 + 1);
+    v = proj(h, w.v, w.v_bias.defined() ? &w.v_bias : nullptr, w.lora[2], l * 8 + 2);
+  }
   if (cfg_.qk_norm) {
     q = ag::rms_norm(q, w.q_norm, eps);
     k = ag::rms_norm(k, w.k_norm, eps);
@@ -202,7 +220,16 @@ ag::Var DecoderModel::layer_forward(const ag::Var& x_in, int64_t l, const Batch&
   ag::Var a = model::attention(q, k, v, batch, cache, l, shape);
   x = ag::add(x, proj(a, w.o, nullptr, w.lora[3], l * 8 + 3));
   h = ag::rms_norm(x, w.mlp_norm, eps);
-  ag::Var m = ag::swiglu(proj(h, w.gate, nullptr, w.lora[4], l * 8 + 4), proj(h, w.up, nullptr, w.lora[5], l * 8 + 5));
+  ag::Var m;
+  if (plain(4, 6)) {
+    const ag::Var* W[] = {&w.gate, &w.up};
+    const ag::Var* B[] = {nullptr, nullptr};
+    ag::Var gu[2];
+    ag::linear_group(h, W, B, gu);
+    m = ag::swiglu(gu[0], gu[1]);
+  } else {
+    m = ag::swiglu(proj(h, w.gate, nullptr, w.lora[4], l * 8 + 4), proj(h, w.up, nullptr, w.lora[5], l * 8 + 5));
+  }
   x = ag::add(x, proj(m, w.down, nullptr, w.lora[6], l * 8 + 6));
   return x;
 }

@@ -13,6 +13,7 @@ namespace yak::ops {
 
 const char* op_name(Op op) {
   static const char* names[] = {"linear",
+                                "linear_group",
                                 "linear_backward",
                                 "embedding",
                                 "embedding_backward",
@@ -121,6 +122,9 @@ void Backend::linear(const Tensor& x, const Tensor& W, const Tensor* b, Tensor& 
   HostStage s;
   host().linear(s.in(x), s.in(W), s.in(b), s.out(y));
   s.commit();
+}
+void Backend::linear_group(const Tensor& x, std::span<const LinearTarget> targets) {
+  for (const LinearTarget& t : targets) linear(x, *t.W, t.b, *t.y);
 }
 void Backend::linear_backward(const Tensor& dy, const Tensor& x, const Tensor& W, Tensor* dx, Tensor* dW, Tensor* db) {
   HostStage s;

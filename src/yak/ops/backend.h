@@ -16,6 +16,7 @@ namespace yak::ops {
 
 enum class Op : uint8_t {
   Linear,
+  LinearGroup,
   LinearBackward,
   Embedding,
   EmbeddingBackward,
@@ -68,6 +69,13 @@ struct AttentionArgs {
   std::span<const int32_t> pos, slot;
 };
 
+// One product of a linear_group: y = x W^T (+ b when b is non-null and defined).
+struct LinearTarget {
+  const Tensor* W;
+  const Tensor* b;
+  Tensor* y;
+};
+
 struct AdamWArgs {
   double lr = 0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
   int64_t step = 1;  // 1-based, for bias correction
@@ -87,6 +95,8 @@ class Backend {
   // Kernels. Outputs are written; gradients (names starting with d) are accumulated into.
   // y[M, N] = x[M, K] W[N, K]^T (+ b[N]); x f32, W any weight dtype the backend supports.
   virtual void linear(const Tensor& x, const Tensor& W, const Tensor* b, Tensor& y);
+  // The products of one input with several weights (by default one linear each).
+  virtual void linear_group(const Tensor& x, std::span<const LinearTarget> targets);
   // dx += dy W; dW += dy^T x; db += Σ_rows dy (each optional).
   virtual void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& W, Tensor* dx, Tensor* dW, Tensor* db);
   virtual void embedding(const Tensor& E, std::span<const int32_t> ids, Tensor& out);

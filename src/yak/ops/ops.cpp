@@ -1,6 +1,8 @@
 // Checks each op's operands once, for every backend, then dispatches on their device.
 #include "yak/ops/ops.h"
 
+#include <atomic>
+#include <cstdlib>
 #include <string>
 
 #include "yak/base/error.h"
@@ -57,6 +59,31 @@ void want_ids(const char* op, std::span<const int32_t> ids, int64_t n, int64_t l
 
 }  // namespace
 
+namespace {
+// YAK_MATMUL_PRECISION=highest|high|medium sets the start-up value (the CLI's
+// --matmul-precision sets it too).
+std::atomic<MatmulPrecision>& precision() {
+  static std::atomic<MatmulPrecision> p{[] {
+    const char* env = std::getenv("YAK_MATMUL_PRECISION");
+    return env && *env ? parse_matmul_precision(env, "YAK_MATMUL_PRECISION") : MatmulPrecision::High;
+  }()};
+  return p;
+}
+}  // namespace
+
+void set_matmul_precision(MatmulPrecision p) {
+  precision().store(p);
+}
+MatmulPrecision matmul_precision() {
+  return precision().load(std::memory_order_relaxed);
+}
+MatmulPrecision parse_matmul_precision(const std::string& s, const std::string& what) {
+  if (s == "highest") return MatmulPrecision::Highest;
+  if (s == "high") return MatmulPrecision::High;
+  if (s == "medium") return MatmulPrecision::Medium;
+  throw Error(what + ": unknown matmul precision '" + s + "' (expected highest, high or medium)");
+}
+
 void set_num_threads(int n) {
   cpu::set_num_threads(n);
 }
@@ -78,6 +105,27 @@ void linear(const Tensor& x, const Tensor& W, const Tensor* b, Tensor& y) {
     want_numel(op, *b, W.dim(0), "bias");
   }
   on(op, {&x, &W, b, &y}).linear(x, W, b, y);
+}
+
+void linear_group(const Tensor& x, std::span<const LinearTarget> targets) {
+  const char* op = "linear_group";
+  want_2d(op, x, "input");
+  want_f32(op, x, "input");
+  for (const LinearTarget& t : targets) {
+    want_2d(op, *t.W, "weight");
+    want_f32(op, *t.y, "output");
+    if (t.W->dim(1) != x.dim(1)) [[unlikely]]
+      fail(op,
+           "input has " + std::to_string(x.dim(1)) + " features but a weight expects " + std::to_string(t.W->dim(1)));
+    want_shape(op, *t.y, {x.dim(0), t.W->dim(0)}, "output");
+    if (t.b && t.b->defined() && t.b->numel() > 0) {
+      want_f32(op, *t.b, "bias");
+      want_numel(op, *t.b, t.W->dim(0), "bias");
+    }
+    if (!(t.W->device() == x.device()) || !(t.y->device() == x.device())) [[unlikely]]
+      fail(op, "operands are on different devices");
+  }
+  on(op, {&x}).linear_group(x, targets);
 }
 
 void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& W, Tensor* dx, Tensor* dW, Tensor* db) {

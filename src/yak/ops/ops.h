@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <span>
+#include <string>
 
 #include "yak/ops/backend.h"
 
@@ -14,8 +15,21 @@ namespace yak::ops {
 void set_num_threads(int n);
 int num_threads();
 
+// How f32 matrix products may be computed, as torch.set_float32_matmul_precision names it:
+// Highest = f32 multiply-adds; High (the default) = bf16 parts summed to f32 accuracy where the
+// CPU has tile units (AMX), else f32; Medium = activations and f32 weights rounded to bf16 once
+// (the speed and numerics of bf16 compute, as llama.cpp and torch.autocast use).
+enum class MatmulPrecision : uint8_t { Highest, High, Medium };
+void set_matmul_precision(MatmulPrecision p);
+MatmulPrecision matmul_precision();
+// "highest", "high", "medium"; throws yak::Error naming `what` otherwise.
+MatmulPrecision parse_matmul_precision(const std::string& s, const std::string& what);
+
 // y = x W^T (+ b): x [M, K] f32, W [N, K] (f32, bf16, f16), b [N] f32, y [M, N] f32.
 void linear(const Tensor& x, const Tensor& W, const Tensor* b, Tensor& y);
+// Several products of one input at once, y_i = x W_i^T (+ b_i) (a decode step's q/k/v or gate/up:
+// one pass over the threads instead of one per weight). Every W_i has x's features.
+void linear_group(const Tensor& x, std::span<const LinearTarget> targets);
 // dx += dy W, dW += dy^T x, db += Σ dy (each optional; W may be 16-bit when dW is null).
 void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& W, Tensor* dx, Tensor* dW, Tensor* db);
 

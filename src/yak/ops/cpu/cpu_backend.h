@@ -14,6 +14,7 @@ class CpuBackend final : public Backend {
   bool supports(Op op, DType dtype) const override;
 
   void linear(const Tensor& x, const Tensor& W, const Tensor* b, Tensor& y) override;
+  void linear_group(const Tensor& x, std::span<const LinearTarget> targets) override;
   void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& W, Tensor* dx, Tensor* dW, Tensor* db) override;
   void embedding(const Tensor& E, std::span<const int32_t> ids, Tensor& out) override;
   void embedding_backward(const Tensor& dout, std::span<const int32_t> ids, Tensor& dE) override;

@@ -40,19 +40,35 @@ struct AttnTile {
 
 enum class KvType : uint8_t { F32, BF16, F16 };
 
-// bf16-weight matrix products on AMX tiles (kernels_amx.cpp), f32-accurate: pack splits the
-// activations x [M, K] (K a multiple of 32) into three bf16 parts in the tiles' pair layout
-// (packed_dwords(M, K) dwords); block computes y[m, n] = x[m] . W[n] for n in [n0, n1) (a
-// multiple of 32 rows) reading W in place.
+// Matrix products on AMX tiles (kernels_amx.cpp): out[m, n] (= or +=) sum over combos (a, b) and
+// k of A_a[n, k] B_b[m, k], where A_a and B_b are bf16 parts of f32 operands (hi, lo, lo2: three
+// parts carry all 24 bits, so the sums keep f32 accuracy; one part is plain bf16).
+struct AmxProduct {
+  int64_t M, K;       // rows of out (B side), inner size (a multiple of 32: packing pads)
+  const uint32_t* b;  // pack_b's output
+  int b_parts;
+  const uint16_t* a[3];  // A part matrices, rows n, row stride lda elements (bf16)
+  int a_parts;
+  int64_t lda;
+  uint8_t combos[3];  // bit b of combos[a]: add the product of A part a and B part b
+  float* out;
+  int64_t ldo;
+  bool accumulate;
+};
 struct AmxKernels {
-  void (*pack)(const float* x, int64_t ldx, int64_t M, int64_t K, uint32_t* packed);
-  int64_t (*packed_dwords)(int64_t M, int64_t K);
-  void (*block)(const uint32_t* packed, int64_t M, int64_t K, const uint16_t* W, int64_t ldw, int64_t n0, int64_t n1,
-                float* y, int64_t ldy);
+  // B side: x [M, K] (x[m * ldx + k], or x[k * ldx + m] when transposed) split into `parts`,
+  // padded to whole tiles, into packed_b_dwords(M, K, parts) dwords.
+  void (*pack_b)(const float* x, int64_t ldx, bool transposed, int64_t M, int64_t K, int parts, uint32_t* packed);
+  int64_t (*packed_b_dwords)(int64_t M, int64_t K, int parts);
+  // A side: rows [r0, r1) of src [N, K] (same indexing) split into `parts` bf16 matrices at out +
+  // p * N * Kp (Kp = K rounded up to 32, the row stride), zero-padded.
+  void (*pack_a)(const float* src, int64_t ld, bool transposed, int64_t N, int64_t K, int64_t r0, int64_t r1, int parts,
+                 uint16_t* out);
+  // out for A rows [n0, n1) (a multiple of 32 apart).
+  void (*block)(const AmxProduct& g, int64_t n0, int64_t n1);
   // Peak probe for benchmarks: `iters` rounds of 4 independent tile products (4 x 16 x 16 x 32
   // multiply-adds a round) on this thread; returns a value that depends on them.
   float (*probe)(int64_t iters);
-  int parts;  // bf16 parts per activation (tile products per f32-accurate product)
 };
 // Null when this build or CPU has no AMX, or the OS refused the tile state.
 const AmxKernels* amx_kernels();
@@ -111,6 +127,8 @@ struct KernelTable {
   // Peak probe for benchmarks: `iters` rounds of 12 independent vector FMAs (24 * lanes flops
   // a round); returns a value that depends on every one so none is optimised away.
   float (*fma_probe)(int64_t iters);
+  // Read-bandwidth probe: the sum of n floats with eight independent vector adds, prefetching.
+  float (*read_probe)(const float* p, int64_t n);
   int lanes;  // f32 lanes per vector
   // One key tile of flash attention (see AttnTile), per KvType.
   void (*attn_tile[3])(const AttnTile& t);

@@ -547,6 +547,21 @@ float fma_probe_k(int64_t iters) {
   return s.sum();
 }
 
+float read_probe_k(const float* p, int64_t n) {
+  VecF a[8];
+  for (auto& v : a) v = VecF::zero();
+  int64_t i = 0;
+  for (; i + 8 * N <= n; i += 8 * N) {
+    prefetch(p + i + 2 * kAhead);
+    for (int k = 0; k < 8; ++k) a[k] = a[k] + VecF::load(p + i + k * N);
+  }
+  VecF s = VecF::zero();
+  for (auto& v : a) s = s + v;
+  float r = s.sum();
+  for (; i < n; ++i) r += p[i];
+  return r;
+}
+
 void attn_tile_f32(const AttnTile& t) {
   attn_tile_t<LF32>(t);
 }
@@ -589,6 +604,7 @@ const KernelTable kTable = {
     .ab_acc = ab_acc_k,
     .atb_acc = atb_acc_k,
     .fma_probe = fma_probe_k,
+    .read_probe = read_probe_k,
     .lanes = N,
     .attn_tile = {attn_tile_f32, attn_tile_bf16, attn_tile_f16},
 };

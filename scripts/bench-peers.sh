@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# yak beside its peers on this machine, with the same weights and threads: llama.cpp (built from
+# the source that the llama-cpp-python source distribution on PyPI vendors, the bench model
+# converted with llama.cpp's own convert_hf_to_gguf.py) and PyTorch CPU (transformers), for
+# inference on the Qwen2.5-0.5B-shaped bench model in bf16 and for training a 35.7M LLaMA.
+# Prints markdown tables of the ratios (docs/PERFORMANCE.md keeps the latest).
+#
+#   bash scripts/bench-peers.sh            # THREADS="1 2" by default
+#
+# Everything the peers need lives outside the repository in $YAK_PEERS_DIR (default
+# ~/.cache/yak-peers): a Python venv with tools/golden's pinned references, llama.cpp's source
+# and build, the bench model and its GGUF. llama.cpp needs a real Qwen2 tokenizer for its
+# converter: ../shared/data/tokenizers/qwen2 (skipped with a reason when absent).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+peers=${YAK_PEERS_DIR:-$HOME/.cache/yak-peers}
+threads=${THREADS:-"1 2"}
+llama_version=0.3.36
+mkdir -p "$peers"
+bash scripts/build.sh >/dev/null
+results=$peers/results.jsonl
+: >"$results"
+
+# Python references (torch, transformers, ...) pinned by tools/golden.
+py=$peers/venv/bin/python
+[[ -x $py ]] || python3 -m venv "$peers/venv"
+if ! "$py" -c "import torch, transformers" 2>/dev/null; then
+  echo "bench-peers: installing PyTorch and transformers into $peers/venv"
+  "$py" -m pip install -q -r tools/golden/requirements.txt
+fi
+
+# The bench model (random weights, Qwen2.5-0.5B shape, bf16).
+model=$peers/models/qwen05b
+build/bin/bench_engine --write-model "$model"
+
+# llama.cpp from PyPI's llama-cpp-python source distribution.
+src=$peers/llama_cpp_python-$llama_version/vendor/llama.cpp
+tok=$root/../shared/data/tokenizers/qwen2
+gguf=$peers/models/qwen05b-bf16.gguf
+if [[ ! -d $tok ]]; then
+  echo "bench-peers: llama.cpp skipped (its converter needs the Qwen2 tokenizer in ../shared/data/tokenizers/qwen2)"
+else
+  if [[ ! -d $src ]]; then
+    echo "bench-peers: fetching llama.cpp (llama-cpp-python $llama_version source distribution)"
+    (cd "$peers" && "$py" -m pip download -q --no-deps --no-binary :all: "llama-cpp-python==$llama_version" -d . &&
+      tar xzf "llama_cpp_python-$llama_version.tar.gz")
+  fi
+  if [[ ! -x $src/build/bin/llama-bench ]]; then
+    echo "bench-peers: building llama-bench"
+    cmake -S "$src" -B "$src/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DGGML_NATIVE=ON \
+      -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >/dev/null
+    cmake --build "$src/build" -j"$(nproc)" --target llama-bench >/dev/null
+  fi
+  "$py" -c "import gguf" 2>/dev/null || "$py" -m pip install -q -e "$src/gguf-py"
+  for f in "$tok"/*; do [[ -e $model/$(basename "$f") ]] || install -m 644 "$f" "$model/"; done
+  [[ -s $gguf ]] || "$py" "$src/convert_hf_to_gguf.py" "$model" --outtype bf16 --outfile "$gguf" >/dev/null 2>&1
+  tl=$(echo "$threads" | tr ' ' ',')
+  "$src/build/bin/llama-bench" -m "$gguf" -t "$tl" -p 512 -n 0 -r 3 -o jsonl 2>/dev/null |
+    "$py" -c 'import json,sys
+for l in sys.stdin:
+    r=json.loads(l); print(json.dumps({"peer":"llama.cpp","threads":r["n_threads"],"test":"pp","tokens_per_s":r["avg_ts"]}))' >>"$results"
+  "$src/build/bin/llama-bench" -m "$gguf" -t "$tl" -p 0 -n 128 -d 512 -r 3 -o jsonl 2>/dev/null |
+    "$py" -c 'import json,sys
+for l in sys.stdin:
+    r=json.loads(l); print(json.dumps({"peer":"llama.cpp","threads":r["n_threads"],"test":"tg","tokens_per_s":r["avg_ts"]}))' >>"$results"
+fi
+
+# yak and PyTorch, inference and training.
+build/bin/bench_engine --model "$model" -t "$(echo "$threads" | tr ' ' ',')" --json >>"$results"
+YAK_MATMUL_PRECISION=medium build/bin/bench_engine --model "$model" -t "$(echo "$threads" | tr ' ' ',')" --json >>"$results"
+for t in $threads; do
+  "$py" bench/peers/torch_infer.py "$model" --threads "$t" >>"$results"
+  build/bin/bench_train -t "$t" --steps 4 --json >>"$results"
+  YAK_MATMUL_PRECISION=medium build/bin/bench_train -t "$t" --steps 4 --json >>"$results"
+  "$py" bench/peers/torch_train.py --threads "$t" --steps 4 >>"$results"
+  "$py" bench/peers/torch_train.py --threads "$t" --steps 4 --bf16 >>"$results"
+done
+"$py" bench/peers/report.py "$results"
