@@ -31,8 +31,10 @@
 #include "yak/base/error.h"
 #include "yak/ops/backend.h"
 #include "yak/ops/cpu/kernels.h"
+#include "yak/ops/cpu/type_traits.h"
 #include "yak/ops/ops.h"
 #include "yak/tensor/half.h"
+#include "yak/tensor/quant.h"
 #include "yak/tensor/tensor.h"
 
 using namespace yak;
@@ -1052,6 +1054,80 @@ TEST(OpsBackend, Linear) {
               {{randn({M, 29}, rng)}, {x}, {W}, {randn({M, 65}, rng)}, {randn({29, 65}, rng)}, {randn({29}, rng)}},
               [](std::vector<Tensor>& a) { ops::linear_backward(a[0], a[1], a[2], &a[3], &a[4], &a[5]); });
       }
+  });
+}
+
+// ggml's block formats as weights: decode rows (gemv) quantize the activations to the pair
+// format and take integer dot products; many rows dequantize weight tiles into sgemm. Each path
+// against double sums of the dequantized weights and of the activations it actually reads.
+Tensor quantize_rows(const Tensor& W32, DType qt) {
+  Tensor W = Tensor::empty(W32.shape(), qt);
+  dtype_info(qt).from_float(W32.data<float>(), W.raw(), W32.numel());
+  return W;
+}
+Vec dequantized(const void* q, DType qt, int64_t n) {
+  std::vector<float> f(static_cast<size_t>(n));
+  dtype_info(qt).to_float(q, f.data(), n);
+  return Vec(f.begin(), f.end());
+}
+
+TEST(OpsBackend, LinearQuantized) {
+  using ops::cpu::cpu_traits;
+  for_each_isa([] {
+    for (DType wt : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K,
+                     DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+      const DType act = cpu_traits(wt)->vec_dot_type;
+      const int64_t blk = std::max(dtype_info(wt).block, dtype_info(act).block);
+      for (int64_t K : {blk, 3 * blk}) {
+        const int64_t N = 37;
+        const std::string w = cat(dtype_name(wt), " W [", N, "x", K, "]");
+        Measure gemv("linear/quantized", w + ", x [1..8] as " + dtype_name(act) + " (integer dot)");
+        Measure gemm("linear/quantized", w + ", x [9..20] f32 (dequantized tiles, sgemm)");
+        std::mt19937 rng(static_cast<unsigned>(K * 13 + static_cast<int>(wt)));
+        const Tensor W = quantize_rows(randn({N, K}, rng, 0.5), wt), b = randn({N}, rng);
+        const Vec Wv = dequantized(W.raw(), wt, N * K), bv = values(b);
+        for (int64_t M : {1, 2, 5, 8, 9, 20}) {
+          const Tensor x = randn({M, K}, rng);
+          Vec xr = values(x);
+          std::vector<std::vector<uint8_t>> xq(static_cast<size_t>(M));
+          if (M <= 8) {  // the activations gemv reads: each row through the pair format
+            for (int64_t m = 0; m < M; ++m) {
+              xq[m].resize(dtype_bytes(act, K));
+              dtype_info(act).from_float(x.data<float>() + m * K, xq[m].data(), K);
+              const Vec row = dequantized(xq[m].data(), act, K);
+              std::copy(row.begin(), row.end(), xr.begin() + m * K);
+            }
+          }
+          Tensor y = nan_f32({M, N});
+          ops::linear(x, W, &b, y);
+          Vec ref = ref_linear(xr, Wv, bv, M, N, K);
+          if (M <= 8 && act == DType::Q8_1) {
+            // Q8_1 carries each block's sum as s = f16(d Σq): the weights' minimums meet that
+            // rounded sum, as the format defines (Q4_1 and Q5_1 keep m right after d).
+            const size_t wb = static_cast<size_t>(dtype_info(wt).block_bytes);
+            for (int64_t m = 0; m < M; ++m)
+              for (int64_t n = 0; n < N; ++n)
+                for (int64_t blk = 0; blk < K / 32; ++blk) {
+                  const auto& a = reinterpret_cast<const quant::BlockQ8_1*>(xq[m].data())[blk];
+                  int sq = 0;
+                  for (int8_t v : a.qs) sq += v;
+                  uint16_t mh;
+                  std::memcpy(&mh, static_cast<const uint8_t*>(W.raw()) + (n * K / 32 + blk) * wb + 2, 2);
+                  ref[m * N + n] += f16_to_f32(mh) * (double{f16_to_f32(a.s)} - double{f16_to_f32(a.d)} * sq);
+                }
+          }
+          (M <= 8 ? gemv : gemm).nmse(values(y), ref, kTolF32, cat("M=", M));
+        }
+        // Few rows through linear_group (q/k/v in one pass) equal separate linears bit for bit.
+        const Tensor W2 = quantize_rows(randn({N + 3, K}, rng, 0.5), wt), x = randn({3, K}, rng);
+        Tensor y1 = nan_f32({3, N}), y2 = nan_f32({3, N + 3}), r1 = nan_f32({3, N}), r2 = nan_f32({3, N + 3});
+        const ops::LinearTarget targets[] = {{&W, nullptr, &y1}, {&W2, nullptr, &y2}};
+        ops::linear_group(x, targets);
+        ops::linear(x, W, nullptr, r1);
+        ops::linear(x, W2, nullptr, r2);
+        EXPECT_EQ(count_differ(bits(y1), bits(r1)) + count_differ(bits(y2), bits(r2)), 0) << w;
+      }
+    }
   });
 }
 

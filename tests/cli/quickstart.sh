@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README's main job end to end: tokenizer and model from scratch, pretraining, a short SFT, GRPO
 # with an exact-match reward, evaluation and chat. SFT must lift held-out accuracy over the
-# pretrained model, GRPO must lift it by at least 15 more points (measured: 2% -> 18% -> 44%), and
+# pretrained model, GRPO must lift it by at least 15 more points (measured: 2% -> 40% -> 64% on a 2-core Sapphire Rapids VM), and
 # the saved folders must chat through the CLI.
 set -u
 yak=$1

@@ -12,8 +12,12 @@
 
 namespace yak {
 
-enum class DType : uint8_t { F32, F16, BF16, F64, I64, I32, I16, I8, U8, Bool, Q8_0, Q4_0 };
-constexpr int kDTypeCount = 12;
+// Q* are ggml's block formats (tensor/quant.h); Q8_1 and Q8_K hold activations only.
+enum class DType : uint8_t {
+  F32, F16, BF16, F64, I64, I32, I16, I8, U8, Bool,
+  Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q8_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K
+};
+constexpr int kDTypeCount = 22;
 
 // Row conversions over n elements (n a multiple of the block size); scalar reference code.
 using ToFloatFn = void (*)(const void* src, float* dst, int64_t n);
@@ -28,6 +32,7 @@ struct DTypeInfo {
   ToFloatFn to_float;       // null where yak has no conversion (yet)
   FromFloatFn from_float;   // null where yak has no conversion (yet)
   const char* safetensors;  // "F32", ...; null: no safetensors spelling
+  int ggml;                 // ggml_type id in GGUF files; -1: none
 };
 
 const DTypeInfo& dtype_info(DType t);
@@ -41,5 +46,11 @@ std::optional<DType> dtype_from_safetensors(std::string_view s);
 std::string dtype_to_safetensors(DType t);
 // "f32", "bf16", ... as yak prints them; nullopt for unknown names.
 std::optional<DType> dtype_from_name(std::string_view s);
+// ggml_type id (GGUF tensor info) to DType; nullopt for types yak does not read.
+std::optional<DType> dtype_from_ggml(uint32_t ggml_type);
+// True for the block formats (quantized: is_float with block > 1).
+inline bool dtype_is_quantized(DType t) {
+  return dtype_info(t).block > 1;
+}
 
 }  // namespace yak

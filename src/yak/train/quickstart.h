@@ -15,7 +15,7 @@ struct QuickstartOptions {
   std::filesystem::path dir = "quickstart-out";
   int max_operand = 14;        // facts a + b for a, b in [0, max_operand]
   double heldout_share = 0.2;  // pairs never seen in SFT, used for the accuracy
-  int pt_epochs = 60, sft_epochs = 7;
+  int pt_epochs = 90, sft_epochs = 12;
   int grpo_episodes = 30;  // passes of GRPO over the SFT questions (0: no GRPO stage)
   uint64_t seed = 1;
   bool quiet = false;

@@ -40,6 +40,11 @@ struct AttnTile {
 
 enum class KvType : uint8_t { F32, BF16, F16 };
 
+// Quantized weight formats with a dot kernel (index of KernelTable::vec_dot_q). Each pairs with
+// one activation format: Q8_0 for Q8_0/Q4_0/Q5_0, Q8_1 for Q4_1/Q5_1, Q8_K for the K formats.
+enum class QuantDot : uint8_t { Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K };
+constexpr int kQuantDots = 10;
+
 // Matrix products on AMX tiles (kernels_amx.cpp): out[m, n] (= or +=) sum over combos (a, b) and
 // k of A_a[n, k] B_b[m, k], where A_a and B_b are bf16 parts of f32 operands (hi, lo, lo2: three
 // parts carry all 24 bits, so the sums keep f32 accuracy; one part is plain bf16).
@@ -132,6 +137,9 @@ struct KernelTable {
   int lanes;  // f32 lanes per vector
   // One key tile of flash attention (see AttnTile), per KvType.
   void (*attn_tile[3])(const AttnTile& t);
+  // Σ_k w[k] x[k] over K elements (a multiple of the block) of one quantized weight row and one
+  // activation row in its pair format (see QuantDot), per weight format.
+  float (*vec_dot_q[kQuantDots])(int64_t K, const void* w, const void* x);
 };
 
 // The active table (best for this CPU unless lowered).

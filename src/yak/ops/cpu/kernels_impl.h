@@ -573,6 +573,11 @@ void attn_tile_f16(const AttnTile& t) {
 }
 
 }  // namespace
+}  // namespace yak::ops::cpu::YAK_KNS
+
+#include "yak/ops/cpu/quant_kernels_impl.h"
+
+namespace yak::ops::cpu::YAK_KNS {
 
 const KernelTable kTable = {
     .isa = YAK_KISA,
@@ -607,6 +612,8 @@ const KernelTable kTable = {
     .read_probe = read_probe_k,
     .lanes = N,
     .attn_tile = {attn_tile_f32, attn_tile_bf16, attn_tile_f16},
+    .vec_dot_q = {vec_dot_q8_0_k, vec_dot_q4_0_k, vec_dot_q4_1_k, vec_dot_q5_0_k, vec_dot_q5_1_k, vec_dot_q2_k_k,
+                  vec_dot_q3_k_k, vec_dot_q4_k_k, vec_dot_q5_k_k, vec_dot_q6_k_k},
 };
 
 }  // namespace yak::ops::cpu::YAK_KNS

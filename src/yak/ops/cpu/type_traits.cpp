@@ -41,10 +41,48 @@ void gemv_f16(const void* W, int64_t ldw, int64_t K, int64_t r0, int64_t r1, con
   kernels().gemv_f16(static_cast<const uint16_t*>(W), ldw / 2, K, r0, r1, x, M, ldx, y, ldy);
 }
 
+// Quantized weights: activations are quantized once per row to the pair format (the reference
+// quantizer: cheap next to reading the weights, and the same on every instruction set), then each
+// weight row is read once for all M rows.
+template <DType Act>
+void prep_quant(const float* x, int64_t K, float* out) {
+  dtype_info(Act).from_float(x, out, K);
+}
+template <DType W, QuantDot Q>
+void gemv_quant(const void* Wp, int64_t ldw, int64_t K, int64_t r0, int64_t r1, const float* x, int64_t M,
+                int64_t ldx, float* y, int64_t ldy) {
+  const auto dot = kernels().vec_dot_q[static_cast<int>(Q)];
+  const auto* base = static_cast<const uint8_t*>(Wp);
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t m = 0; m < M; ++m) y[m * ldy + r] = dot(K, base + r * ldw, x + m * ldx);
+}
+template <DType W>
+void quant_to_f32(const void* s, float* d, int64_t n) {
+  dtype_info(W).to_float(s, d, n);
+}
+template <DType W>
+void quant_from_f32(const float* s, void* d, int64_t n) {
+  dtype_info(W).from_float(s, d, n);
+}
+template <DType W, QuantDot Q, DType Act>
+constexpr CpuTypeTraits quant_row() {
+  return {W, quant_to_f32<W>, quant_from_f32<W>, prep_quant<Act>, gemv_quant<W, Q>, Act};
+}
+
 const CpuTypeTraits kTraits[] = {
     {DType::F32, f32_to_f32, f32_from_f32, nullptr, gemv_f32, DType::F32},
     {DType::F16, f16_to, f16_from, nullptr, gemv_f16, DType::F32},
     {DType::BF16, bf16_to, bf16_from, prep_bf16, gemv_bf16, DType::F32},
+    quant_row<DType::Q8_0, QuantDot::Q8_0, DType::Q8_0>(),
+    quant_row<DType::Q4_0, QuantDot::Q4_0, DType::Q8_0>(),
+    quant_row<DType::Q4_1, QuantDot::Q4_1, DType::Q8_1>(),
+    quant_row<DType::Q5_0, QuantDot::Q5_0, DType::Q8_0>(),
+    quant_row<DType::Q5_1, QuantDot::Q5_1, DType::Q8_1>(),
+    quant_row<DType::Q2_K, QuantDot::Q2_K, DType::Q8_K>(),
+    quant_row<DType::Q3_K, QuantDot::Q3_K, DType::Q8_K>(),
+    quant_row<DType::Q4_K, QuantDot::Q4_K, DType::Q8_K>(),
+    quant_row<DType::Q5_K, QuantDot::Q5_K, DType::Q8_K>(),
+    quant_row<DType::Q6_K, QuantDot::Q6_K, DType::Q8_K>(),
 };
 
 }  // namespace

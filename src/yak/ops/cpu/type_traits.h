@@ -23,7 +23,8 @@ struct CpuTypeTraits {
   // as prep wrote it.
   void (*gemv)(const void* W, int64_t ldw_bytes, int64_t K, int64_t r0, int64_t r1, const float* x, int64_t M,
                int64_t ldx, float* y, int64_t ldy);
-  // The activation type this type's dot product reads (f32 for the float formats).
+  // The activation type this type's dot product reads (f32 for the float formats; Q8_0, Q8_1 or
+  // Q8_K for the quantized ones, which prep writes into the float buffer's bytes).
   DType vec_dot_type;
 };
 

@@ -1,0 +1,421 @@
+// Dot products of quantized weight rows with quantized activation rows (ggml's block formats,
+// tensor/quant.h), included by kernels_impl.h into each instruction set's translation unit.
+//
+// Every kernel has one shape: integer sums of weight levels times activation levels per block
+// (or sub-block), scaled by the product of the two f16/f32 scales, minus the weights' minimums
+// times the activations' block sums where the format has minimums. Legacy formats (blocks of 32)
+// pair with Q8_0 (or Q8_1, whose s = d Σq carries the sum for Q4_1/Q5_1); K formats (super-blocks
+// of 256) pair with Q8_K. The K formats unpack a super-block's levels to signed bytes and
+// their sub-block scales to int16 once, then share one signed-byte dot (`dot_levels`).
+//
+// Only raw loops and intrinsics, as in kernels_impl.h.
+#include "yak/tensor/quant.h"
+
+namespace yak::ops::cpu::YAK_KNS {
+namespace {
+
+using quant::BlockQ2_K;
+using quant::BlockQ3_K;
+using quant::BlockQ4_0;
+using quant::BlockQ4_1;
+using quant::BlockQ4_K;
+using quant::BlockQ5_0;
+using quant::BlockQ5_1;
+using quant::BlockQ5_K;
+using quant::BlockQ6_K;
+using quant::BlockQ8_0;
+using quant::BlockQ8_1;
+using quant::BlockQ8_K;
+
+inline float h2f(uint16_t h) {
+  return f16f(h);
+}
+
+#if defined(YAK_SIMD_AVX512) || defined(YAK_SIMD_AVX2)
+#define YAK_QUANT_SIMD 1
+// Σ over 32 byte pairs of w * x, both signed (|w| ≤ 127), as eight int32 lanes after each
+// adjacent pair of int16 products is weighted by `scales` (int16 per 16-byte half: lanes 0-7
+// cover bytes 0-15, lanes 8-15 bytes 16-31).
+inline __m256i dot32_scaled(__m256i w, __m256i x, __m256i scales) {
+  const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+  return _mm256_madd_epi16(p16, scales);
+}
+inline __m256i dot32(__m256i w, __m256i x) {
+  return dot32_scaled(w, x, _mm256_set1_epi16(1));
+}
+inline float hsum_ps(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+inline int hsum_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+// The 32 nibbles of 16 bytes as bytes: low nibbles (elements 0-15) then high ones (16-31).
+inline __m256i nibbles32(const uint8_t* qs) {
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i m = _mm_set1_epi8(0x0F);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m), _mm_and_si128(q, m));
+}
+// 0x10 in byte i where bit i of the 32 bits is set.
+inline __m256i bits32_to_0x10(uint32_t bits) {
+  const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+  __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), shuf);
+  const __m256i sel = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
+  v = _mm256_cmpeq_epi8(_mm256_and_si256(v, sel), sel);
+  return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+}
+inline __m256i load32(const void* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+#endif
+
+// Σ_i L[i] x[i] over 256 signed levels, each 16 weighted by scales[j]; int32 (no overflow: the
+// formats bound |L| · |scale| · 127 · 256 well below 2^31).
+inline int dot_levels(const int8_t* L, const int8_t* x, const int16_t* scales) {
+#ifdef YAK_QUANT_SIMD
+  __m256i acc = _mm256_setzero_si256();
+  for (int c = 0; c < 8; ++c) {
+    const __m256i sc = _mm256_set_m128i(_mm_set1_epi16(scales[2 * c + 1]), _mm_set1_epi16(scales[2 * c]));
+    acc = _mm256_add_epi32(acc, dot32_scaled(load32(L + 32 * c), load32(x + 32 * c), sc));
+  }
+  return hsum_epi32(acc);
+#else
+  int total = 0;
+  for (int j = 0; j < 16; ++j) {
+    int s = 0;
+    for (int i = 0; i < 16; ++i) s += L[16 * j + i] * x[16 * j + i];
+    total += s * scales[j];
+  }
+  return total;
+#endif
+}
+
+// --- legacy formats against Q8_0 / Q8_1 --------------------------------------------------------
+
+float vec_dot_q8_0_k(int64_t K, const void* wv, const void* xv) {
+  const auto* w = static_cast<const BlockQ8_0*>(wv);
+  const auto* x = static_cast<const BlockQ8_0*>(xv);
+  const int64_t nb = K / 32;
+#ifdef YAK_QUANT_SIMD
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m256 d = _mm256_set1_ps(h2f(w[b].d) * h2f(x[b].d));
+    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot32(load32(w[b].qs), load32(x[b].qs))), acc);
+  }
+  return hsum_ps(acc);
+#else
+  float s = 0;
+  for (int64_t b = 0; b < nb; ++b) {
+    int si = 0;
+    for (int j = 0; j < 32; ++j) si += w[b].qs[j] * x[b].qs[j];
+    s += h2f(w[b].d) * h2f(x[b].d) * static_cast<float>(si);
+  }
+  return s;
+#endif
+}
+
+float vec_dot_q4_0_k(int64_t K, const void* wv, const void* xv) {
+  const auto* w = static_cast<const BlockQ4_0*>(wv);
+  const auto* x = static_cast<const BlockQ8_0*>(xv);
+  const int64_t nb = K / 32;
+#ifdef YAK_QUANT_SIMD
+  __m256 acc = _mm256_setzero_ps();
+  const __m256i eight = _mm256_set1_epi8(8);
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m256 d = _mm256_set1_ps(h2f(w[b].d) * h2f(x[b].d));
+    const __m256i q = _mm256_sub_epi8(nibbles32(w[b].qs), eight);
+    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot32(q, load32(x[b].qs))), acc);
+  }
+  return hsum_ps(acc);
+#else
+  float s = 0;
+  for (int64_t b = 0; b < nb; ++b) {
+    int si = 0;
+    for (int j = 0; j < 16; ++j)
+      si += ((w[b].qs[j] & 0x0F) - 8) * x[b].qs[j] + ((w[b].qs[j] >> 4) - 8) * x[b].qs[j + 16];
+    s += h2f(w[b].d) * h2f(x[b].d) * static_cast<float>(si);
+  }
+  return s;
+#endif
+}
+
+float vec_dot_q5_0_k(int64_t K, const void* wv, const void* xv) {
+  const auto* w = static_cast<const BlockQ5_0*>(wv);
+  const auto* x = static_cast<const BlockQ8_0*>(xv);
+  const int64_t nb = K / 32;
+#ifdef YAK_QUANT_SIMD
+  __m256 acc = _mm256_setzero_ps();
+  const __m256i sixteen = _mm256_set1_epi8(16);
+  for (int64_t b = 0; b < nb; ++b) {
+    uint32_t qh;
+    std::memcpy(&qh, w[b].qh, 4);
+    const __m256 d = _mm256_set1_ps(h2f(w[b].d) * h2f(x[b].d));
+    const __m256i q = _mm256_sub_epi8(_mm256_or_si256(nibbles32(w[b].qs), bits32_to_0x10(qh)), sixteen);
+    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot32(q, load32(x[b].qs))), acc);
+  }
+  return hsum_ps(acc);
+#else
+  float s = 0;
+  for (int64_t b = 0; b < nb; ++b) {
+    uint32_t qh;
+    std::memcpy(&qh, w[b].qh, 4);
+    int si = 0;
+    for (int j = 0; j < 16; ++j) {
+      const int lo = ((w[b].qs[j] & 0x0F) | static_cast<int>(((qh >> j) & 1u) << 4)) - 16;
+      const int hi = ((w[b].qs[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4)) - 16;
+      si += lo * x[b].qs[j] + hi * x[b].qs[j + 16];
+    }
+    s += h2f(w[b].d) * h2f(x[b].d) * static_cast<float>(si);
+  }
+  return s;
+#endif
+}
+
+// Q4_1 / Q5_1: Σ (d_w q + m_w) d_x p = d_w d_x Σ q p + m_w s_x (s_x = d_x Σ p).
+float vec_dot_q4_1_k(int64_t K, const void* wv, const void* xv) {
+  const auto* w = static_cast<const BlockQ4_1*>(wv);
+  const auto* x = static_cast<const BlockQ8_1*>(xv);
+  const int64_t nb = K / 32;
+  float mins = 0;
+#ifdef YAK_QUANT_SIMD
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m256 d = _mm256_set1_ps(h2f(w[b].d) * h2f(x[b].d));
+    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot32(nibbles32(w[b].qs), load32(x[b].qs))), acc);
+    mins += h2f(w[b].m) * h2f(x[b].s);
+  }
+  return hsum_ps(acc) + mins;
+#else
+  float s = 0;
+  for (int64_t b = 0; b < nb; ++b) {
+    int si = 0;
+    for (int j = 0; j < 16; ++j) si += (w[b].qs[j] & 0x0F) * x[b].qs[j] + (w[b].qs[j] >> 4) * x[b].qs[j + 16];
+    s += h2f(w[b].d) * h2f(x[b].d) * static_cast<float>(si);
+    mins += h2f(w[b].m) * h2f(x[b].s);
+  }
+  return s + mins;
+#endif
+}
+
+float vec_dot_q5_1_k(int64_t K, const void* wv, const void* xv) {
+  const auto* w = static_cast<const BlockQ5_1*>(wv);
+  const auto* x = static_cast<const BlockQ8_1*>(xv);
+  const int64_t nb = K / 32;
+  float mins = 0;
+#ifdef YAK_QUANT_SIMD
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    uint32_t qh;
+    std::memcpy(&qh, w[b].qh, 4);
+    const __m256 d = _mm256_set1_ps(h2f(w[b].d) * h2f(x[b].d));
+    const __m256i q = _mm256_or_si256(nibbles32(w[b].qs), bits32_to_0x10(qh));
+    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot32(q, load32(x[b].qs))), acc);
+    mins += h2f(w[b].m) * h2f(x[b].s);
+  }
+  return hsum_ps(acc) + mins;
+#else
+  float s = 0;
+  for (int64_t b = 0; b < nb; ++b) {
+    uint32_t qh;
+    std::memcpy(&qh, w[b].qh, 4);
+    int si = 0;
+    for (int j = 0; j < 16; ++j) {
+      const int lo = (w[b].qs[j] & 0x0F) | static_cast<int>(((qh >> j) & 1u) << 4);
+      const int hi = (w[b].qs[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
+      si += lo * x[b].qs[j] + hi * x[b].qs[j + 16];
+    }
+    s += h2f(w[b].d) * h2f(x[b].d) * static_cast<float>(si);
+    mins += h2f(w[b].m) * h2f(x[b].s);
+  }
+  return s + mins;
+#endif
+}
+
+// --- K formats against Q8_K ---------------------------------------------------------------------
+// Each unpack writes the super-block's 256 levels in element order and 16 int16 scales (one per
+// 16 elements); those with minimums return Σ_j min_j · (sum of the activations of sub-block j)
+// through `min_dot` (ints), to be scaled by dmin.
+
+void unpack_q2_k(const BlockQ2_K& b, const BlockQ8_K& x, int8_t* L, int16_t* sc, int* min_dot) {
+  const uint8_t* q = b.qs;
+  int8_t* o = L;
+  for (int half = 0; half < 2; ++half, q += 32)
+    for (int shift = 0; shift < 8; shift += 2)
+      for (int l = 0; l < 32; ++l) *o++ = static_cast<int8_t>((q[l] >> shift) & 3);
+  int md = 0;
+  for (int j = 0; j < 16; ++j) {
+    sc[j] = static_cast<int16_t>(b.scales[j] & 0xF);
+    md += (b.scales[j] >> 4) * x.bsums[j];
+  }
+  *min_dot = md;
+}
+
+void unpack_q3_k(const BlockQ3_K& b, int8_t* L, int16_t* sc) {
+  const uint8_t* q = b.qs;
+  int8_t* o = L;
+  uint8_t m = 1;
+  for (int half = 0; half < 2; ++half, q += 32)
+    for (int shift = 0; shift < 8; shift += 2, m = static_cast<uint8_t>(m << 1))
+      for (int l = 0; l < 32; ++l) *o++ = static_cast<int8_t>(((q[l] >> shift) & 3) - ((b.hmask[l] & m) ? 0 : 4));
+  int8_t s[16];
+  quant::q3k_scales(b.scales, s);
+  for (int j = 0; j < 16; ++j) sc[j] = s[j];
+}
+
+// Q4_K / Q5_K scales and the minimum term (their sub-blocks are 32: two 16-scale slots each).
+inline int k4_scales(const uint8_t* packed, const BlockQ8_K& x, int16_t* sc) {
+  int md = 0;
+  for (int j = 0; j < 8; ++j) {
+    uint8_t s, m;
+    quant::k4_scale_min(j, packed, &s, &m);
+    sc[2 * j] = sc[2 * j + 1] = s;
+    md += m * (x.bsums[2 * j] + x.bsums[2 * j + 1]);
+  }
+  return md;
+}
+
+void unpack_q4_k(const BlockQ4_K& b, const BlockQ8_K& x, int8_t* L, int16_t* sc, int* min_dot) {
+  const uint8_t* q = b.qs;
+  for (int c = 0; c < 4; ++c, q += 32) {
+#ifdef YAK_QUANT_SIMD
+    const __m256i v = load32(q), m = _mm256_set1_epi8(0x0F);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(L + 64 * c), _mm256_and_si256(v, m));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(L + 64 * c + 32), _mm256_and_si256(_mm256_srli_epi16(v, 4), m));
+#else
+    for (int l = 0; l < 32; ++l) {
+      L[64 * c + l] = static_cast<int8_t>(q[l] & 0xF);
+      L[64 * c + 32 + l] = static_cast<int8_t>(q[l] >> 4);
+    }
+#endif
+  }
+  *min_dot = k4_scales(b.scales, x, sc);
+}
+
+void unpack_q5_k(const BlockQ5_K& b, const BlockQ8_K& x, int8_t* L, int16_t* sc, int* min_dot) {
+  const uint8_t* q = b.qs;
+  for (int c = 0; c < 4; ++c, q += 32) {
+#ifdef YAK_QUANT_SIMD
+    const __m256i v = load32(q), m = _mm256_set1_epi8(0x0F), h = load32(b.qh);
+    const __m256i b1 = _mm256_set1_epi8(static_cast<char>(1 << (2 * c))), b2 = _mm256_set1_epi8(static_cast<char>(2 << (2 * c)));
+    const __m256i h1 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(h, b1), b1), _mm256_set1_epi8(16));
+    const __m256i h2 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(h, b2), b2), _mm256_set1_epi8(16));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(L + 64 * c), _mm256_or_si256(_mm256_and_si256(v, m), h1));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(L + 64 * c + 32),
+                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m), h2));
+#else
+    const uint8_t u1 = static_cast<uint8_t>(1 << (2 * c)), u2 = static_cast<uint8_t>(2 << (2 * c));
+    for (int l = 0; l < 32; ++l) {
+      L[64 * c + l] = static_cast<int8_t>((q[l] & 0xF) + ((b.qh[l] & u1) ? 16 : 0));
+      L[64 * c + 32 + l] = static_cast<int8_t>((q[l] >> 4) + ((b.qh[l] & u2) ? 16 : 0));
+    }
+#endif
+  }
+  *min_dot = k4_scales(b.scales, x, sc);
+}
+
+void unpack_q6_k(const BlockQ6_K& b, int8_t* L, int16_t* sc) {
+  const uint8_t* ql = b.ql;
+  const uint8_t* qh = b.qh;
+  for (int half = 0; half < 2; ++half, ql += 64, qh += 32) {
+    int8_t* o = L + 128 * half;
+#ifdef YAK_QUANT_SIMD
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), k32 = _mm256_set1_epi8(32);
+    const __m256i lo = load32(ql), hi = load32(ql + 32), h = load32(qh);
+    auto put = [&](int at, __m256i low4, int shift) {
+      const __m256i top = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, shift), m2), 4);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + at), _mm256_sub_epi8(_mm256_or_si256(low4, top), k32));
+    };
+    put(0, _mm256_and_si256(lo, m4), 0);
+    put(32, _mm256_and_si256(hi, m4), 2);
+    put(64, _mm256_and_si256(_mm256_srli_epi16(lo, 4), m4), 4);
+    put(96, _mm256_and_si256(_mm256_srli_epi16(hi, 4), m4), 6);
+#else
+    for (int l = 0; l < 32; ++l) {
+      o[l] = static_cast<int8_t>(((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
+      o[l + 32] = static_cast<int8_t>(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+      o[l + 64] = static_cast<int8_t>(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+      o[l + 96] = static_cast<int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+    }
+#endif
+  }
+  for (int j = 0; j < 16; ++j) sc[j] = b.scales[j];
+}
+
+float vec_dot_q2_k_k(int64_t K, const void* wv, const void* xv) {
+  const auto* w = static_cast<const BlockQ2_K*>(wv);
+  const auto* x = static_cast<const BlockQ8_K*>(xv);
+  alignas(32) int8_t L[256];
+  int16_t sc[16];
+  float s = 0;
+  for (int64_t b = 0; b < K / 256; ++b) {
+    int md;
+    unpack_q2_k(w[b], x[b], L, sc, &md);
+    const int dot = dot_levels(L, x[b].qs, sc);
+    s += x[b].d * (h2f(w[b].d) * static_cast<float>(dot) - h2f(w[b].dmin) * static_cast<float>(md));
+  }
+  return s;
+}
+
+float vec_dot_q3_k_k(int64_t K, const void* wv, const void* xv) {
+  const auto* w = static_cast<const BlockQ3_K*>(wv);
+  const auto* x = static_cast<const BlockQ8_K*>(xv);
+  alignas(32) int8_t L[256];
+  int16_t sc[16];
+  float s = 0;
+  for (int64_t b = 0; b < K / 256; ++b) {
+    unpack_q3_k(w[b], L, sc);
+    s += x[b].d * h2f(w[b].d) * static_cast<float>(dot_levels(L, x[b].qs, sc));
+  }
+  return s;
+}
+
+float vec_dot_q4_k_k(int64_t K, const void* wv, const void* xv) {
+  const auto* w = static_cast<const BlockQ4_K*>(wv);
+  const auto* x = static_cast<const BlockQ8_K*>(xv);
+  alignas(32) int8_t L[256];
+  int16_t sc[16];
+  float s = 0;
+  for (int64_t b = 0; b < K / 256; ++b) {
+    int md;
+    unpack_q4_k(w[b], x[b], L, sc, &md);
+    const int dot = dot_levels(L, x[b].qs, sc);
+    s += x[b].d * (h2f(w[b].d) * static_cast<float>(dot) - h2f(w[b].dmin) * static_cast<float>(md));
+  }
+  return s;
+}
+
+float vec_dot_q5_k_k(int64_t K, const void* wv, const void* xv) {
+  const auto* w = static_cast<const BlockQ5_K*>(wv);
+  const auto* x = static_cast<const BlockQ8_K*>(xv);
+  alignas(32) int8_t L[256];
+  int16_t sc[16];
+  float s = 0;
+  for (int64_t b = 0; b < K / 256; ++b) {
+    int md;
+    unpack_q5_k(w[b], x[b], L, sc, &md);
+    const int dot = dot_levels(L, x[b].qs, sc);
+    s += x[b].d * (h2f(w[b].d) * static_cast<float>(dot) - h2f(w[b].dmin) * static_cast<float>(md));
+  }
+  return s;
+}
+
+float vec_dot_q6_k_k(int64_t K, const void* wv, const void* xv) {
+  const auto* w = static_cast<const BlockQ6_K*>(wv);
+  const auto* x = static_cast<const BlockQ8_K*>(xv);
+  alignas(32) int8_t L[256];
+  int16_t sc[16];
+  float s = 0;
+  for (int64_t b = 0; b < K / 256; ++b) {
+    unpack_q6_k(w[b], L, sc);
+    s += x[b].d * h2f(w[b].d) * static_cast<float>(dot_levels(L, x[b].qs, sc));
+  }
+  return s;
+}
+
+}  // namespace
+}  // namespace yak::ops::cpu::YAK_KNS
