@@ -74,7 +74,8 @@ TEST_P(QuantGolden, QuantizeAndDequantizeEqualGgml) {
       for (size_t j = i / info.block * info.block; j < (i / info.block + 1) * info.block; ++j)
         amax = std::max(amax, std::fabs(x[j]));
       const float d = amax / 127, d16 = f16_to_f32(f32_to_f16(d));
-      ASSERT_LE(std::fabs(y[i] - x[i]), 0.5f * d * 1.0001f + 127 * std::fabs(d16 - d)) << info.name << " element " << i << " row " << row;
+      ASSERT_LE(std::fabs(y[i] - x[i]), 0.5f * d * 1.0001f + 127 * std::fabs(d16 - d))
+          << info.name << " element " << i << " row " << row;
     }
   }
 }

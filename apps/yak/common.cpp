@@ -6,6 +6,7 @@
 
 #include "yak/base/error.h"
 #include "yak/base/mmap.h"
+#include "yak/io/gguf_model.h"
 #include "yak/ops/ops.h"
 
 namespace yak::cli {
@@ -69,6 +70,7 @@ infer::SamplingParams SamplingFlags::resolve(const io::GenerationDefaults& d) co
 std::unique_ptr<tok::Tokenizer> load_model_tokenizer(const std::string& model_dir, const std::string& tokenizer_path) {
   if (!tokenizer_path.empty()) return tok::load_tokenizer(tokenizer_path);
   fs::path d(model_dir);
+  if (io::is_gguf_path(d)) return tok::load_tokenizer(d);  // the vocabulary inside the file
   for (const char* f : {"tokenizer.json", "vocab.json", "tokenizer.model"})
     if (fs::exists(d / f)) return tok::load_tokenizer(d);
   return nullptr;
@@ -77,6 +79,21 @@ std::unique_ptr<tok::Tokenizer> load_model_tokenizer(const std::string& model_di
 Json load_tokenizer_config(const std::string& model_dir) {
   fs::path d(model_dir);
   Json tc = Json::object();
+  if (io::is_gguf_path(d)) {  // the chat template and special tokens stored in the file
+    const auto g = io::GgufFile::open(d);
+    if (auto t = io::gguf_chat_template(g); !t.empty()) tc["chat_template"] = t;
+    if (g.has("tokenizer.ggml.tokens")) {
+      const auto tokens = g.get_string_array("tokenizer.ggml.tokens");
+      auto name = [&](const char* key, const char* field) {
+        if (auto id = g.get_int_opt(key); id && *id >= 0 && static_cast<size_t>(*id) < tokens.size())
+          tc[field] = tokens[static_cast<size_t>(*id)];
+      };
+      name("tokenizer.ggml.bos_token_id", "bos_token");
+      name("tokenizer.ggml.eos_token_id", "eos_token");
+    }
+    if (auto add = g.get_bool_opt("tokenizer.ggml.add_bos_token")) tc["add_bos_token"] = *add;
+    return tc;
+  }
   if (fs::exists(d / "tokenizer_config.json")) tc = read_json_file(d / "tokenizer_config.json");
   if (!tc.is_object()) throw Error((d / "tokenizer_config.json").string() + ": expected a JSON object");
   if (!tc.contains("chat_template") && fs::exists(d / "chat_template.jinja"))

@@ -252,6 +252,12 @@ GgufFile GgufFile::parse(const uint8_t* data, size_t size, const std::string& wh
   return g;
 }
 
+const GgufTensorInfo* GgufFile::find_tensor(const std::string& name) const {
+  for (const auto& t : tensors_)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
 const uint8_t* GgufFile::tensor_data(const GgufTensorInfo& t) const {
   if (!file_) return nullptr;
   return file_->data() + data_offset_ + t.offset;

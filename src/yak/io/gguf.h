@@ -68,6 +68,9 @@ class GgufFile {
   const std::string& where() const { return where_; }
   // Tensor bytes; only valid for files opened from a path (nullptr otherwise).
   const uint8_t* tensor_data(const GgufTensorInfo& t) const;
+  // The mapping (keeps tensor views alive); null for parsed buffers.
+  std::shared_ptr<MappedFile> mapping() const { return file_; }
+  const GgufTensorInfo* find_tensor(const std::string& name) const;
 
   bool has(const std::string& key) const { return kv_.count(key) > 0; }
   const GgufValue* find(const std::string& key) const;

@@ -149,13 +149,23 @@ WeightStore WeightStore::open_dir(const fs::path& dir) {
   return s;
 }
 
+WeightStore WeightStore::of_tensors(fs::path source, std::map<std::string, Tensor> tensors) {
+  WeightStore s;
+  s.source_ = std::move(source);
+  for (auto& [name, t] : tensors) s.own_entries_[name] = {t.dtype(), t.shape(), 0, t.nbytes()};
+  s.own_ = std::move(tensors);
+  return s;
+}
+
 Tensor WeightStore::get(const std::string& name) const {
+  if (auto o = own_.find(name); o != own_.end()) return o->second;
   auto it = where_.find(name);
   if (it == where_.end()) throw Error(source_.string() + ": checkpoint has no tensor '" + name + "'");
   return files_[it->second]->get(name);
 }
 
 const TensorEntry& WeightStore::entry(const std::string& name) const {
+  if (auto o = own_entries_.find(name); o != own_entries_.end()) return o->second;
   auto it = where_.find(name);
   if (it == where_.end()) throw Error(source_.string() + ": checkpoint has no tensor '" + name + "'");
   return files_[it->second]->entries().at(name);
@@ -163,6 +173,7 @@ const TensorEntry& WeightStore::entry(const std::string& name) const {
 
 std::vector<std::string> WeightStore::names() const {
   std::vector<std::string> out;
+  for (auto& [n, t] : own_) out.push_back(n);
   for (auto& [n, i] : where_) out.push_back(n);
   return out;
 }

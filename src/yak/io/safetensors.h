@@ -45,13 +45,17 @@ class WeightStore {
  public:
   static WeightStore open_dir(const std::filesystem::path& dir);
   static WeightStore open_file(const std::filesystem::path& file);
-  bool has(const std::string& name) const { return where_.count(name) != 0; }
+  bool has(const std::string& name) const { return where_.count(name) != 0 || own_.count(name) != 0; }
   Tensor get(const std::string& name) const;  // throws naming the folder when missing
   std::vector<std::string> names() const;
   const TensorEntry& entry(const std::string& name) const;
   const std::filesystem::path& source() const { return source_; }
+  // A store of tensors made elsewhere (GGUF files: views of the mapping, or rearranged copies).
+  static WeightStore of_tensors(std::filesystem::path source, std::map<std::string, Tensor> tensors);
 
  private:
+  std::map<std::string, Tensor> own_;
+  std::map<std::string, TensorEntry> own_entries_;
   std::filesystem::path source_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, size_t> where_;

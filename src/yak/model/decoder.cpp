@@ -1,5 +1,7 @@
 #include "yak/model/decoder.h"
 
+#include "yak/io/gguf_model.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -45,6 +47,12 @@ class Loader {
 }  // namespace
 
 std::unique_ptr<DecoderModel> DecoderModel::load(const fs::path& dir) {
+  if (io::is_gguf_path(dir)) {
+    const auto g = io::GgufFile::open(dir);
+    auto cfg = io::config_from_gguf(g);
+    auto store = io::weights_from_gguf(g, cfg);
+    return std::make_unique<DecoderModel>(std::move(cfg), std::move(store));
+  }
   if (!fs::is_directory(dir)) throw Error(dir.string() + ": not a model folder (no config.json)");
   auto cfg = io::ModelConfig::load(dir);
   auto store = io::WeightStore::open_dir(dir);

@@ -14,8 +14,28 @@ namespace yak {
 
 // Q* are ggml's block formats (tensor/quant.h); Q8_1 and Q8_K hold activations only.
 enum class DType : uint8_t {
-  F32, F16, BF16, F64, I64, I32, I16, I8, U8, Bool,
-  Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q8_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K
+  F32,
+  F16,
+  BF16,
+  F64,
+  I64,
+  I32,
+  I16,
+  I8,
+  U8,
+  Bool,
+  Q8_0,
+  Q4_0,
+  Q4_1,
+  Q5_0,
+  Q5_1,
+  Q8_1,
+  Q2_K,
+  Q3_K,
+  Q4_K,
+  Q5_K,
+  Q6_K,
+  Q8_K
 };
 constexpr int kDTypeCount = 22;
 

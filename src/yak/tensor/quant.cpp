@@ -247,7 +247,8 @@ void quantize_k_affine(const float* x, uint16_t* d_out, uint16_t* dmin_out, uint
     const float d = h2f(*d_out) * sc;
     if (!d) continue;
     const float dm = h2f(*dmin_out) * m;
-    for (int i = 0; i < 32; ++i) L[32 * j + i] = static_cast<uint8_t>(clamp(round_even((x[32 * j + i] + dm) / d), 0, nmax));
+    for (int i = 0; i < 32; ++i)
+      L[32 * j + i] = static_cast<uint8_t>(clamp(round_even((x[32 * j + i] + dm) / d), 0, nmax));
   }
 }
 
@@ -255,7 +256,8 @@ void quantize_k_affine(const float* x, uint16_t* d_out, uint16_t* dmin_out, uint
 void pack_2bit(const uint8_t* L, uint8_t* qs) {
   for (int j = 0; j < kSuper; j += 128)
     for (int l = 0; l < 32; ++l)
-      qs[j / 4 + l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+      qs[j / 4 + l] =
+          static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
 }
 
 }  // namespace
@@ -301,7 +303,8 @@ void quantize_q4_0(const float* x, void* out, int64_t n) {
     y[b].d = f2h(d);
     for (int j = 0; j < 16; ++j) {
       const uint8_t lo = static_cast<uint8_t>(std::min(15, static_cast<int>(static_cast<int8_t>(x[j] * id + 8.5f))));
-      const uint8_t hi = static_cast<uint8_t>(std::min(15, static_cast<int>(static_cast<int8_t>(x[j + 16] * id + 8.5f))));
+      const uint8_t hi =
+          static_cast<uint8_t>(std::min(15, static_cast<int>(static_cast<int8_t>(x[j + 16] * id + 8.5f))));
       y[b].qs[j] = static_cast<uint8_t>(lo | (hi << 4));
     }
   }
@@ -317,7 +320,8 @@ void quantize_q4_1(const float* x, void* out, int64_t n) {
     y[b].d = f2h(d);
     y[b].m = f2h(mn);
     for (int j = 0; j < 16; ++j) {
-      const uint8_t lo = static_cast<uint8_t>(std::min(15, static_cast<int>(static_cast<int8_t>((x[j] - mn) * id + 0.5f))));
+      const uint8_t lo =
+          static_cast<uint8_t>(std::min(15, static_cast<int>(static_cast<int8_t>((x[j] - mn) * id + 0.5f))));
       const uint8_t hi =
           static_cast<uint8_t>(std::min(15, static_cast<int>(static_cast<int8_t>((x[j + 16] - mn) * id + 0.5f))));
       y[b].qs[j] = static_cast<uint8_t>(lo | (hi << 4));
@@ -336,7 +340,8 @@ void quantize_q5_0(const float* x, void* out, int64_t n) {
     uint32_t qh = 0;
     for (int j = 0; j < 16; ++j) {
       const uint8_t lo = static_cast<uint8_t>(std::min(31, static_cast<int>(static_cast<int8_t>(x[j] * id + 16.5f))));
-      const uint8_t hi = static_cast<uint8_t>(std::min(31, static_cast<int>(static_cast<int8_t>(x[j + 16] * id + 16.5f))));
+      const uint8_t hi =
+          static_cast<uint8_t>(std::min(31, static_cast<int>(static_cast<int8_t>(x[j + 16] * id + 16.5f))));
       y[b].qs[j] = static_cast<uint8_t>((lo & 0x0F) | ((hi & 0x0F) << 4));
       qh |= static_cast<uint32_t>((lo & 0x10u) >> 4) << j;
       qh |= static_cast<uint32_t>((hi & 0x10u) >> 4) << (j + 16);
@@ -468,7 +473,8 @@ void quantize_q2_k(const float* x, void* out, int64_t n) {
       const float d = h2f(o.d) * (o.scales[j] & 0xF);
       if (!d) continue;
       const float dm = h2f(o.dmin) * (o.scales[j] >> 4);
-      for (int i = 0; i < 16; ++i) L[16 * j + i] = static_cast<uint8_t>(clamp(round_even((x[16 * j + i] + dm) / d), 0, 3));
+      for (int i = 0; i < 16; ++i)
+        L[16 * j + i] = static_cast<uint8_t>(clamp(round_even((x[16 * j + i] + dm) / d), 0, 3));
     }
     pack_2bit(L, o.qs);
   }
@@ -681,7 +687,8 @@ void quantize_q6_k(const float* x, void* out, int64_t n) {
     for (int j = 0; j < 16; ++j) {
       const float d = h2f(o.d) * o.scales[j];
       if (!d) continue;
-      for (int i = 0; i < 16; ++i) L[16 * j + i] = static_cast<int8_t>(clamp(round_even(x[16 * j + i] / d), -32, 31) + 32);
+      for (int i = 0; i < 16; ++i)
+        L[16 * j + i] = static_cast<int8_t>(clamp(round_even(x[16 * j + i] / d), -32, 31) + 32);
     }
     uint8_t* ql = o.ql;
     uint8_t* qh = o.qh;

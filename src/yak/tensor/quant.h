@@ -13,8 +13,8 @@
 
 namespace yak::quant {
 
-constexpr int kBlock = 32;    // elements per legacy block
-constexpr int kSuper = 256;   // elements per K super-block
+constexpr int kBlock = 32;   // elements per legacy block
+constexpr int kSuper = 256;  // elements per K super-block
 
 struct BlockQ8_0 {
   uint16_t d;  // f16

@@ -31,8 +31,11 @@ BpeTokenizer::BpeTokenizer(BpeSpec spec)
       source_(std::move(spec.source)) {
   const std::string& where = source_;
   size_t n = spec.vocab.size();
+  const int64_t dense_limit = 4 * static_cast<int64_t>(spec.vocab.size() + spec.added.size()) + 65536;
   for (const auto& a : spec.added) {
-    check(a.id >= 0 && a.id < (1 << 30), where + ": added token '" + a.content + "' has an invalid id");
+    check(a.id >= 0 && a.id < dense_limit, where + ": added token '" + a.content + "' has id " + std::to_string(a.id) +
+                                               ", out of range for a vocabulary of " +
+                                               std::to_string(spec.vocab.size()) + " tokens");
     n = std::max(n, static_cast<size_t>(a.id) + 1);
   }
   check(n > 0, where + ": empty vocabulary");
@@ -375,6 +378,12 @@ void vocab_from_object(const Json& v, BpeSpec& spec, const std::string& where) {
     if (id < 0 || id >= (1 << 30)) throw Error(where + ": vocab entry '" + it.key() + "' has id out of range");
     max_id = std::max(max_id, id);
   }
+  // Ids index a table: a vocabulary of n tokens numbers them (nearly) densely from 0. A far
+  // larger id is corrupt input, and would make that table gigabytes.
+  const int64_t n = static_cast<int64_t>(v.size());
+  if (max_id >= 4 * n + 65536)
+    throw Error(where + ": vocab id " + std::to_string(max_id) + " is far beyond its " + std::to_string(n) +
+                " entries (ids must number the tokens from 0)");
   spec.vocab.assign(static_cast<size_t>(max_id + 1), "");
   for (auto it = v.begin(); it != v.end(); ++it) {
     if (it.key().empty()) throw Error(where + ": vocab has an empty token");

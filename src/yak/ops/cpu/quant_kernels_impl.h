@@ -255,7 +255,7 @@ void unpack_q2_k(const BlockQ2_K& b, const BlockQ8_K& x, int8_t* L, int16_t* sc,
   *min_dot = md;
 }
 
-void unpack_q3_k(const BlockQ3_K& b, int8_t* L, int16_t* sc) {
+void unpack_q3_k(const BlockQ3_K& b, const BlockQ8_K&, int8_t* L, int16_t* sc, int*) {
   const uint8_t* q = b.qs;
   int8_t* o = L;
   uint8_t m = 1;
@@ -301,7 +301,8 @@ void unpack_q5_k(const BlockQ5_K& b, const BlockQ8_K& x, int8_t* L, int16_t* sc,
   for (int c = 0; c < 4; ++c, q += 32) {
 #ifdef YAK_QUANT_SIMD
     const __m256i v = load32(q), m = _mm256_set1_epi8(0x0F), h = load32(b.qh);
-    const __m256i b1 = _mm256_set1_epi8(static_cast<char>(1 << (2 * c))), b2 = _mm256_set1_epi8(static_cast<char>(2 << (2 * c)));
+    const __m256i b1 = _mm256_set1_epi8(static_cast<char>(1 << (2 * c))),
+                  b2 = _mm256_set1_epi8(static_cast<char>(2 << (2 * c)));
     const __m256i h1 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(h, b1), b1), _mm256_set1_epi8(16));
     const __m256i h2 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(h, b2), b2), _mm256_set1_epi8(16));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(L + 64 * c), _mm256_or_si256(_mm256_and_si256(v, m), h1));
@@ -318,7 +319,7 @@ void unpack_q5_k(const BlockQ5_K& b, const BlockQ8_K& x, int8_t* L, int16_t* sc,
   *min_dot = k4_scales(b.scales, x, sc);
 }
 
-void unpack_q6_k(const BlockQ6_K& b, int8_t* L, int16_t* sc) {
+void unpack_q6_k(const BlockQ6_K& b, const BlockQ8_K&, int8_t* L, int16_t* sc, int*) {
   const uint8_t* ql = b.ql;
   const uint8_t* qh = b.qh;
   for (int half = 0; half < 2; ++half, ql += 64, qh += 32) {
@@ -346,75 +347,45 @@ void unpack_q6_k(const BlockQ6_K& b, int8_t* L, int16_t* sc) {
   for (int j = 0; j < 16; ++j) sc[j] = b.scales[j];
 }
 
-float vec_dot_q2_k_k(int64_t K, const void* wv, const void* xv) {
-  const auto* w = static_cast<const BlockQ2_K*>(wv);
+// Σ over super-blocks of x.d (d Σ_j sc_j Σ L x - dmin Σ_j m_j bsum_j); formats without minimums
+// have no dmin and their unpack leaves min_dot at 0.
+template <typename B>
+inline float dmin_of(const B& b) {
+  if constexpr (requires { b.dmin; })
+    return h2f(b.dmin);
+  else
+    return 0.f;
+}
+template <typename B, void (*Unpack)(const B&, const BlockQ8_K&, int8_t*, int16_t*, int*)>
+float vec_dot_k(int64_t K, const void* wv, const void* xv) {
+  const auto* w = static_cast<const B*>(wv);
   const auto* x = static_cast<const BlockQ8_K*>(xv);
   alignas(32) int8_t L[256];
   int16_t sc[16];
   float s = 0;
   for (int64_t b = 0; b < K / 256; ++b) {
-    int md;
-    unpack_q2_k(w[b], x[b], L, sc, &md);
+    int md = 0;
+    Unpack(w[b], x[b], L, sc, &md);
     const int dot = dot_levels(L, x[b].qs, sc);
-    s += x[b].d * (h2f(w[b].d) * static_cast<float>(dot) - h2f(w[b].dmin) * static_cast<float>(md));
+    s += x[b].d * (h2f(w[b].d) * static_cast<float>(dot) - dmin_of(w[b]) * static_cast<float>(md));
   }
   return s;
 }
 
-float vec_dot_q3_k_k(int64_t K, const void* wv, const void* xv) {
-  const auto* w = static_cast<const BlockQ3_K*>(wv);
-  const auto* x = static_cast<const BlockQ8_K*>(xv);
-  alignas(32) int8_t L[256];
-  int16_t sc[16];
-  float s = 0;
-  for (int64_t b = 0; b < K / 256; ++b) {
-    unpack_q3_k(w[b], L, sc);
-    s += x[b].d * h2f(w[b].d) * static_cast<float>(dot_levels(L, x[b].qs, sc));
-  }
-  return s;
+float vec_dot_q2_k_k(int64_t K, const void* w, const void* x) {
+  return vec_dot_k<BlockQ2_K, unpack_q2_k>(K, w, x);
 }
-
-float vec_dot_q4_k_k(int64_t K, const void* wv, const void* xv) {
-  const auto* w = static_cast<const BlockQ4_K*>(wv);
-  const auto* x = static_cast<const BlockQ8_K*>(xv);
-  alignas(32) int8_t L[256];
-  int16_t sc[16];
-  float s = 0;
-  for (int64_t b = 0; b < K / 256; ++b) {
-    int md;
-    unpack_q4_k(w[b], x[b], L, sc, &md);
-    const int dot = dot_levels(L, x[b].qs, sc);
-    s += x[b].d * (h2f(w[b].d) * static_cast<float>(dot) - h2f(w[b].dmin) * static_cast<float>(md));
-  }
-  return s;
+float vec_dot_q3_k_k(int64_t K, const void* w, const void* x) {
+  return vec_dot_k<BlockQ3_K, unpack_q3_k>(K, w, x);
 }
-
-float vec_dot_q5_k_k(int64_t K, const void* wv, const void* xv) {
-  const auto* w = static_cast<const BlockQ5_K*>(wv);
-  const auto* x = static_cast<const BlockQ8_K*>(xv);
-  alignas(32) int8_t L[256];
-  int16_t sc[16];
-  float s = 0;
-  for (int64_t b = 0; b < K / 256; ++b) {
-    int md;
-    unpack_q5_k(w[b], x[b], L, sc, &md);
-    const int dot = dot_levels(L, x[b].qs, sc);
-    s += x[b].d * (h2f(w[b].d) * static_cast<float>(dot) - h2f(w[b].dmin) * static_cast<float>(md));
-  }
-  return s;
+float vec_dot_q4_k_k(int64_t K, const void* w, const void* x) {
+  return vec_dot_k<BlockQ4_K, unpack_q4_k>(K, w, x);
 }
-
-float vec_dot_q6_k_k(int64_t K, const void* wv, const void* xv) {
-  const auto* w = static_cast<const BlockQ6_K*>(wv);
-  const auto* x = static_cast<const BlockQ8_K*>(xv);
-  alignas(32) int8_t L[256];
-  int16_t sc[16];
-  float s = 0;
-  for (int64_t b = 0; b < K / 256; ++b) {
-    unpack_q6_k(w[b], L, sc);
-    s += x[b].d * h2f(w[b].d) * static_cast<float>(dot_levels(L, x[b].qs, sc));
-  }
-  return s;
+float vec_dot_q5_k_k(int64_t K, const void* w, const void* x) {
+  return vec_dot_k<BlockQ5_K, unpack_q5_k>(K, w, x);
+}
+float vec_dot_q6_k_k(int64_t K, const void* w, const void* x) {
+  return vec_dot_k<BlockQ6_K, unpack_q6_k>(K, w, x);
 }
 
 }  // namespace

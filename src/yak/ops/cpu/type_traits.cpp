@@ -49,8 +49,8 @@ void prep_quant(const float* x, int64_t K, float* out) {
   dtype_info(Act).from_float(x, out, K);
 }
 template <DType W, QuantDot Q>
-void gemv_quant(const void* Wp, int64_t ldw, int64_t K, int64_t r0, int64_t r1, const float* x, int64_t M,
-                int64_t ldx, float* y, int64_t ldy) {
+void gemv_quant(const void* Wp, int64_t ldw, int64_t K, int64_t r0, int64_t r1, const float* x, int64_t M, int64_t ldx,
+                float* y, int64_t ldy) {
   const auto dot = kernels().vec_dot_q[static_cast<int>(Q)];
   const auto* base = static_cast<const uint8_t*>(Wp);
   for (int64_t r = r0; r < r1; ++r)
