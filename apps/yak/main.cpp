@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   yak::cli::register_serve_rm(app);
   yak::cli::register_rejection_sample(app);
   yak::cli::register_ask(app);
+  yak::cli::register_convert(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -8,6 +8,9 @@ yak against yak on the Hugging Face folder it came from.
     tests/golden/models with the qwen2_chat tokenizer (vocabulary padded to 512 as real
     checkpoints pad theirs), and each as {f32,f16,q8_0}.gguf. llama-architecture files store
     q/k rows interleaved per head by the converter.
+  * llama_k-bf16.gguf (a LLaMA with rows of 256, so the K formats apply; its folder is not kept)
+    and llama-quantize's llama_k-{q4_0,q4_k_m,q6_k}.gguf from it (no importance matrix): what
+    `yak quantize` must reproduce tensor for tensor.
 
 The tiny tokenizer's pre-tokenizer hash is not in the converter's table of known tokenizers, so
 the script tells the converter it is Qwen2's (it is: the same regex), nothing else is changed.
@@ -26,14 +29,14 @@ OUT = ROOT / "tests" / "golden" / "gguf"
 TYPES = ["f32", "f16", "q8_0"]
 
 
-def make_model(kind: str, dst: pathlib.Path):
+def make_model(kind: str, dst: pathlib.Path, hidden: int = 64, intermediate: int = 160, heads: int = 4):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
     src = MODELS / "qwen2_chat"
     torch.manual_seed(20261202)
-    common = dict(vocab_size=512, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+    common = dict(vocab_size=512, hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=2,
+                  num_attention_heads=heads, num_key_value_heads=2, max_position_embeddings=256,
                   rms_norm_eps=1e-6, bos_token_id=None, eos_token_id=4)
     if kind == "llama":
         model = LlamaForCausalLM(LlamaConfig(rope_theta=10000.0, tie_word_embeddings=False, **common))
@@ -91,6 +94,7 @@ def convert(llama_cpp: pathlib.Path, model_dir: pathlib.Path, outtype: str, out:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--llama-cpp", required=True, help="llama.cpp source tree (vendored in the llama-cpp-python sdist)")
+    ap.add_argument("--llama-quantize", required=True, help="llama-quantize built from that tree")
     args = ap.parse_args()
     llama_cpp = pathlib.Path(args.llama_cpp)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -105,6 +109,18 @@ def main():
             convert(llama_cpp, MODELS / model, t, out)
             print(f"{out.relative_to(ROOT)}: {out.stat().st_size} bytes")
     (OUT / "expected.json").write_text(json.dumps(expected) + "\n")
+
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        k_dir = pathlib.Path(tmp) / "llama_k"
+        make_model("llama", k_dir, hidden=256, intermediate=256, heads=4)
+        src = OUT / "llama_k-bf16.gguf"
+        convert(llama_cpp, k_dir, "bf16", src)
+        for t in ("q4_0", "q4_k_m", "q6_k"):
+            out = OUT / f"llama_k-{t}.gguf"
+            subprocess.run([args.llama_quantize, str(src), str(out), t.upper()], check=True, capture_output=True)
+            print(f"{out.relative_to(ROOT)}: {out.stat().st_size} bytes (llama-quantize)")
 
 
 if __name__ == "__main__":

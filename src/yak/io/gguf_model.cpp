@@ -1,8 +1,10 @@
 #include "yak/io/gguf_model.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "yak/base/error.h"
+#include "yak/io/gguf_writer.h"
 
 namespace yak::io {
 namespace fs = std::filesystem;
@@ -171,6 +173,174 @@ WeightStore weights_from_gguf(const GgufFile& g, const ModelConfig& cfg) {
 
 std::string gguf_chat_template(const GgufFile& g) {
   return g.get_string_opt("tokenizer.chat_template").value_or("");
+}
+
+}  // namespace yak::io
+
+// --- writing -----------------------------------------------------------------------------------
+
+namespace yak::io {
+namespace {
+
+struct FileTypeInfo {
+  GgufFileType type;
+  const char* name;
+  uint32_t ftype;  // llama_ftype, general.file_type
+  DType base;
+};
+constexpr FileTypeInfo kFileTypes[] = {
+    {GgufFileType::F32, "f32", 0, DType::F32},         {GgufFileType::F16, "f16", 1, DType::F16},
+    {GgufFileType::BF16, "bf16", 32, DType::BF16},     {GgufFileType::Q8_0, "q8_0", 7, DType::Q8_0},
+    {GgufFileType::Q4_0, "q4_0", 2, DType::Q4_0},      {GgufFileType::Q4_1, "q4_1", 3, DType::Q4_1},
+    {GgufFileType::Q5_0, "q5_0", 8, DType::Q5_0},      {GgufFileType::Q5_1, "q5_1", 9, DType::Q5_1},
+    {GgufFileType::Q4_K_M, "q4_k_m", 15, DType::Q4_K}, {GgufFileType::Q5_K_M, "q5_k_m", 17, DType::Q5_K},
+    {GgufFileType::Q6_K, "q6_k", 18, DType::Q6_K},
+};
+const FileTypeInfo& file_type_info(GgufFileType t) {
+  for (const auto& f : kFileTypes)
+    if (f.type == t) return f;
+  throw Error("unknown GGUF file type");
+}
+
+bool use_more_bits(int64_t i, int64_t n) {
+  return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
+
+DType fallback(DType t, int64_t row) {
+  if (row % dtype_info(t).block == 0) return t;
+  DType f = t;
+  switch (t) {
+    case DType::Q4_K:
+      f = DType::Q5_0;
+      break;
+    case DType::Q5_K:
+      f = DType::Q5_1;
+      break;
+    case DType::Q6_K:
+      f = DType::Q8_0;
+      break;
+    default:
+      break;
+  }
+  return row % dtype_info(f).block == 0 ? f : DType::F16;
+}
+
+// Hugging Face row order to the converter's per-head interleave (inverse of unpermute_heads).
+Tensor permute_heads(const Tensor& t, int64_t heads) {
+  const int64_t rows = t.dim(0), hd = rows / heads;
+  const size_t row_bytes = dtype_bytes(t.dtype(), t.dim(1));
+  Tensor out = Tensor::empty(t.shape(), t.dtype());
+  const auto* src = static_cast<const uint8_t*>(t.raw());
+  auto* dst = static_cast<uint8_t*>(out.raw());
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t j = 0; j < hd / 2; ++j)
+      for (int64_t p = 0; p < 2; ++p)
+        std::memcpy(dst + (h * hd + 2 * j + p) * row_bytes, src + (h * hd + p * hd / 2 + j) * row_bytes, row_bytes);
+  return out;
+}
+
+// A tensor converted to `to` row by row (through f32 for quantized sources or targets).
+Tensor convert_to(const Tensor& t, DType to) {
+  if (t.dtype() == to) return t;
+  const int64_t row = t.ndim() ? t.dim(t.ndim() - 1) : 1, rows = t.numel() / std::max<int64_t>(row, 1);
+  Tensor out = Tensor::empty(t.shape(), to);
+  std::vector<float> buf(static_cast<size_t>(row));
+  const auto& from = dtype_info(t.dtype());
+  const auto& dst = dtype_info(to);
+  const size_t sb = dtype_bytes(t.dtype(), row), db = dtype_bytes(to, row);
+  for (int64_t r = 0; r < rows; ++r) {
+    from.to_float(static_cast<const uint8_t*>(t.raw()) + r * sb, buf.data(), row);
+    dst.from_float(buf.data(), static_cast<uint8_t*>(out.raw()) + r * db, row);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<GgufFileType> gguf_file_type_from_name(std::string_view name) {
+  for (const auto& f : kFileTypes)
+    if (name == f.name) return f.type;
+  return std::nullopt;
+}
+
+const char* gguf_file_type_name(GgufFileType t) {
+  return file_type_info(t).name;
+}
+
+DType gguf_tensor_type(GgufFileType ft, const std::string& name, int64_t layer, int64_t n_layers, int64_t row,
+                       bool tied) {
+  const FileTypeInfo& f = file_type_info(ft);
+  DType t = f.base;
+  const bool quantized = dtype_is_quantized(f.base);
+  const bool output = name == "output.weight" || (tied && name == "token_embd.weight");
+  if (quantized && output) {
+    t = row % dtype_info(f.base).block != 0 ? DType::Q8_0 : f.base == DType::Q8_0 ? DType::Q8_0 : DType::Q6_K;
+  } else if ((ft == GgufFileType::Q4_K_M || ft == GgufFileType::Q5_K_M) &&
+             (name.ends_with(".attn_v.weight") || name.ends_with(".ffn_down.weight")) &&
+             use_more_bits(layer, n_layers)) {
+    t = DType::Q6_K;
+  }
+  return quantized ? fallback(t, row) : t;
+}
+
+void add_gguf_model(GgufWriter& w, const ModelConfig& cfg, const WeightStore& store, GgufFileType ft,
+                    const std::string& model_name, const std::function<void(size_t, size_t)>& progress) {
+  const char* arch = cfg.arch == Arch::Qwen2 ? "qwen2" : cfg.arch == Arch::Qwen3 ? "qwen3" : "llama";
+  if (cfg.rope.type != RopeType::Default && cfg.rope.type != RopeType::Linear)
+    throw Error(std::string("GGUF export: rope type ") + rope_type_name(cfg.rope.type) +
+                " is not supported yet (default and linear are)");
+  if (cfg.sequence_classifier) throw Error("GGUF export: sequence classifiers (reward models) are not supported");
+  const std::string a = arch;
+  w.add_string("general.architecture", a);
+  w.add_string("general.type", "model");
+  w.add_string("general.name", model_name);
+  w.add_u32(a + ".block_count", static_cast<uint32_t>(cfg.num_layers));
+  w.add_u32(a + ".context_length", static_cast<uint32_t>(cfg.max_position_embeddings));
+  w.add_u32(a + ".embedding_length", static_cast<uint32_t>(cfg.hidden_size));
+  w.add_u32(a + ".feed_forward_length", static_cast<uint32_t>(cfg.intermediate_size));
+  w.add_u32(a + ".attention.head_count", static_cast<uint32_t>(cfg.num_heads));
+  w.add_u32(a + ".attention.head_count_kv", static_cast<uint32_t>(cfg.num_kv_heads));
+  w.add_f32(a + ".rope.freq_base", static_cast<float>(cfg.rope.theta));
+  w.add_f32(a + ".attention.layer_norm_rms_epsilon", static_cast<float>(cfg.rms_norm_eps));
+  if (cfg.head_dim != cfg.hidden_size / cfg.num_heads || cfg.arch == Arch::Llama) {
+    w.add_u32(a + ".attention.key_length", static_cast<uint32_t>(cfg.head_dim));
+    w.add_u32(a + ".attention.value_length", static_cast<uint32_t>(cfg.head_dim));
+  }
+  if (cfg.rope.type == RopeType::Linear) {
+    w.add_string(a + ".rope.scaling.type", "linear");
+    w.add_f32(a + ".rope.scaling.factor", static_cast<float>(cfg.rope.factor));
+  }
+  w.add_u32("general.file_type", file_type_info(ft).ftype);
+  if (cfg.arch == Arch::Llama) {
+    w.add_u32(a + ".vocab_size", static_cast<uint32_t>(cfg.vocab_size));
+    w.add_u32(a + ".rope.dimension_count", static_cast<uint32_t>(cfg.head_dim));
+  }
+  w.add_u32("general.quantization_version", 2);
+
+  // GGUF names of the tensors the model code uses, in the converter's order.
+  std::vector<std::pair<std::string, std::string>> names;  // gguf, hf
+  for (const auto& m : kGlobalNames)
+    if (store.has(m.hf)) names.emplace_back(m.gguf, m.hf);
+  for (int64_t i = 0; i < cfg.num_layers; ++i)
+    for (const auto& m : kLayerNames) {
+      const std::string hf = "model.layers." + std::to_string(i) + "." + m.hf;
+      if (store.has(hf)) names.emplace_back("blk." + std::to_string(i) + "." + m.gguf, hf);
+    }
+  const bool tied = !store.has("lm_head.weight");
+  size_t done = 0;
+  for (const auto& [gname, hf] : names) {
+    Tensor t = store.get(hf);
+    if (!t.is_host()) t = t.to(cpu_device());
+    t = t.contiguous();
+    int64_t layer = -1;
+    if (gname.starts_with("blk.")) layer = std::stoll(gname.substr(4));
+    const DType to = t.ndim() == 1 ? DType::F32 : gguf_tensor_type(ft, gname, layer, cfg.num_layers, t.dim(1), tied);
+    t = convert_to(t, to);
+    if (a == "llama" && (gname.ends_with(".attn_q.weight") || gname.ends_with(".attn_k.weight")))
+      t = permute_heads(t, gname.ends_with(".attn_q.weight") ? cfg.num_heads : cfg.num_kv_heads);
+    w.add_tensor(gname, t);
+    if (progress) progress(++done, names.size());
+  }
 }
 
 }  // namespace yak::io

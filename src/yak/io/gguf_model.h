@@ -8,6 +8,9 @@
 // copy of q and k; every other tensor is a view of the mapped file, quantized or not).
 #pragma once
 #include <filesystem>
+#include <functional>
+#include <optional>
+#include <string_view>
 
 #include "yak/io/gguf.h"
 #include "yak/io/hf_config.h"
@@ -26,5 +29,25 @@ ModelConfig config_from_gguf(const GgufFile& g);
 WeightStore weights_from_gguf(const GgufFile& g, const ModelConfig& cfg);
 // The chat template stored in the file (tokenizer.chat_template), or empty.
 std::string gguf_chat_template(const GgufFile& g);
+
+// What `yak convert --type` and `yak quantize` write, with llama.cpp's names and
+// general.file_type ids.
+enum class GgufFileType { F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K_M, Q5_K_M, Q6_K };
+std::optional<GgufFileType> gguf_file_type_from_name(std::string_view name);  // "f32", "q4_k_m", ...
+const char* gguf_file_type_name(GgufFileType t);
+// The type a tensor gets in a file of type ft: 1-D tensors f32; the rest the file's base type,
+// with llama.cpp's mixture rules (llama-quantize without an importance matrix): the output
+// matrix (or the tied embeddings) Q6_K in every quantized file but Q8_0; Q4_K_M / Q5_K_M give
+// attn_v and ffn_down Q6_K in the layers use_more_bits picks (the first and last eighth, and
+// every third between); a type whose block does not divide the row falls back as llama.cpp's
+// does (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then f16).
+DType gguf_tensor_type(GgufFileType ft, const std::string& gguf_name, int64_t layer, int64_t n_layers, int64_t row,
+                       bool tied);
+// Adds general.* and the architecture's metadata and every model tensor (GGUF names, llama's
+// q/k rows interleaved as llama.cpp's converter does, each converted to its type) to w.
+// `progress` (may be null) is called after each tensor.
+class GgufWriter;
+void add_gguf_model(GgufWriter& w, const ModelConfig& cfg, const WeightStore& store, GgufFileType ft,
+                    const std::string& name, const std::function<void(size_t done, size_t total)>& progress);
 
 }  // namespace yak::io

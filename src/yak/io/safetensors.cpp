@@ -178,7 +178,6 @@ std::vector<std::string> WeightStore::names() const {
   return out;
 }
 
-namespace {
 void write_all_atomic(const fs::path& path, const std::vector<std::pair<const void*, size_t>>& parts) {
   fs::path tmp = path;
   tmp += ".tmp-" + std::to_string(::getpid());
@@ -204,7 +203,6 @@ void write_all_atomic(const fs::path& path, const std::vector<std::pair<const vo
   }
   fs::rename(tmp, path);
 }
-}  // namespace
 
 void write_file_atomic(const fs::path& path, const std::string& content) {
   write_all_atomic(path, {{content.data(), content.size()}});

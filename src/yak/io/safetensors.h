@@ -66,6 +66,9 @@ class WeightStore {
 void write_safetensors(const std::filesystem::path& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
+// Writes the parts one after another to path atomically (same scheme).
+void write_all_atomic(const std::filesystem::path& path, const std::vector<std::pair<const void*, size_t>>& parts);
+
 // Writes text to path atomically (same temporary-file-and-rename scheme).
 void write_file_atomic(const std::filesystem::path& path, const std::string& content);
 

@@ -395,6 +395,10 @@ void vocab_from_object(const Json& v, BpeSpec& spec, const std::string& where) {
 
 std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json_string(const std::string& text, const std::string& where,
                                                              const Json* cfg) {
+  return std::make_unique<BpeTokenizer>(spec_from_json_string(text, where, cfg));
+}
+
+BpeSpec BpeTokenizer::spec_from_json_string(const std::string& text, const std::string& where, const Json* cfg) {
   Json j;
   try {
     j = parse_json(text, where);
@@ -452,7 +456,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json_string(const std::string& 
   auto ids = content_ids(spec);
   if (!spec.prefix_ids.empty()) spec.bos = spec.prefix_ids.front();
   if (cfg) apply_config(*cfg, spec, ids);
-  return std::make_unique<BpeTokenizer>(std::move(spec));
+  return spec;
 }
 
 std::unique_ptr<BpeTokenizer> BpeTokenizer::from_tokenizer_json(const std::filesystem::path& path) {

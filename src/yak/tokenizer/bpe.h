@@ -44,6 +44,9 @@ class BpeTokenizer : public Tokenizer {
   static std::unique_ptr<BpeTokenizer> from_json_string(const std::string& text, const std::string& where,
                                                         const Json* tokenizer_config = nullptr);
   static std::unique_ptr<BpeTokenizer> from_tokenizer_json(const std::filesystem::path& path);
+  // The parsed description from_json_string builds the tokenizer from (GGUF export reads it).
+  static BpeSpec spec_from_json_string(const std::string& text, const std::string& where,
+                                       const Json* tokenizer_config = nullptr);
   // vocab.json + merges.txt (+ tokenizer_config.json, special_tokens_map.json, added_tokens.json).
   static std::unique_ptr<BpeTokenizer> from_vocab_merges(const std::filesystem::path& dir);
 

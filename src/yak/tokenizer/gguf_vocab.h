@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "yak/io/gguf.h"
+#include "yak/io/gguf_writer.h"
+#include "yak/io/hf_config.h"
 #include "yak/tokenizer/tokenizer.h"
 
 namespace yak::tok {
@@ -18,6 +20,10 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const io::GgufFile& gguf);
 std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::filesystem::path& path);
 
 // Regexes (applied in sequence) for a tokenizer.ggml.pre name; throws for unknown names.
+// Writes the tokenizer of a Hugging Face folder (tokenizer.json or tokenizer.model, with
+// tokenizer_config.json) as tokenizer.ggml.* metadata, padded to cfg.vocab_size as llama.cpp's
+// converter pads.
+void add_gguf_vocab(io::GgufWriter& w, const std::filesystem::path& dir, const io::ModelConfig& cfg);
 std::vector<std::string> gguf_pre_tokenizer_regexes(const std::string& pre, bool* ignore_merges);
 
 }  // namespace yak::tok
