@@ -24,6 +24,7 @@
 #include "bench_common.h"
 #include "yak/base/json.h"
 #include "yak/infer/engine.h"
+#include "yak/io/gguf_model.h"
 #include "yak/io/safetensors.h"
 #include "yak/model/decoder.h"
 #include "yak/tensor/half.h"
@@ -133,7 +134,7 @@ int main(int argc, char** argv) {
     if (a == "--long") long_prompt = std::atoll(next().c_str());
   }
   Shape05B s;
-  if (!fs::exists(dir / "model.safetensors")) {
+  if (!io::is_gguf_path(dir) && !fs::exists(dir / "model.safetensors")) {
     std::fprintf(stderr, "writing a random bf16 model with the Qwen2.5-0.5B shape to %s ...\n", dir.c_str());
     write_model(dir, s);
   }
@@ -218,6 +219,7 @@ int main(int argc, char** argv) {
                        {"threads", t},
                        {"isa", ops::cpu::isa_name(ops::cpu::kernels().isa)},
                        {"decode_tokens_per_s", decode},
+                       {"weights_mb", weight_bytes / 1e6},
                        {"prefill_tokens_per_s", prefill},
                        {"read_gbs", read_gbs},
                        {"decode_bound_tokens_per_s", decode_bound},

@@ -46,11 +46,15 @@ else
     (cd "$peers" && "$py" -m pip download -q --no-deps --no-binary :all: "llama-cpp-python==$llama_version" -d . &&
       tar xzf "llama_cpp_python-$llama_version.tar.gz")
   fi
-  if [[ ! -x $src/build/bin/llama-bench ]]; then
-    echo "bench-peers: building llama-bench"
-    cmake -S "$src" -B "$src/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DGGML_NATIVE=ON \
+  if [[ ! -x $src/build/bin/llama-bench || ! -x $src/build/bin/llama-quantize ]]; then
+    echo "bench-peers: building llama-bench and llama-quantize"
+    # AVX-512 with VNNI and BF16, but not GGML_NATIVE: its AMX int8 kernels stop with an illegal
+    # instruction on machines whose OS has not granted the tile state (seen on this VM).
+    cmake -S "$src" -B "$src/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DGGML_NATIVE=OFF \
+      -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON \
+      -DGGML_AVX512_BF16=ON -DGGML_AVX_VNNI=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF \
       -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >/dev/null
-    cmake --build "$src/build" -j"$(nproc)" --target llama-bench >/dev/null
+    cmake --build "$src/build" -j"$(nproc)" --target llama-bench llama-quantize >/dev/null
   fi
   "$py" -c "import gguf" 2>/dev/null || "$py" -m pip install -q -e "$src/gguf-py"
   for f in "$tok"/*; do [[ -e $model/$(basename "$f") ]] || install -m 644 "$f" "$model/"; done
@@ -64,6 +68,23 @@ for l in sys.stdin:
     "$py" -c 'import json,sys
 for l in sys.stdin:
     r=json.loads(l); print(json.dumps({"peer":"llama.cpp","threads":r["n_threads"],"test":"tg","tokens_per_s":r["avg_ts"]}))' >>"$results"
+  # Quantized: the same files for both (llama-quantize from the bf16 GGUF; yak quantize writes
+  # the same tensors, tests/infer_gguf_export_test.cpp).
+  for q in q8_0 q4_0 q4_k_m; do
+    qf=$peers/models/qwen05b-$q.gguf
+    [[ -s $qf ]] || "$src/build/bin/llama-quantize" "$gguf" "$qf" "${q^^}" >/dev/null 2>&1
+    for kind in pp tg; do
+      if [[ $kind == pp ]]; then args=(-p 512 -n 0); else args=(-p 0 -n 128 -d 512); fi
+      "$src/build/bin/llama-bench" -m "$qf" -t "$tl" "${args[@]}" -r 2 -o jsonl 2>/dev/null |
+        "$py" -c 'import json,sys
+for l in sys.stdin:
+    r=json.loads(l); print(json.dumps({"peer":"llama.cpp","threads":r["n_threads"],"test":sys.argv[1],"weights":sys.argv[2],"tokens_per_s":r["avg_ts"]}))' "$kind" "$q" >>"$results"
+    done
+    build/bin/bench_engine --model "$qf" -t "$tl" --json |
+      "$py" -c 'import json,sys
+for l in sys.stdin:
+    r=json.loads(l); r["weights"]=sys.argv[1]; print(json.dumps(r))' "$q" >>"$results"
+  done
 fi
 
 # yak and PyTorch, inference and training.

@@ -10,14 +10,19 @@ import sys
 def main():
     rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip().startswith("{")]
     def yak(kind, precision):
-        return {r["threads"]: r for r in rows if r.get("peer") == "yak" and kind in r
+        return {r["threads"]: r for r in rows if r.get("peer") == "yak" and kind in r and "weights" not in r
                 and r.get("matmul_precision", "high") == precision}
     yak_inf, yak_train = yak("decode_tokens_per_s", "high"), yak("train_tokens_per_s", "high")
     med_inf, med_train = yak("decode_tokens_per_s", "medium"), yak("train_tokens_per_s", "medium")
     llama = {}
+    quant_llama, quant_yak = {}, {}
     for r in rows:
-        if r.get("peer") == "llama.cpp":
+        if r.get("peer") == "llama.cpp" and "weights" in r:
+            quant_llama.setdefault((r["weights"], r["threads"]), {})[r["test"]] = r["tokens_per_s"]
+        elif r.get("peer") == "llama.cpp":
             llama.setdefault(r["threads"], {})[r["test"]] = r["tokens_per_s"]
+        elif r.get("peer") == "yak" and "weights" in r and "decode_tokens_per_s" in r:
+            quant_yak[(r["weights"], r["threads"])] = r
     torch_inf = {r["threads"]: r for r in rows if r.get("peer") == "pytorch" and "decode_tokens_per_s" in r}
     torch_train = {}
     for r in rows:
@@ -63,6 +68,19 @@ def main():
             print(f"| {t} | {y['prefill_tokens_per_s']:.1f} | {ratio(y['prefill_tokens_per_s'], llama.get(t, {}).get('pp'))} | "
                   f"{ratio(y['prefill_tokens_per_s'], torch_inf.get(t, {}).get('prefill_tokens_per_s'))} | "
                   f"{y['decode_tokens_per_s']:.2f} |")
+    if quant_yak:
+        print("\nQuantized GGUF files (llama-quantize from the bf16 GGUF; the same files for both), "
+              "Qwen2.5-0.5B shape\n")
+        print("| weights | threads | yak decode tok/s | llama.cpp tg128@512 | yak / llama.cpp | yak / bandwidth bound "
+              "| yak prefill tok/s | llama.cpp pp512 | yak / llama.cpp | file MB |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for (w, t) in sorted(quant_yak):
+            y = quant_yak[(w, t)]
+            l = quant_llama.get((w, t), {})
+            print(f"| {w} | {t} | {y['decode_tokens_per_s']:.2f} | {num(l.get('tg'), '{:.2f}')} | "
+                  f"{ratio(y['decode_tokens_per_s'], l.get('tg'))} | "
+                  f"{y['decode_tokens_per_s'] / y['decode_bound_tokens_per_s']:.0%} | {y['prefill_tokens_per_s']:.1f} | "
+                  f"{num(l.get('pp'))} | {ratio(y['prefill_tokens_per_s'], l.get('pp'))} | {y.get('weights_mb', 0):.0f} |")
     print("\nTraining, LLaMA 35.7M (vocab 32000, hidden 512, 6 layers, seq 256, batch 8), forward + backward + "
           "AdamW\n")
     print("| threads | yak f32 tok/s | PyTorch f32 | yak / PyTorch f32 | yak medium (bf16 products) | PyTorch bf16 "

@@ -56,8 +56,9 @@ double get_number(const GgufFile& g, const std::string& key, double dflt) {
              : static_cast<double>(v->i);
 }
 
-// Hugging Face row order of a q/k matrix stored with the converter's per-head interleave.
-Tensor unpermute_heads(const Tensor& t, int64_t heads, const std::string& where, const std::string& name) {
+// The converter's per-head interleave of q/k rows: Hugging Face row h*hd + p*hd/2 + j is GGUF
+// row h*hd + 2j + p. `to_hf` reads a GGUF matrix back in Hugging Face order; otherwise the reverse.
+Tensor interleave_heads(const Tensor& t, int64_t heads, bool to_hf, const std::string& where, const std::string& name) {
   const int64_t rows = t.dim(0), hd = rows / heads;
   if (rows % heads != 0 || hd % 2 != 0)
     throw Error(where + ": tensor '" + name + "' has " + std::to_string(rows) + " rows, not whole heads of even size");
@@ -67,8 +68,10 @@ Tensor unpermute_heads(const Tensor& t, int64_t heads, const std::string& where,
   auto* dst = static_cast<uint8_t*>(out.raw());
   for (int64_t h = 0; h < heads; ++h)
     for (int64_t j = 0; j < hd / 2; ++j)
-      for (int64_t p = 0; p < 2; ++p)
-        std::memcpy(dst + (h * hd + p * hd / 2 + j) * row_bytes, src + (h * hd + 2 * j + p) * row_bytes, row_bytes);
+      for (int64_t p = 0; p < 2; ++p) {
+        const int64_t hf = h * hd + p * hd / 2 + j, gg = h * hd + 2 * j + p;
+        std::memcpy(dst + (to_hf ? hf : gg) * row_bytes, src + (to_hf ? gg : hf) * row_bytes, row_bytes);
+      }
   return out;
 }
 
@@ -165,7 +168,8 @@ WeightStore weights_from_gguf(const GgufFile& g, const ModelConfig& cfg) {
     Tensor v = Tensor::view(shape, *dt, g.tensor_data(t), g.mapping());
     if (cfg.arch == Arch::Llama && t.dims.size() == 2 &&
         (t.name.ends_with(".attn_q.weight") || t.name.ends_with(".attn_k.weight")))
-      v = unpermute_heads(v, t.name.ends_with(".attn_q.weight") ? cfg.num_heads : cfg.num_kv_heads, where, t.name);
+      v = interleave_heads(v, t.name.ends_with(".attn_q.weight") ? cfg.num_heads : cfg.num_kv_heads, true, where,
+                           t.name);
     out.emplace(it->second, std::move(v));
   }
   return WeightStore::of_tensors(g.where(), std::move(out));
@@ -223,20 +227,6 @@ DType fallback(DType t, int64_t row) {
       break;
   }
   return row % dtype_info(f).block == 0 ? f : DType::F16;
-}
-
-// Hugging Face row order to the converter's per-head interleave (inverse of unpermute_heads).
-Tensor permute_heads(const Tensor& t, int64_t heads) {
-  const int64_t rows = t.dim(0), hd = rows / heads;
-  const size_t row_bytes = dtype_bytes(t.dtype(), t.dim(1));
-  Tensor out = Tensor::empty(t.shape(), t.dtype());
-  const auto* src = static_cast<const uint8_t*>(t.raw());
-  auto* dst = static_cast<uint8_t*>(out.raw());
-  for (int64_t h = 0; h < heads; ++h)
-    for (int64_t j = 0; j < hd / 2; ++j)
-      for (int64_t p = 0; p < 2; ++p)
-        std::memcpy(dst + (h * hd + 2 * j + p) * row_bytes, src + (h * hd + p * hd / 2 + j) * row_bytes, row_bytes);
-  return out;
 }
 
 // A tensor converted to `to` row by row (through f32 for quantized sources or targets).
@@ -337,7 +327,8 @@ void add_gguf_model(GgufWriter& w, const ModelConfig& cfg, const WeightStore& st
     const DType to = t.ndim() == 1 ? DType::F32 : gguf_tensor_type(ft, gname, layer, cfg.num_layers, t.dim(1), tied);
     t = convert_to(t, to);
     if (a == "llama" && (gname.ends_with(".attn_q.weight") || gname.ends_with(".attn_k.weight")))
-      t = permute_heads(t, gname.ends_with(".attn_q.weight") ? cfg.num_heads : cfg.num_kv_heads);
+      t = interleave_heads(t, gname.ends_with(".attn_q.weight") ? cfg.num_heads : cfg.num_kv_heads, false,
+                           "GGUF export", gname);
     w.add_tensor(gname, t);
     if (progress) progress(++done, names.size());
   }

@@ -16,6 +16,7 @@ namespace yak::ops::cpu {
 const KernelTable* table_scalar();
 const KernelTable* table_avx2();
 const KernelTable* table_avx512();
+void use_vnni_kernels(KernelTable& t);  // kernels_vnni.cpp
 
 namespace {
 
@@ -91,6 +92,7 @@ const KernelTable* compiled(Isa isa) {
         static KernelTable with = *base;
         with.isa = Isa::Amx;
         with.amx = amx_kernels();
+        use_vnni_kernels(with);  // every CPU with AMX has AVX-512 VNNI
         return static_cast<const KernelTable*>(&with);
       }();
       return t;

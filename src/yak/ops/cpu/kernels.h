@@ -140,6 +140,9 @@ struct KernelTable {
   // Σ_k w[k] x[k] over K elements (a multiple of the block) of one quantized weight row and one
   // activation row in its pair format (see QuantDot), per weight format.
   float (*vec_dot_q[kQuantDots])(int64_t K, const void* w, const void* x);
+  // The same for `rows` (1..4) consecutive weight rows (row r at w + r * ldw bytes) into
+  // out[0..rows): the decode kernel. A row's value does not depend on `rows`.
+  void (*vec_dot4_q[kQuantDots])(int64_t K, const void* w, int64_t ldw, const void* x, float* out, int rows);
 };
 
 // The active table (best for this CPU unless lowered).

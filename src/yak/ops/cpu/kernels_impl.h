@@ -614,6 +614,10 @@ const KernelTable kTable = {
     .attn_tile = {attn_tile_f32, attn_tile_bf16, attn_tile_f16},
     .vec_dot_q = {vec_dot_q8_0_k, vec_dot_q4_0_k, vec_dot_q4_1_k, vec_dot_q5_0_k, vec_dot_q5_1_k, vec_dot_q2_k_k,
                   vec_dot_q3_k_k, vec_dot_q4_k_k, vec_dot_q5_k_k, vec_dot_q6_k_k},
+    .vec_dot4_q = {vec_dot4_q8_0_k, vec_dot4_q4_0_k, vec_dot4_generic<vec_dot_q4_1_k>, vec_dot4_q5_0_k,
+                   vec_dot4_generic<vec_dot_q5_1_k>, vec_dot4_generic<vec_dot_q2_k_k>,
+                   vec_dot4_generic<vec_dot_q3_k_k>, vec_dot4_generic<vec_dot_q4_k_k>,
+                   vec_dot4_generic<vec_dot_q5_k_k>, vec_dot4_generic<vec_dot_q6_k_k>},
 };
 
 }  // namespace yak::ops::cpu::YAK_KNS

@@ -1,5 +1,6 @@
 #include "yak/ops/cpu/type_traits.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "yak/ops/cpu/kernels.h"
@@ -51,10 +52,16 @@ void prep_quant(const float* x, int64_t K, float* out) {
 template <DType W, QuantDot Q>
 void gemv_quant(const void* Wp, int64_t ldw, int64_t K, int64_t r0, int64_t r1, const float* x, int64_t M, int64_t ldx,
                 float* y, int64_t ldy) {
-  const auto dot = kernels().vec_dot_q[static_cast<int>(Q)];
+  const auto dot4 = kernels().vec_dot4_q[static_cast<int>(Q)];
   const auto* base = static_cast<const uint8_t*>(Wp);
-  for (int64_t r = r0; r < r1; ++r)
-    for (int64_t m = 0; m < M; ++m) y[m * ldy + r] = dot(K, base + r * ldw, x + m * ldx);
+  for (int64_t r = r0; r < r1; r += 4) {
+    const int rows = static_cast<int>(std::min<int64_t>(4, r1 - r));
+    for (int64_t m = 0; m < M; ++m) {
+      float out[4];
+      dot4(K, base + r * ldw, ldw, x + m * ldx, out, rows);
+      for (int k = 0; k < rows; ++k) y[m * ldy + r + k] = out[k];
+    }
+  }
 }
 template <DType W>
 void quant_to_f32(const void* s, float* d, int64_t n) {
