@@ -80,10 +80,12 @@ for l in sys.stdin:
 for l in sys.stdin:
     r=json.loads(l); print(json.dumps({"peer":"llama.cpp","threads":r["n_threads"],"test":sys.argv[1],"weights":sys.argv[2],"tokens_per_s":r["avg_ts"]}))' "$kind" "$q" >>"$results"
     done
-    build/bin/bench_engine --model "$qf" -t "$tl" --json |
-      "$py" -c 'import json,sys
+    for prec in high medium; do
+      YAK_MATMUL_PRECISION=$prec build/bin/bench_engine --model "$qf" -t "$tl" --json |
+        "$py" -c 'import json,sys
 for l in sys.stdin:
     r=json.loads(l); r["weights"]=sys.argv[1]; print(json.dumps(r))' "$q" >>"$results"
+    done
   done
 fi
 

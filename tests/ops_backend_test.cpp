@@ -1118,6 +1118,18 @@ TEST(OpsBackend, LinearQuantized) {
           }
           (M <= 8 ? gemv : gemm).nmse(values(y), ref, kTolF32, cat("M=", M));
         }
+        // Medium precision: many rows take AMX tiles of bf16-rounded dequantized weights where the
+        // CPU has them (32-row blocks; the rest through sgemm): bf16 rounding of both sides only.
+        {
+          const ops::MatmulPrecision prev = ops::matmul_precision();
+          ops::set_matmul_precision(ops::MatmulPrecision::Medium);
+          const Tensor x = randn({40, K}, rng);
+          Tensor y = nan_f32({40, N});
+          ops::linear(x, W, &b, y);
+          ops::set_matmul_precision(prev);
+          Measure med("linear/quantized medium", w + ", x [40] (bf16 tiles where AMX is)");
+          med.nmse(values(y), ref_linear(values(x), Wv, bv, 40, N, K), kTolBf16Inputs, "M=40");
+        }
         // Few rows through linear_group (q/k/v in one pass) equal separate linears bit for bit.
         const Tensor W2 = quantize_rows(randn({N + 3, K}, rng, 0.5), wt), x = randn({3, K}, rng);
         Tensor y1 = nan_f32({3, N}), y2 = nan_f32({3, N + 3}), r1 = nan_f32({3, N}), r2 = nan_f32({3, N + 3});

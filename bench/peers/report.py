@@ -22,7 +22,7 @@ def main():
         elif r.get("peer") == "llama.cpp":
             llama.setdefault(r["threads"], {})[r["test"]] = r["tokens_per_s"]
         elif r.get("peer") == "yak" and "weights" in r and "decode_tokens_per_s" in r:
-            quant_yak[(r["weights"], r["threads"])] = r
+            quant_yak[(r["weights"], r.get("matmul_precision", "high"), r["threads"])] = r
     torch_inf = {r["threads"]: r for r in rows if r.get("peer") == "pytorch" and "decode_tokens_per_s" in r}
     torch_train = {}
     for r in rows:
@@ -71,13 +71,13 @@ def main():
     if quant_yak:
         print("\nQuantized GGUF files (llama-quantize from the bf16 GGUF; the same files for both), "
               "Qwen2.5-0.5B shape\n")
-        print("| weights | threads | yak decode tok/s | llama.cpp tg128@512 | yak / llama.cpp | yak / bandwidth bound "
-              "| yak prefill tok/s | llama.cpp pp512 | yak / llama.cpp | file MB |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
-        for (w, t) in sorted(quant_yak):
-            y = quant_yak[(w, t)]
+        print("| weights | yak precision | threads | yak decode tok/s | llama.cpp tg128@512 | yak / llama.cpp "
+              "| yak / bandwidth bound | yak prefill tok/s | llama.cpp pp512 | yak / llama.cpp | file MB |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for (w, prec, t) in sorted(quant_yak):
+            y = quant_yak[(w, prec, t)]
             l = quant_llama.get((w, t), {})
-            print(f"| {w} | {t} | {y['decode_tokens_per_s']:.2f} | {num(l.get('tg'), '{:.2f}')} | "
+            print(f"| {w} | {prec} | {t} | {y['decode_tokens_per_s']:.2f} | {num(l.get('tg'), '{:.2f}')} | "
                   f"{ratio(y['decode_tokens_per_s'], l.get('tg'))} | "
                   f"{y['decode_tokens_per_s'] / y['decode_bound_tokens_per_s']:.0%} | {y['prefill_tokens_per_s']:.1f} | "
                   f"{num(l.get('pp'))} | {ratio(y['prefill_tokens_per_s'], l.get('pp'))} | {y.get('weights_mb', 0):.0f} |")

@@ -86,10 +86,14 @@ int64_t amx_product(int64_t M, int64_t N, int64_t K, const Operand& B, const Ope
   const MatmulPrecision prec = matmul_precision();
   if (!amx || prec == MatmulPrecision::Highest || N < 32 || M < 1 || K < 1) return 0;
   if (A.type == DType::BF16 && (A.transposed || K % 32 != 0)) return 0;
+  // Quantized weights at Medium: 32 rows at a time dequantized and rounded to bf16 in each
+  // thread's scratch (High would need three parts of each weight: they stay on sgemm).
+  const bool quantized = dtype_is_quantized(A.type);
+  if (quantized && (prec != MatmulPrecision::Medium || A.transposed || K % 32 != 0)) return 0;
   // f32 weights at High would need three parts on both sides (six tile products a block): measured
   // slower than OpenBLAS on the 36M training bench (4.0 vs 3.6 s a step), so they stay on sgemm;
   // at Medium both sides are rounded to bf16 once.
-  if (A.type != DType::BF16 && (A.type != DType::F32 || prec == MatmulPrecision::High)) return 0;
+  if (!quantized && A.type != DType::BF16 && (A.type != DType::F32 || prec == MatmulPrecision::High)) return 0;
   const bool high = prec == MatmulPrecision::High;
   const int b_parts = high ? 3 : 1, a_parts = 1;
   const int64_t n32 = N / 32 * 32, Kp = (K + 31) / 32 * 32;
@@ -114,6 +118,30 @@ int64_t amx_product(int64_t M, int64_t N, int64_t K, const Operand& B, const Ope
   g.ldo = ldo;
   g.accumulate = accumulate;
   Tensor packed_a;
+  if (quantized) {
+    const CpuTypeTraits& tr = *cpu_traits(A.type);
+    const size_t row_bytes = dtype_bytes(A.type, A.ld);
+    const size_t scratch = static_cast<size_t>(32 * K) * sizeof(float) + static_cast<size_t>(32 * Kp) * 2 + 64;
+    g.combos[0] = 0b001;
+    parallel_for_scratch(n32 / 32, 1, scratch, [&](int64_t b0, int64_t b1, void* s) {
+      float* f = static_cast<float*>(s);
+      auto* h = reinterpret_cast<uint16_t*>(f + 32 * K);
+      const KernelTable& k = kernels();
+      for (int64_t blk = b0; blk < b1; ++blk) {
+        for (int64_t r = 0; r < 32; ++r) {
+          tr.to_f32(static_cast<const uint8_t*>(A.p) + (blk * 32 + r) * row_bytes, f + r * K, K);
+          k.f32_to_bf16(f + r * K, h + r * Kp, K);
+          for (int64_t c = K; c < Kp; ++c) h[r * Kp + c] = 0;
+        }
+        AmxProduct gl = g;
+        gl.a[0] = h;
+        gl.lda = Kp;
+        gl.out = out + blk * 32;  // rows of A are columns of out
+        amx->block(gl, 0, 32);
+      }
+    });
+    return n32;
+  }
   if (A.type == DType::BF16) {
     g.a[0] = static_cast<const uint16_t*>(A.p);
     g.lda = A.ld;

