@@ -99,7 +99,9 @@ TEST_P(GgufModel, RunsLikeTheHuggingFaceFolder) {
   EXPECT_LE(max_diff(yak_last, hf_last), 1e-4f) << "yak on the HF folder vs transformers";
   EXPECT_LE(d, c.bound) << c.model << " " << c.type;
   const auto got = greedy(*gg, prompt, static_cast<int>(want.size()));
-  if (c.same_greedy) EXPECT_EQ(got, want) << c.model << " " << c.type << ": greedy tokens differ from transformers'";
+  if (c.same_greedy) {
+    EXPECT_EQ(got, want) << c.model << " " << c.type << ": greedy tokens differ from transformers'";
+  }
   if (c.type == "q8_0") {
     // The converter's Q8_0 tensors are the bytes yak's quantizer makes from the HF weights.
     const auto g = io::GgufFile::open(kDir / (c.model + "-" + c.type + ".gguf"));
@@ -132,6 +134,32 @@ INSTANTIATE_TEST_SUITE_P(Files, GgufModel,
                                            Case{"llama_bpe", "f16", 2e-2f, true},
                                            Case{"llama_bpe", "q8_0", 0.5f, false}),
                          [](const auto& info) { return info.param.model + "_" + info.param.type; });
+
+// A model cut by llama.cpp's gguf-split into three files loads from any of them with the tensors
+// of the whole file: the same logits bit for bit.
+TEST(GgufModel, SplitFiles) {
+  const Json expected = read_json_file(kDir / "expected.json");
+  const auto prompt = expected.at("llama_bpe").at("prompt").get<std::vector<int32_t>>();
+  auto whole = model::DecoderModel::load(kDir / "llama_bpe-f32.gguf");
+  const auto want = all_logits(*whole, prompt);
+  for (const char* part : {"llama_bpe-split-00001-of-00003.gguf", "llama_bpe-split-00003-of-00003.gguf"}) {
+    auto split = model::DecoderModel::load(kDir / part);
+    EXPECT_EQ(max_diff(all_logits(*split, prompt), want), 0.f) << part;
+  }
+  // a missing sibling is named
+  const fs::path tmp = fs::temp_directory_path() / "yak-split-test";
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  fs::copy_file(kDir / "llama_bpe-split-00001-of-00003.gguf", tmp / "m-00001-of-00003.gguf");
+  fs::copy_file(kDir / "llama_bpe-split-00002-of-00003.gguf", tmp / "m-00002-of-00003.gguf");
+  try {
+    model::DecoderModel::load(tmp / "m-00001-of-00003.gguf");
+    ADD_FAILURE() << "loaded without its third file";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("m-00003-of-00003.gguf"), std::string::npos) << e.what();
+  }
+  fs::remove_all(tmp);
+}
 
 TEST(GgufModel, RefusesWhatItCannotRun) {
   // Not a model: a GGUF holding only a vocabulary (no architecture) names the missing key.

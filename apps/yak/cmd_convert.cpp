@@ -85,9 +85,10 @@ void register_convert(CLI::App& app) {
     check_out(q->out);
     if (fs::weakly_canonical(q->in) == fs::weakly_canonical(q->out))
       throw Error("quantize: the output would overwrite the input");
-    const auto g = io::GgufFile::open(q->in);
+    const auto files = io::open_gguf_model(q->in);  // split models too
+    const auto& g = files[0];
     const auto cfg = io::config_from_gguf(g);
-    const auto store = io::weights_from_gguf(g, cfg);
+    const auto store = io::weights_from_gguf(files, cfg);
     write_model(cfg, store, t, g.get_string_opt("general.name").value_or(fs::path(q->in).stem().string()), q->out,
                 [&](io::GgufWriter& w) {  // the vocabulary and chat template as they were
                   for (const auto& [key, v] : g.metadata())

@@ -56,5 +56,6 @@ void register_serve_rm(CLI::App& app);
 void register_rejection_sample(CLI::App& app);
 void register_ask(CLI::App& app);
 void register_convert(CLI::App& app);
+void register_eval(CLI::App& app);
 
 }  // namespace yak::cli

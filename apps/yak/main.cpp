@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   yak::cli::register_rejection_sample(app);
   yak::cli::register_ask(app);
   yak::cli::register_convert(app);
+  yak::cli::register_eval(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

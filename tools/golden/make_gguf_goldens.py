@@ -8,6 +8,7 @@ yak against yak on the Hugging Face folder it came from.
     tests/golden/models with the qwen2_chat tokenizer (vocabulary padded to 512 as real
     checkpoints pad theirs), and each as {f32,f16,q8_0}.gguf. llama-architecture files store
     q/k rows interleaved per head by the converter.
+  * llama_bpe-split-0000i-of-0000N.gguf: llama_bpe-f32.gguf cut by llama-gguf-split.
   * llama_k-bf16.gguf (a LLaMA with rows of 256, so the K formats apply; its folder is not kept)
     and llama-quantize's llama_k-{q4_0,q4_k_m,q6_k}.gguf from it (no importance matrix): what
     `yak quantize` must reproduce tensor for tensor.
@@ -95,6 +96,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--llama-cpp", required=True, help="llama.cpp source tree (vendored in the llama-cpp-python sdist)")
     ap.add_argument("--llama-quantize", required=True, help="llama-quantize built from that tree")
+    ap.add_argument("--llama-gguf-split", required=True, help="llama-gguf-split built from that tree")
     args = ap.parse_args()
     llama_cpp = pathlib.Path(args.llama_cpp)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -121,6 +123,14 @@ def main():
             out = OUT / f"llama_k-{t}.gguf"
             subprocess.run([args.llama_quantize, str(src), str(out), t.upper()], check=True, capture_output=True)
             print(f"{out.relative_to(ROOT)}: {out.stat().st_size} bytes (llama-quantize)")
+
+    # llama_bpe-f32.gguf split by llama.cpp's gguf-split into files of at most 8 tensors
+    for old in OUT.glob("llama_bpe-split-*.gguf"):
+        old.unlink()
+    subprocess.run([args.llama_gguf_split, "--split", "--split-max-tensors", "8", str(OUT / "llama_bpe-f32.gguf"),
+                    str(OUT / "llama_bpe-split")], check=True, capture_output=True)
+    for f in sorted(OUT.glob("llama_bpe-split-*.gguf")):
+        print(f"{f.relative_to(ROOT)}: {f.stat().st_size} bytes (llama-gguf-split)")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #include "yak/io/gguf_model.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "yak/base/error.h"
@@ -142,37 +143,79 @@ ModelConfig config_from_gguf(const GgufFile& g) {
 }
 
 WeightStore weights_from_gguf(const GgufFile& g, const ModelConfig& cfg) {
-  const std::string where = g.where();
-  if (!g.mapping()) throw Error(where + ": GGUF tensors need a file (not a parsed buffer)");
+  return weights_from_gguf(std::vector<GgufFile>{g}, cfg);
+}
+
+WeightStore weights_from_gguf(const std::vector<GgufFile>& files, const ModelConfig& cfg) {
+  if (files.empty()) throw Error("GGUF model: no files");
   std::map<std::string, std::string> hf_of;
   for (const auto& m : kGlobalNames) hf_of[m.gguf] = m.hf;
   for (int64_t i = 0; i < cfg.num_layers; ++i)
     for (const auto& m : kLayerNames)
       hf_of["blk." + std::to_string(i) + "." + m.gguf] = "model.layers." + std::to_string(i) + "." + m.hf;
   std::map<std::string, Tensor> out;
-  for (const GgufTensorInfo& t : g.tensors()) {
-    auto it = hf_of.find(t.name);
-    if (it == hf_of.end()) continue;  // tensors this model code does not use
-    const auto dt = dtype_from_ggml(t.ggml_type);
-    if (!dt || !dtype_info(*dt).is_float)
-      throw Error(where + ": tensor '" + t.name + "' has ggml type " + std::to_string(t.ggml_type) +
-                  ", which yak does not read");
-    if (t.dims.empty() || t.dims.size() > 2)
-      throw Error(where + ": tensor '" + t.name + "' has " + std::to_string(t.dims.size()) +
-                  " dimensions (expected 1 or 2)");
-    Shape shape;
-    for (size_t d = t.dims.size(); d-- > 0;) shape.push_back(static_cast<int64_t>(t.dims[d]));
-    if (t.dims[0] % static_cast<uint64_t>(dtype_info(*dt).block) != 0)
-      throw Error(where + ": tensor '" + t.name + "' rows of " + std::to_string(t.dims[0]) +
-                  " are not whole blocks of " + dtype_name(*dt));
-    Tensor v = Tensor::view(shape, *dt, g.tensor_data(t), g.mapping());
-    if (cfg.arch == Arch::Llama && t.dims.size() == 2 &&
-        (t.name.ends_with(".attn_q.weight") || t.name.ends_with(".attn_k.weight")))
-      v = interleave_heads(v, t.name.ends_with(".attn_q.weight") ? cfg.num_heads : cfg.num_kv_heads, true, where,
-                           t.name);
-    out.emplace(it->second, std::move(v));
+  for (const GgufFile& g : files) {
+    const std::string where = g.where();
+    if (!g.mapping()) throw Error(where + ": GGUF tensors need a file (not a parsed buffer)");
+    for (const GgufTensorInfo& t : g.tensors()) {
+      auto it = hf_of.find(t.name);
+      if (it == hf_of.end()) continue;  // tensors this model code does not use
+      const auto dt = dtype_from_ggml(t.ggml_type);
+      if (!dt || !dtype_info(*dt).is_float)
+        throw Error(where + ": tensor '" + t.name + "' has ggml type " + std::to_string(t.ggml_type) +
+                    ", which yak does not read");
+      if (t.dims.empty() || t.dims.size() > 2)
+        throw Error(where + ": tensor '" + t.name + "' has " + std::to_string(t.dims.size()) +
+                    " dimensions (expected 1 or 2)");
+      Shape shape;
+      for (size_t d = t.dims.size(); d-- > 0;) shape.push_back(static_cast<int64_t>(t.dims[d]));
+      if (t.dims[0] % static_cast<uint64_t>(dtype_info(*dt).block) != 0)
+        throw Error(where + ": tensor '" + t.name + "' rows of " + std::to_string(t.dims[0]) +
+                    " are not whole blocks of " + dtype_name(*dt));
+      Tensor v = Tensor::view(shape, *dt, g.tensor_data(t), g.mapping());
+      if (cfg.arch == Arch::Llama && t.dims.size() == 2 &&
+          (t.name.ends_with(".attn_q.weight") || t.name.ends_with(".attn_k.weight")))
+        v = interleave_heads(v, t.name.ends_with(".attn_q.weight") ? cfg.num_heads : cfg.num_kv_heads, true, where,
+                             t.name);
+      if (!out.emplace(it->second, std::move(v)).second)
+        throw Error(where + ": tensor '" + t.name + "' appears in more than one file of the split model");
+    }
   }
-  return WeightStore::of_tensors(g.where(), std::move(out));
+  return WeightStore::of_tensors(files[0].where(), std::move(out));
+}
+
+std::vector<GgufFile> open_gguf_model(const fs::path& path) {
+  std::vector<GgufFile> files;
+  files.push_back(GgufFile::open(path));
+  const auto count = files[0].get_int_opt("split.count");
+  if (!count || *count <= 1) return files;
+  if (*count > 99999) throw Error(path.string() + ": split.count " + std::to_string(*count) + " is out of range");
+  // NAME-00001-of-00003.gguf: the siblings differ in the first number
+  const std::string name = path.filename().string();
+  const std::string tail = "-of-" + std::string(5 - std::min<size_t>(5, std::to_string(*count).size()), '0') +
+                           std::to_string(*count) + ".gguf";
+  if (name.size() < tail.size() + 6 || !name.ends_with(tail))
+    throw Error(path.string() + ": split.count is " + std::to_string(*count) + " but the name does not end in -NNNNN" +
+                tail);
+  const std::string stem = name.substr(0, name.size() - tail.size() - 6);
+  const auto no0 = files[0].get_int_opt("split.no").value_or(0);
+  std::vector<GgufFile> ordered(static_cast<size_t>(*count));
+  for (int64_t i = 0; i < *count; ++i) {
+    char num[24];
+    std::snprintf(num, sizeof num, "-%05lld", static_cast<long long>(i + 1));
+    const fs::path p = path.parent_path() / (stem + num + tail);
+    if (i == no0) {
+      ordered[static_cast<size_t>(i)] = files[0];
+      continue;
+    }
+    if (!fs::exists(p)) throw Error(p.string() + ": missing file " + std::to_string(i + 1) + " of the split model");
+    GgufFile g = GgufFile::open(p);
+    if (g.get_int_opt("split.no").value_or(-1) != i || g.get_int_opt("split.count").value_or(-1) != *count)
+      throw Error(p.string() + ": split.no / split.count do not say file " + std::to_string(i + 1) + " of " +
+                  std::to_string(*count));
+    ordered[static_cast<size_t>(i)] = std::move(g);
+  }
+  return ordered;
 }
 
 std::string gguf_chat_template(const GgufFile& g) {

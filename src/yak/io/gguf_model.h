@@ -27,6 +27,11 @@ ModelConfig config_from_gguf(const GgufFile& g);
 // The tensors of a GGUF model under Hugging Face names; checks every tensor's type and that the
 // data lies inside the file.
 WeightStore weights_from_gguf(const GgufFile& g, const ModelConfig& cfg);
+// The same over the files of a split model (gguf-split's NAME-0000i-of-0000N.gguf).
+WeightStore weights_from_gguf(const std::vector<GgufFile>& files, const ModelConfig& cfg);
+// The file a path names, or all of a split model's files when it names one of them (metadata
+// split.count > 1; the siblings are found by name, each checked for its split.no and count).
+std::vector<GgufFile> open_gguf_model(const std::filesystem::path& path);
 // The chat template stored in the file (tokenizer.chat_template), or empty.
 std::string gguf_chat_template(const GgufFile& g);
 

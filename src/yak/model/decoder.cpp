@@ -48,9 +48,9 @@ class Loader {
 
 std::unique_ptr<DecoderModel> DecoderModel::load(const fs::path& dir) {
   if (io::is_gguf_path(dir)) {
-    const auto g = io::GgufFile::open(dir);
-    auto cfg = io::config_from_gguf(g);
-    auto store = io::weights_from_gguf(g, cfg);
+    const auto files = io::open_gguf_model(dir);  // one file, or every file of a split model
+    auto cfg = io::config_from_gguf(files[0]);
+    auto store = io::weights_from_gguf(files, cfg);
     return std::make_unique<DecoderModel>(std::move(cfg), std::move(store));
   }
   if (!fs::is_directory(dir)) throw Error(dir.string() + ": not a model folder (no config.json)");
