@@ -35,8 +35,9 @@ TEST(Perplexity, MatchesTransformers) {
       const auto r = infer::perplexity(*m, ids, o);
       const auto& want = c.at(name);
       EXPECT_EQ(r.scored, want.at("scored").get<int64_t>()) << name;
-      if (o.stride < o.ctx)  // overlapping windows score every token but the text's first, once
+      if (o.stride < o.ctx) {  // overlapping windows score every token but the text's first, once
         EXPECT_EQ(r.scored, static_cast<int64_t>(ids.size()) - 1);
+      }
       EXPECT_NEAR(r.nll_sum / want.at("nll_sum").get<double>(), 1.0, 1e-4) << name;
       EXPECT_NEAR(r.ppl / want.at("ppl").get<double>(), 1.0, 1e-4) << name;
     }

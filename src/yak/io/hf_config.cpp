@@ -233,6 +233,34 @@ ModelConfig ModelConfig::from_json(const Json& j, const std::string& where) {
   return c;
 }
 
+Json ModelConfig::to_json() const {
+  static const char* kModelTypes[] = {"llama", "mistral", "qwen2", "qwen3"};
+  Json j = {{"architectures", {arch_name(arch)}},
+            {"model_type", kModelTypes[static_cast<int>(arch)]},
+            {"vocab_size", vocab_size},
+            {"hidden_size", hidden_size},
+            {"intermediate_size", intermediate_size},
+            {"num_hidden_layers", num_layers},
+            {"num_attention_heads", num_heads},
+            {"num_key_value_heads", num_kv_heads},
+            {"head_dim", head_dim},
+            {"hidden_act", hidden_act},
+            {"rms_norm_eps", rms_norm_eps},
+            {"max_position_embeddings", max_position_embeddings},
+            {"rope_theta", rope.theta},
+            {"tie_word_embeddings", tie_word_embeddings},
+            {"torch_dtype", torch_dtype}};
+  if (arch == Arch::Llama) j["attention_bias"] = attention_bias;
+  if (rope.type == RopeType::Linear) j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", rope.factor}};
+  if (rope.type != RopeType::Default && rope.type != RopeType::Linear)
+    throw Error(std::string("config.json: writing rope type ") + rope_type_name(rope.type) + " is not supported yet");
+  if (bos_token_id) j["bos_token_id"] = *bos_token_id;
+  if (pad_token_id) j["pad_token_id"] = *pad_token_id;
+  if (eos_token_ids.size() == 1) j["eos_token_id"] = eos_token_ids[0];
+  if (eos_token_ids.size() > 1) j["eos_token_id"] = eos_token_ids;
+  return j;
+}
+
 ModelConfig ModelConfig::load(const std::filesystem::path& dir) {
   auto path = dir / "config.json";
   if (!std::filesystem::exists(path))

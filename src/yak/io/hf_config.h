@@ -60,6 +60,8 @@ struct ModelConfig {
   std::vector<int64_t> eos_token_ids;
 
   static ModelConfig from_json(const Json& j, const std::string& where);
+  // config.json as transformers writes it for this model (v4 spelling: rope_theta, rope_scaling).
+  Json to_json() const;
   static ModelConfig load(const std::filesystem::path& dir);  // reads dir/config.json
 };
 

@@ -400,10 +400,12 @@ std::vector<std::string> gguf_pre_tokenizer_regexes(const std::string& pre, bool
   // Code points that NFC would rewrite are escaped so the pattern survives any editor.
   if (pre == "deepseek-llm")
     return {"[\r\n]",
-            "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-"
+            "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-"
+            "ᶚḀ-"
             "ἕἘ-"
             "Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-\\x{1F7D}ᾀ-ᾴᾶ-ᾼ\\x{1FBE}ῂ-ῄῆ-ῌῐ-\\x{1FD3}ῖ-\\x{1FDB}ῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤ\\x{2126}ℨ\\x{212A}-"
-            "ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-"
+            "ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-"
+            "𐓻𐲀-"
             "𐲲𐳀-"
             "𐳲𑢠-𑣟𞤀-𞥃]+",
             "\\s?[!-/:-~！-／：-～‘-‟　-。]+",
@@ -425,6 +427,11 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const io::GgufFile& g) {
   if (model == "bert") return std::make_unique<GgufWordPieceTokenizer>(g);
   if (model != "gpt2")
     throw Error(where + ": metadata 'tokenizer.ggml.model' is '" + model + "' (supported: gpt2, llama, bert)");
+  return std::make_unique<BpeTokenizer>(bpe_spec_from_gguf(g));
+}
+
+BpeSpec bpe_spec_from_gguf(const io::GgufFile& g) {
+  const std::string where = g.where();
   BpeSpec spec;
   spec.source = "GGUF " + where;
   spec.vocab = g.get_string_array("tokenizer.ggml.tokens");
@@ -461,7 +468,7 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const io::GgufFile& g) {
   if (g.get_bool_opt("tokenizer.ggml.add_bos_token").value_or(false) && spec.bos) spec.prefix_ids = {*spec.bos};
   if (g.get_bool_opt("tokenizer.ggml.add_eos_token").value_or(false) && spec.eos) spec.suffix_ids = {*spec.eos};
   if (auto c = g.get_string_opt("tokenizer.chat_template")) spec.chat_template = *c;
-  return std::make_unique<BpeTokenizer>(std::move(spec));
+  return spec;
 }
 
 std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::filesystem::path& path) {

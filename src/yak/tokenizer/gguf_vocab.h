@@ -24,6 +24,12 @@ std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::filesystem::path& path
 // tokenizer_config.json) as tokenizer.ggml.* metadata, padded to cfg.vocab_size as llama.cpp's
 // converter pads.
 void add_gguf_vocab(io::GgufWriter& w, const std::filesystem::path& dir, const io::ModelConfig& cfg);
+// The byte-level BPE description of a "gpt2" GGUF vocabulary (Error for other models).
+struct BpeSpec;
+BpeSpec bpe_spec_from_gguf(const io::GgufFile& g);
+// tokenizer.json and tokenizer_config.json in `dir` for a GGUF file's byte-level BPE vocabulary,
+// as transformers' tokenizers read them (Error naming the model for other vocabularies).
+void write_hf_tokenizer_from_gguf(const io::GgufFile& g, const std::filesystem::path& dir);
 std::vector<std::string> gguf_pre_tokenizer_regexes(const std::string& pre, bool* ignore_merges);
 
 }  // namespace yak::tok

@@ -4,10 +4,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <set>
 
 #include "yak/base/error.h"
 #include "yak/base/json.h"
 #include "yak/io/gguf_writer.h"
+#include "yak/io/safetensors.h"
 #include "yak/tokenizer/bpe.h"
 #include "yak/tokenizer/gguf_vocab.h"
 #include "yak/tokenizer/sp_proto.h"
@@ -127,6 +129,83 @@ void add_gguf_vocab(io::GgufWriter& w, const fs::path& dir, const io::ModelConfi
   if (fs::exists(dir / "tokenizer.json")) return add_bpe(w, dir, cfg.vocab_size, cfg);
   if (fs::exists(dir / "tokenizer.model")) return add_sentencepiece(w, dir, cfg.vocab_size, cfg);
   throw Error(dir.string() + ": no tokenizer.json or tokenizer.model to write into the GGUF file");
+}
+
+}  // namespace yak::tok
+
+namespace yak::tok {
+
+void write_hf_tokenizer_from_gguf(const io::GgufFile& g, const fs::path& dir) {
+  const std::string model = g.get_string_opt("tokenizer.ggml.model").value_or("");
+  if (model != "gpt2")
+    throw Error(g.where() +
+                ": writing a tokenizer.json needs a byte-level BPE vocabulary (tokenizer.ggml.model gpt2; "
+                "this file has '" +
+                model + "')");
+  const BpeSpec spec = bpe_spec_from_gguf(g);
+  Json added = Json::array();
+  for (const AddedToken& a : spec.added) {
+    added.push_back({{"id", a.id},
+                     {"content", a.content},
+                     {"single_word", false},
+                     {"lstrip", false},
+                     {"rstrip", false},
+                     {"normalized", false},
+                     {"special", a.special}});
+  }
+  // Every token is in the model's vocab, added ones too (tokenizers gives an added token missing
+  // from it a new id); later duplicates of a string keep the first id, as the GGUF reader does.
+  std::set<std::string> seen;
+  Json vocab = Json::object();
+  for (size_t i = 0; i < spec.vocab.size(); ++i)
+    if (seen.insert(spec.vocab[i]).second) vocab[spec.vocab[i]] = i;
+  Json merges = Json::array();
+  for (const auto& [l, r] : spec.merges) merges.push_back(Json::array({l, r}));
+  Json pre = Json::array();
+  for (const auto& rx : spec.split_regexes)
+    pre.push_back({{"type", "Split"}, {"pattern", {{"Regex", rx}}}, {"behavior", "Isolated"}, {"invert", false}});
+  pre.push_back({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}});
+  Json post = nullptr;
+  if (!spec.prefix_ids.empty()) {  // the BOS the file says to add
+    const std::string bos = spec.vocab[static_cast<size_t>(spec.prefix_ids[0])];
+    post = {{"type", "TemplateProcessing"},
+            {"single", Json::array({{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}},
+                                    {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}})},
+            {"pair", Json::array({{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}},
+                                  {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+                                  {{"SpecialToken", {{"id", bos}, {"type_id", 1}}}},
+                                  {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}})},
+            {"special_tokens", {{bos, {{"id", bos}, {"ids", {spec.prefix_ids[0]}}, {"tokens", {bos}}}}}}};
+  }
+  Json tj = {
+      {"version", "1.0"},
+      {"truncation", nullptr},
+      {"padding", nullptr},
+      {"added_tokens", added},
+      {"normalizer", nullptr},
+      {"pre_tokenizer", {{"type", "Sequence"}, {"pretokenizers", pre}}},
+      {"post_processor", post},
+      {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
+      {"model",
+       {{"type", "BPE"},
+        {"dropout", nullptr},
+        {"unk_token", nullptr},
+        {"continuing_subword_prefix", nullptr},
+        {"end_of_word_suffix", nullptr},
+        {"fuse_unk", false},
+        {"byte_fallback", false},
+        {"ignore_merges", spec.ignore_merges},
+        {"vocab", vocab},
+        {"merges", merges}}}};
+  io::write_file_atomic(dir / "tokenizer.json", tj.dump(1) + "\n");
+  Json tc = {{"tokenizer_class", "PreTrainedTokenizerFast"},
+             {"add_bos_token", !spec.prefix_ids.empty()},
+             {"model_max_length", 1000000}};
+  if (spec.bos) tc["bos_token"] = spec.vocab[static_cast<size_t>(*spec.bos)];
+  if (spec.eos) tc["eos_token"] = spec.vocab[static_cast<size_t>(*spec.eos)];
+  if (spec.pad) tc["pad_token"] = spec.vocab[static_cast<size_t>(*spec.pad)];
+  if (!spec.chat_template.empty()) tc["chat_template"] = spec.chat_template;
+  io::write_file_atomic(dir / "tokenizer_config.json", tc.dump(1) + "\n");
 }
 
 }  // namespace yak::tok
