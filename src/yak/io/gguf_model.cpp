@@ -122,8 +122,11 @@ ModelConfig config_from_gguf(const GgufFile& g) {
   }
   if (g.find_tensor("rope_freqs.weight"))
     throw Error(where + ": per-frequency rope factors (rope_freqs.weight, llama3 rope) are not supported yet");
-  if (g.has("tokenizer.ggml.tokens")) {
-    c.vocab_size = static_cast<int64_t>(g.get_string_array("tokenizer.ggml.tokens").size());
+  if (const GgufValue* t = g.find("tokenizer.ggml.tokens")) {
+    // the count only (no copy of the strings); a value of another shape gets the typed getter's error
+    if (t->type != GgufType::ARRAY || t->elem_type != GgufType::STRING)
+      (void)g.get_string_array("tokenizer.ggml.tokens");
+    c.vocab_size = static_cast<int64_t>(t->arr.size());
   } else if (const GgufTensorInfo* e = g.find_tensor("token_embd.weight"); e && e->dims.size() == 2) {
     c.vocab_size = static_cast<int64_t>(e->dims[1]);
   }

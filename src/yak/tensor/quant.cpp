@@ -511,15 +511,9 @@ void quantize_q3_k(const float* x, void* out, int64_t n) {
   for (int64_t b = 0; b < n / kSuper; ++b, x += kSuper) {
     int8_t L[kSuper];
     float scales[16];
-    float max_scale = 0, amax = 0;
-    for (int j = 0; j < 16; ++j) {
-      scales[j] = search_q3(16, 4, x + 16 * j, L + 16 * j);
-      const float a = std::fabs(scales[j]);
-      if (a > amax) {
-        amax = a;
-        max_scale = scales[j];
-      }
-    }
+    for (int j = 0; j < 16; ++j) scales[j] = search_q3(16, 4, x + 16 * j, L + 16 * j);
+    float amax;
+    const float max_scale = signed_absmax(scales, 16, &amax);
     BlockQ3_K& o = y[b];
     std::memset(o.scales, 0, 12);
     if (max_scale) {
@@ -667,15 +661,9 @@ void quantize_q6_k(const float* x, void* out, int64_t n) {
   for (int64_t b = 0; b < n / kSuper; ++b, x += kSuper) {
     int8_t L[kSuper];
     float scales[16];
-    float max_scale = 0, max_abs = 0;
-    for (int j = 0; j < 16; ++j) {
-      scales[j] = search_symmetric(16, 32, x + 16 * j, L + 16 * j);
-      const float a = std::fabs(scales[j]);
-      if (a > max_abs) {
-        max_abs = a;
-        max_scale = scales[j];
-      }
-    }
+    for (int j = 0; j < 16; ++j) scales[j] = search_symmetric(16, 32, x + 16 * j, L + 16 * j);
+    float max_abs;
+    const float max_scale = signed_absmax(scales, 16, &max_abs);
     BlockQ6_K& o = y[b];
     if (max_abs < kGroupEps) {
       std::memset(&o, 0, sizeof o);

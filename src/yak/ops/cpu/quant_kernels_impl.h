@@ -9,6 +9,8 @@
 // their sub-block scales to int16 once, then share one signed-byte dot (`dot_levels`).
 //
 // Only raw loops and intrinsics, as in kernels_impl.h.
+#include <type_traits>
+
 #include "yak/tensor/quant.h"
 
 namespace yak::ops::cpu::YAK_KNS {
@@ -104,230 +106,150 @@ inline int dot_levels(const int8_t* L, const int8_t* x, const int16_t* scales) {
 }
 
 // --- legacy formats against Q8_0 / Q8_1 --------------------------------------------------------
+// Each format says how a weight block's 32 levels read, in activation order: as a vector
+// (`simd`) and into bytes (`scalar`); formats with a minimum (Q4_1, Q5_1) pair with Q8_1 and add
+// m_w s_x per block (Σ (d_w q + m_w) d_x p = d_w d_x Σ q p + m_w s_x, s_x = d_x Σ p). One loop
+// serves every format, one row or four at a time.
 
-float vec_dot_q8_0_k(int64_t K, const void* wv, const void* xv) {
-  const auto* w = static_cast<const BlockQ8_0*>(wv);
-  const auto* x = static_cast<const BlockQ8_0*>(xv);
-  const int64_t nb = K / 32;
+struct Q8_0Levels {
+  using W = BlockQ8_0;
+  using X = BlockQ8_0;
+  static constexpr bool kMin = false;
+  static void scalar(const W& b, int8_t* L) { std::memcpy(L, b.qs, 32); }
 #ifdef YAK_QUANT_SIMD
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {  // two chains: the FMA latency is not the bound
-    prefetch_ahead(w + b);
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[b].d) * h2f(x[b].d)),
-                           _mm256_cvtepi32_ps(dot32(load32(w[b].qs), load32(x[b].qs))), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[b + 1].d) * h2f(x[b + 1].d)),
-                           _mm256_cvtepi32_ps(dot32(load32(w[b + 1].qs), load32(x[b + 1].qs))), acc1);
+  static __m256i simd(const W& b) {
+    return load32(b.qs);
   }
-  for (; b < nb; ++b)
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[b].d) * h2f(x[b].d)),
-                           _mm256_cvtepi32_ps(dot32(load32(w[b].qs), load32(x[b].qs))), acc0);
-  return hsum_ps(_mm256_add_ps(acc0, acc1));
-#else
-  float s = 0;
-  for (int64_t b = 0; b < nb; ++b) {
-    int si = 0;
-    for (int j = 0; j < 32; ++j) si += w[b].qs[j] * x[b].qs[j];
-    s += h2f(w[b].d) * h2f(x[b].d) * static_cast<float>(si);
-  }
-  return s;
 #endif
-}
-
-float vec_dot_q4_0_k(int64_t K, const void* wv, const void* xv) {
-  const auto* w = static_cast<const BlockQ4_0*>(wv);
-  const auto* x = static_cast<const BlockQ8_0*>(xv);
-  const int64_t nb = K / 32;
-#ifdef YAK_QUANT_SIMD
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
-  const __m256i eight = _mm256_set1_epi8(8);
-  auto one = [&](int64_t b, __m256 acc) {
-    const __m256i q = _mm256_sub_epi8(nibbles32(w[b].qs), eight);
-    return _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[b].d) * h2f(x[b].d)), _mm256_cvtepi32_ps(dot32(q, load32(x[b].qs))),
-                           acc);
-  };
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    prefetch_ahead(w + b);
-    acc0 = one(b, acc0);
-    acc1 = one(b + 1, acc1);
-  }
-  for (; b < nb; ++b) acc0 = one(b, acc0);
-  return hsum_ps(_mm256_add_ps(acc0, acc1));
-#else
-  float s = 0;
-  for (int64_t b = 0; b < nb; ++b) {
-    int si = 0;
-    for (int j = 0; j < 16; ++j)
-      si += ((w[b].qs[j] & 0x0F) - 8) * x[b].qs[j] + ((w[b].qs[j] >> 4) - 8) * x[b].qs[j + 16];
-    s += h2f(w[b].d) * h2f(x[b].d) * static_cast<float>(si);
-  }
-  return s;
-#endif
-}
-
-float vec_dot_q5_0_k(int64_t K, const void* wv, const void* xv) {
-  const auto* w = static_cast<const BlockQ5_0*>(wv);
-  const auto* x = static_cast<const BlockQ8_0*>(xv);
-  const int64_t nb = K / 32;
-#ifdef YAK_QUANT_SIMD
-  __m256 acc = _mm256_setzero_ps();
-  const __m256i sixteen = _mm256_set1_epi8(16);
-  for (int64_t b = 0; b < nb; ++b) {
-    prefetch_ahead(w + b);
-    uint32_t qh;
-    std::memcpy(&qh, w[b].qh, 4);
-    const __m256 d = _mm256_set1_ps(h2f(w[b].d) * h2f(x[b].d));
-    const __m256i q = _mm256_sub_epi8(_mm256_or_si256(nibbles32(w[b].qs), bits32_to_0x10(qh)), sixteen);
-    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot32(q, load32(x[b].qs))), acc);
-  }
-  return hsum_ps(acc);
-#else
-  float s = 0;
-  for (int64_t b = 0; b < nb; ++b) {
-    uint32_t qh;
-    std::memcpy(&qh, w[b].qh, 4);
-    int si = 0;
+};
+struct Q4_0Levels {
+  using W = BlockQ4_0;
+  using X = BlockQ8_0;
+  static constexpr bool kMin = false;
+  static void scalar(const W& b, int8_t* L) {
     for (int j = 0; j < 16; ++j) {
-      const int lo = ((w[b].qs[j] & 0x0F) | static_cast<int>(((qh >> j) & 1u) << 4)) - 16;
-      const int hi = ((w[b].qs[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4)) - 16;
-      si += lo * x[b].qs[j] + hi * x[b].qs[j + 16];
+      L[j] = static_cast<int8_t>((b.qs[j] & 0x0F) - 8);
+      L[j + 16] = static_cast<int8_t>((b.qs[j] >> 4) - 8);
     }
-    s += h2f(w[b].d) * h2f(x[b].d) * static_cast<float>(si);
   }
-  return s;
-#endif
-}
-
-// Q4_1 / Q5_1: Σ (d_w q + m_w) d_x p = d_w d_x Σ q p + m_w s_x (s_x = d_x Σ p).
-float vec_dot_q4_1_k(int64_t K, const void* wv, const void* xv) {
-  const auto* w = static_cast<const BlockQ4_1*>(wv);
-  const auto* x = static_cast<const BlockQ8_1*>(xv);
-  const int64_t nb = K / 32;
-  float mins = 0;
 #ifdef YAK_QUANT_SIMD
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    prefetch_ahead(w + b);
-    const __m256 d = _mm256_set1_ps(h2f(w[b].d) * h2f(x[b].d));
-    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot32(nibbles32(w[b].qs), load32(x[b].qs))), acc);
-    mins += h2f(w[b].m) * h2f(x[b].s);
+  static __m256i simd(const W& b) {
+    return _mm256_sub_epi8(nibbles32(b.qs), _mm256_set1_epi8(8));
   }
-  return hsum_ps(acc) + mins;
-#else
-  float s = 0;
-  for (int64_t b = 0; b < nb; ++b) {
-    int si = 0;
-    for (int j = 0; j < 16; ++j) si += (w[b].qs[j] & 0x0F) * x[b].qs[j] + (w[b].qs[j] >> 4) * x[b].qs[j + 16];
-    s += h2f(w[b].d) * h2f(x[b].d) * static_cast<float>(si);
-    mins += h2f(w[b].m) * h2f(x[b].s);
-  }
-  return s + mins;
 #endif
-}
-
-float vec_dot_q5_1_k(int64_t K, const void* wv, const void* xv) {
-  const auto* w = static_cast<const BlockQ5_1*>(wv);
-  const auto* x = static_cast<const BlockQ8_1*>(xv);
-  const int64_t nb = K / 32;
-  float mins = 0;
-#ifdef YAK_QUANT_SIMD
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    prefetch_ahead(w + b);
-    uint32_t qh;
-    std::memcpy(&qh, w[b].qh, 4);
-    const __m256 d = _mm256_set1_ps(h2f(w[b].d) * h2f(x[b].d));
-    const __m256i q = _mm256_or_si256(nibbles32(w[b].qs), bits32_to_0x10(qh));
-    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot32(q, load32(x[b].qs))), acc);
-    mins += h2f(w[b].m) * h2f(x[b].s);
-  }
-  return hsum_ps(acc) + mins;
-#else
-  float s = 0;
-  for (int64_t b = 0; b < nb; ++b) {
-    uint32_t qh;
-    std::memcpy(&qh, w[b].qh, 4);
-    int si = 0;
+};
+struct Q4_1Levels {
+  using W = BlockQ4_1;
+  using X = BlockQ8_1;
+  static constexpr bool kMin = true;
+  static void scalar(const W& b, int8_t* L) {
     for (int j = 0; j < 16; ++j) {
-      const int lo = (w[b].qs[j] & 0x0F) | static_cast<int>(((qh >> j) & 1u) << 4);
-      const int hi = (w[b].qs[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
-      si += lo * x[b].qs[j] + hi * x[b].qs[j + 16];
+      L[j] = static_cast<int8_t>(b.qs[j] & 0x0F);
+      L[j + 16] = static_cast<int8_t>(b.qs[j] >> 4);
     }
-    s += h2f(w[b].d) * h2f(x[b].d) * static_cast<float>(si);
-    mins += h2f(w[b].m) * h2f(x[b].s);
   }
-  return s + mins;
+#ifdef YAK_QUANT_SIMD
+  static __m256i simd(const W& b) {
+    return nibbles32(b.qs);
+  }
 #endif
-}
+};
+// Q5_0 / Q5_1: the nibbles plus the fifth bits (bit j of qh for element j), offset 16 or none.
+template <typename B, int kOffset>
+struct Q5Levels {
+  using W = B;
+  using X = std::conditional_t<kOffset == 0, BlockQ8_1, BlockQ8_0>;
+  static constexpr bool kMin = kOffset == 0;
+  static void scalar(const W& b, int8_t* L) {
+    uint32_t qh;
+    std::memcpy(&qh, b.qh, 4);
+    for (int j = 0; j < 16; ++j) {
+      L[j] = static_cast<int8_t>(((b.qs[j] & 0x0F) | static_cast<int>(((qh >> j) & 1u) << 4)) - kOffset);
+      L[j + 16] = static_cast<int8_t>(((b.qs[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4)) - kOffset);
+    }
+  }
+#ifdef YAK_QUANT_SIMD
+  static __m256i simd(const W& b) {
+    uint32_t qh;
+    std::memcpy(&qh, b.qh, 4);
+    return _mm256_sub_epi8(_mm256_or_si256(nibbles32(b.qs), bits32_to_0x10(qh)), _mm256_set1_epi8(kOffset));
+  }
+#endif
+};
+using Q5_0Levels = Q5Levels<BlockQ5_0, 16>;
+using Q5_1Levels = Q5Levels<BlockQ5_1, 0>;
 
 // Up to four consecutive weight rows against one activation row: each activation block is loaded
 // once for them, and the sums are independent chains (the decode path's kernel). A row's result
 // does not depend on how many rows share the call, so any split of the rows gives the same bits.
 template <typename F>
-void dot4_rows(int64_t K, const void* w, int64_t ldw, const void* x, float* out, int rows, F&& dot1) {
-  for (int r = 0; r < rows; ++r) out[r] = dot1(K, static_cast<const uint8_t*>(w) + r * ldw, x);
-}
-
-#ifdef YAK_QUANT_SIMD
-// Σ over blocks of the four rows with `level(row, block)` giving a row's 32 signed levels.
-template <typename WB, typename Level>
-inline void dot4_legacy(int64_t K, const void* wv, int64_t ldw, const void* xv, float* out, int rows, Level&& level) {
-  const auto* x = static_cast<const BlockQ8_0*>(xv);
-  const WB* w[4];
+void vec_dot_legacy_rows(int64_t K, const void* wv, int64_t ldw, const void* xv, float* out, int rows) {
+  using W = typename F::W;
+  const auto* x = static_cast<const typename F::X*>(xv);
+  const W* w[4];
   for (int r = 0; r < 4; ++r)
-    w[r] = reinterpret_cast<const WB*>(static_cast<const uint8_t*>(wv) + (r < rows ? r : 0) * ldw);
+    w[r] = reinterpret_cast<const W*>(static_cast<const uint8_t*>(wv) + (r < rows ? r : 0) * ldw);
+  float mins[4] = {0, 0, 0, 0};
+#ifdef YAK_QUANT_SIMD
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   for (int64_t b = 0; b < K / 32; ++b) {
     const __m256i xq = load32(x[b].qs);
     const float dx = h2f(x[b].d);
     for (int r = 0; r < rows; ++r) {
       prefetch_ahead(w[r] + b, kAheadRows * ldw);
-      const __m256i q = level(w[r][b]);
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[r][b].d) * dx), _mm256_cvtepi32_ps(dot32(q, xq)), acc[r]);
+      acc[r] =
+          _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[r][b].d) * dx), _mm256_cvtepi32_ps(dot32(F::simd(w[r][b]), xq)), acc[r]);
+      if constexpr (F::kMin) mins[r] += h2f(w[r][b].m) * h2f(x[b].s);
     }
   }
   // the four horizontal sums at once
   const __m256 s01 = _mm256_hadd_ps(acc[0], acc[1]), s23 = _mm256_hadd_ps(acc[2], acc[3]);
   const __m256 s = _mm256_hadd_ps(s01, s23);
-  const __m128 t = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
   float all[4];
-  _mm_storeu_ps(all, t);
-  for (int r = 0; r < rows; ++r) out[r] = all[r];
-}
+  _mm_storeu_ps(all, _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1)));
+  for (int r = 0; r < rows; ++r) out[r] = all[r] + mins[r];
+#else
+  for (int r = 0; r < rows; ++r) {
+    float sum = 0;
+    for (int64_t b = 0; b < K / 32; ++b) {
+      int8_t L[32];
+      F::scalar(w[r][b], L);
+      int si = 0;
+      for (int j = 0; j < 32; ++j) si += L[j] * x[b].qs[j];
+      sum += h2f(w[r][b].d) * h2f(x[b].d) * static_cast<float>(si);
+      if constexpr (F::kMin) mins[r] += h2f(w[r][b].m) * h2f(x[b].s);
+    }
+    out[r] = sum + mins[r];
+  }
 #endif
+}
+template <typename F>
+float vec_dot_legacy(int64_t K, const void* w, const void* x) {
+  float out;
+  vec_dot_legacy_rows<F>(K, w, 0, x, &out, 1);
+  return out;
+}
 
-void vec_dot4_q8_0_k(int64_t K, const void* w, int64_t ldw, const void* x, float* out, int rows) {
-#ifdef YAK_QUANT_SIMD
-  dot4_legacy<BlockQ8_0>(K, w, ldw, x, out, rows, [](const BlockQ8_0& b) { return load32(b.qs); });
-#else
-  dot4_rows(K, w, ldw, x, out, rows, vec_dot_q8_0_k);
-#endif
+float vec_dot_q8_0_k(int64_t K, const void* w, const void* x) {
+  return vec_dot_legacy<Q8_0Levels>(K, w, x);
 }
-void vec_dot4_q4_0_k(int64_t K, const void* w, int64_t ldw, const void* x, float* out, int rows) {
-#ifdef YAK_QUANT_SIMD
-  const __m256i eight = _mm256_set1_epi8(8);
-  dot4_legacy<BlockQ4_0>(K, w, ldw, x, out, rows,
-                         [&](const BlockQ4_0& b) { return _mm256_sub_epi8(nibbles32(b.qs), eight); });
-#else
-  dot4_rows(K, w, ldw, x, out, rows, vec_dot_q4_0_k);
-#endif
+float vec_dot_q4_0_k(int64_t K, const void* w, const void* x) {
+  return vec_dot_legacy<Q4_0Levels>(K, w, x);
 }
-void vec_dot4_q5_0_k(int64_t K, const void* w, int64_t ldw, const void* x, float* out, int rows) {
-#ifdef YAK_QUANT_SIMD
-  const __m256i sixteen = _mm256_set1_epi8(16);
-  dot4_legacy<BlockQ5_0>(K, w, ldw, x, out, rows, [&](const BlockQ5_0& b) {
-    uint32_t qh;
-    std::memcpy(&qh, b.qh, 4);
-    return _mm256_sub_epi8(_mm256_or_si256(nibbles32(b.qs), bits32_to_0x10(qh)), sixteen);
-  });
-#else
-  dot4_rows(K, w, ldw, x, out, rows, vec_dot_q5_0_k);
-#endif
+float vec_dot_q4_1_k(int64_t K, const void* w, const void* x) {
+  return vec_dot_legacy<Q4_1Levels>(K, w, x);
 }
+float vec_dot_q5_0_k(int64_t K, const void* w, const void* x) {
+  return vec_dot_legacy<Q5_0Levels>(K, w, x);
+}
+float vec_dot_q5_1_k(int64_t K, const void* w, const void* x) {
+  return vec_dot_legacy<Q5_1Levels>(K, w, x);
+}
+
+// Formats without a row-group kernel: one row at a time.
 template <float (*Dot)(int64_t, const void*, const void*)>
 void vec_dot4_generic(int64_t K, const void* w, int64_t ldw, const void* x, float* out, int rows) {
-  dot4_rows(K, w, ldw, x, out, rows, Dot);
+  for (int r = 0; r < rows; ++r) out[r] = Dot(K, static_cast<const uint8_t*>(w) + r * ldw, x);
 }
 
 // --- K formats against Q8_K ---------------------------------------------------------------------
@@ -454,36 +376,31 @@ inline void store_levels_scaled(const __m256i q8, float d, float* y) {  // 32 si
   _mm256_storeu_ps(y + 16, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), dv));
   _mm256_storeu_ps(y + 24, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), dv));
 }
+
+template <typename F>
+void dequant_legacy(const void* in, float* y, int64_t n) {
+  const auto* x = static_cast<const typename F::W*>(in);
+  for (int64_t b = 0; b < n / 32; ++b, y += 32) store_levels_scaled(F::simd(x[b]), h2f(x[b].d), y);
+}
 #endif
 
 void dequant_q8_0_k(const void* in, float* y, int64_t n) {
 #ifdef YAK_QUANT_SIMD
-  const auto* x = static_cast<const BlockQ8_0*>(in);
-  for (int64_t b = 0; b < n / 32; ++b, y += 32) store_levels_scaled(load32(x[b].qs), h2f(x[b].d), y);
+  dequant_legacy<Q8_0Levels>(in, y, n);
 #else
   quant::dequantize_q8_0(in, y, n);
 #endif
 }
 void dequant_q4_0_k(const void* in, float* y, int64_t n) {
 #ifdef YAK_QUANT_SIMD
-  const auto* x = static_cast<const BlockQ4_0*>(in);
-  const __m256i eight = _mm256_set1_epi8(8);
-  for (int64_t b = 0; b < n / 32; ++b, y += 32)
-    store_levels_scaled(_mm256_sub_epi8(nibbles32(x[b].qs), eight), h2f(x[b].d), y);
+  dequant_legacy<Q4_0Levels>(in, y, n);
 #else
   quant::dequantize_q4_0(in, y, n);
 #endif
 }
 void dequant_q5_0_k(const void* in, float* y, int64_t n) {
 #ifdef YAK_QUANT_SIMD
-  const auto* x = static_cast<const BlockQ5_0*>(in);
-  const __m256i sixteen = _mm256_set1_epi8(16);
-  for (int64_t b = 0; b < n / 32; ++b, y += 32) {
-    uint32_t qh;
-    std::memcpy(&qh, x[b].qh, 4);
-    store_levels_scaled(_mm256_sub_epi8(_mm256_or_si256(nibbles32(x[b].qs), bits32_to_0x10(qh)), sixteen), h2f(x[b].d),
-                        y);
-  }
+  dequant_legacy<Q5_0Levels>(in, y, n);
 #else
   quant::dequantize_q5_0(in, y, n);
 #endif
