@@ -23,11 +23,6 @@ struct GenerateFlags {
   SamplingFlags sampling;
 };
 
-tok::ChatTemplate pick_template(const std::string& name, const std::string& model_dir, const io::ModelConfig& cfg) {
-  if (name != "auto") return tok::ChatTemplate::by_name(name);
-  return tok::ChatTemplate::from_config(load_tokenizer_config(model_dir), io::arch_name(cfg.arch));
-}
-
 void run_generate(const GenerateFlags& f) {
   ops::set_num_threads(f.threads);
   apply_matmul_precision(f.matmul_precision);
@@ -43,7 +38,7 @@ void run_generate(const GenerateFlags& f) {
   if (!f.file.empty()) texts.push_back(read_input(f.file));
   std::vector<infer::GenerateRequest> reqs;
   std::optional<tok::ChatTemplate> tmpl;
-  if (!f.chat_template.empty()) tmpl = pick_template(f.chat_template, f.model, cfg);
+  if (!f.chat_template.empty()) tmpl = pick_chat_template(f.chat_template, f.model, cfg);
   for (size_t i = 0; i < texts.size(); ++i) {
     if (size_t bad = utf8::find_invalid(texts[i]); bad != std::string::npos)
       throw Error("prompt " + std::to_string(i + 1) + ": invalid UTF-8 at byte " + std::to_string(bad));

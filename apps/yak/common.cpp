@@ -22,6 +22,11 @@ void apply_matmul_precision(const std::string& value) {
   if (!value.empty()) ops::set_matmul_precision(ops::parse_matmul_precision(value, "--matmul-precision"));
 }
 
+tok::ChatTemplate pick_chat_template(const std::string& name, const std::string& model_dir, const io::ModelConfig& cfg) {
+  if (name != "auto") return tok::ChatTemplate::by_name(name);
+  return tok::ChatTemplate::from_config(load_tokenizer_config(model_dir), io::arch_name(cfg.arch));
+}
+
 DType parse_cache_type(const std::string& name) {
   auto t = dtype_from_name(name);
   if (!t || (*t != DType::F32 && *t != DType::F16 && *t != DType::BF16))

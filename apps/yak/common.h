@@ -11,6 +11,7 @@
 #include "yak/infer/engine.h"
 #include "yak/io/hf_config.h"
 #include "yak/model/decoder.h"
+#include "yak/tokenizer/chat_template.h"
 #include "yak/tokenizer/tokenizer.h"
 
 namespace yak::cli {
@@ -31,6 +32,10 @@ std::unique_ptr<tok::Tokenizer> load_model_tokenizer(const std::string& model_di
 // tokenizer_config.json of a model folder ({} when absent), with the chat template from
 // chat_template.jinja (where transformers 5 saves it) when the JSON has none.
 Json load_tokenizer_config(const std::string& model_dir);
+
+// A chat template by name, or "auto": the model's own (tokenizer_config.json, GGUF metadata),
+// else its architecture's family.
+tok::ChatTemplate pick_chat_template(const std::string& name, const std::string& model_dir, const io::ModelConfig& cfg);
 
 // --matmul-precision highest|high|medium, applied by apply_matmul_precision.
 void add_matmul_precision_flag(CLI::App& app, std::string& value);
@@ -57,5 +62,6 @@ void register_rejection_sample(CLI::App& app);
 void register_ask(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_eval(CLI::App& app);
+void register_serve(CLI::App& app);
 
 }  // namespace yak::cli

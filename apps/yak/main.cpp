@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   yak::cli::register_tokenizer(app);
   yak::cli::register_model(app);
   yak::cli::register_lora(app);
+  yak::cli::register_serve(app);
   yak::cli::register_serve_rm(app);
   yak::cli::register_rejection_sample(app);
   yak::cli::register_ask(app);

@@ -2,7 +2,9 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <thread>
@@ -76,12 +78,33 @@ Response get(const std::string& url, double timeout_seconds) {
   return convert(c.Get(u.path), url, timeout_seconds);
 }
 
+std::string Request::header(const std::string& name) const {
+  std::string want = name;
+  for (auto& c : want) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (auto& [k, v] : headers)
+    if (k == want) return v;
+  return "";
+}
+
 struct Server::Impl {
   httplib::Server srv;
   std::atomic<bool> started{false}, finished{false};
+  std::function<std::string(int)> error_body;
+  int threads = 64;
 };
 
-Server::Server() : impl_(std::make_unique<Impl>()) {}
+Server::Server() : impl_(std::make_unique<Impl>()) {
+  impl_->srv.set_payload_max_length(8u << 20);
+  impl_->srv.new_task_queue = [impl = impl_.get()] { return new httplib::ThreadPool(static_cast<size_t>(impl->threads)); };
+  impl_->srv.set_error_handler([impl = impl_.get()](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    const std::string why = res.status == 404   ? "no such route"
+                            : res.status == 413 ? "request body too large"
+                            : res.status == 405 ? "method not allowed"
+                                                : "request refused";
+    res.set_content(impl->error_body ? impl->error_body(res.status) : Json{{"error", why}}.dump(), "application/json");
+  });
+}
 Server::~Server() {
   stop();
 }
@@ -104,6 +127,82 @@ httplib::Server::Handler wrap(Server::Handler h) {
 }
 
 }  // namespace
+
+namespace {
+
+class HttplibSink final : public StreamSink {
+ public:
+  explicit HttplibSink(httplib::DataSink& s) : s_(s) {}
+  bool write(std::string_view data) override {
+    if (!ok_) return false;
+    if (!data.empty()) ok_ = s_.write(data.data(), data.size());
+    return ok_;
+  }
+  bool alive() override { return ok_ && (!s_.is_writable || s_.is_writable()); }
+
+ private:
+  httplib::DataSink& s_;
+  bool ok_ = true;
+};
+
+}  // namespace
+
+void Server::route(const std::string& method, const std::string& path, Route h) {
+  auto handler = [h](const httplib::Request& req, httplib::Response& res) {
+    Request in;
+    in.method = req.method;
+    in.path = req.path;
+    in.body = req.body;
+    for (auto& [k, v] : req.headers) {
+      std::string key = k;
+      for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      in.headers.emplace_back(std::move(key), v);
+    }
+    Reply out;
+    try {
+      out = h(in);
+    } catch (const Error& e) {
+      out = {400, Json{{"error", e.what()}}.dump()};
+    } catch (const std::exception& e) {
+      out = {500, Json{{"error", std::string("internal error: ") + e.what()}}.dump()};
+    }
+    res.status = out.status;
+    for (auto& [k, v] : out.headers) res.set_header(k.c_str(), v);
+    if (out.stream) {
+      auto body = std::move(out.stream);
+      res.set_chunked_content_provider(out.content_type, [body](size_t, httplib::DataSink& sink) {
+        HttplibSink s(sink);
+        try {
+          body(s);
+        } catch (const std::exception&) {
+          // The stream's own errors are written into it; anything else ends the reply.
+        }
+        sink.done();
+        return true;
+      });
+    } else {
+      res.set_content(out.body, out.content_type.c_str());
+    }
+  };
+  if (method == "GET")
+    impl_->srv.Get(path, handler);
+  else if (method == "POST")
+    impl_->srv.Post(path, handler);
+  else if (method == "OPTIONS")
+    impl_->srv.Options(path, handler);
+  else
+    throw Error("http::Server::route: unsupported method " + method);
+}
+
+void Server::set_error_body(std::function<std::string(int)> f) {
+  impl_->error_body = std::move(f);
+}
+void Server::set_max_body_bytes(size_t n) {
+  impl_->srv.set_payload_max_length(n);
+}
+void Server::set_threads(int n) {
+  impl_->threads = std::max(1, n);
+}
 
 void Server::post(const std::string& path, Handler h) {
   impl_->srv.Post(path, wrap(std::move(h)));

@@ -8,33 +8,15 @@
 
 namespace yak::infer {
 
-const char* finish_reason_name(FinishReason r) {
-  switch (r) {
-    case FinishReason::Stop:
-      return "stop";
-    case FinishReason::Length:
-      return "length";
-    case FinishReason::None:
-      break;
-  }
-  return "";
-}
-
 struct Engine::Seq {
   size_t index = 0;  // request index, for callbacks
   int32_t slot = 0;
-  std::vector<int32_t> tokens;  // prompt + generated
-  size_t prompt_len = 0;
+  std::vector<int32_t> prompt;
   size_t cached = 0;  // tokens already in the KV cache
   const GenerateRequest* req = nullptr;
-  std::unique_ptr<Sampler> sampler;
-  std::unique_ptr<tok::StreamDecoder> decoder;
-  std::string text;    // final text so far
-  size_t emitted = 0;  // bytes of text passed to the callback
-  bool done = false;
-  FinishReason finish = FinishReason::None;
-  std::vector<int32_t> generated;
-  int32_t eos_token = -1;
+  std::unique_ptr<Continuation> cont;
+  bool done() const { return cont->done(); }
+  const std::vector<int32_t>& tokens() const { return cont->tokens(); }
 };
 
 Engine::Engine(model::DecoderModel& model, const tok::Tokenizer* tok) : model_(model), tok_(tok) {
@@ -69,66 +51,75 @@ size_t stop_holdback(const std::string& text, const std::vector<std::string>& st
 }
 }  // namespace
 
+Continuation::Continuation(const GenerateRequest& req, const tok::Tokenizer* tok, std::span<const int32_t> eos)
+    : req_(&req), eos_(eos), sampler_(req.sampling), tokens_(req.prompt), prompt_len_(req.prompt.size()) {
+  if (tok) decoder_ = std::make_unique<tok::StreamDecoder>(*tok);
+  // Room for every token up front: a decode step never grows a vector.
+  const auto room = static_cast<size_t>(std::max<int64_t>(req.max_new_tokens, 0)) + 1;
+  tokens_.reserve(tokens_.size() + room);
+  generated_.reserve(room);
+  sampler_.reserve(tokens_.capacity());
+  if (req.max_new_tokens <= 0) finish_ = FinishReason::Length;
+}
+
+int32_t Continuation::step(std::span<float> logits) {
+  const int32_t id = sampler_.sample(logits, tokens_, generated_.size());
+  accept(id);
+  return id;
+}
+
+void Continuation::accept(int32_t id) {
+  if (done()) throw Error("Continuation::accept: the sequence has ended");  // no string built per token
+  const bool is_eos = !req_->ignore_eos && std::binary_search(eos_.begin(), eos_.end(), id);
+  tokens_.push_back(id);
+  if (is_eos) {
+    finish_ = FinishReason::Stop;
+    eos_token_ = id;
+    return;
+  }
+  generated_.push_back(id);
+  if (decoder_) {
+    text_ += decoder_->push(id);
+    for (auto& stop : req_->stop) {
+      const size_t from = text_.size() > stop.size() + 64 ? text_.size() - stop.size() - 64 : 0;
+      const size_t at = text_.find(stop, std::min(from, emitted_));
+      if (!stop.empty() && at != std::string::npos) {
+        text_.resize(at);
+        finish_ = FinishReason::Stop;
+        return;
+      }
+    }
+  }
+  if (static_cast<int64_t>(generated_.size()) >= req_->max_new_tokens) {
+    finish_ = FinishReason::Length;
+    if (decoder_) text_ += decoder_->flush();
+  }
+}
+
+std::string Continuation::take_text() {
+  size_t upto = text_.size();
+  if (!done()) upto -= std::min(upto - emitted_, stop_holdback(text_.substr(emitted_), req_->stop));
+  if (upto <= emitted_) return {};
+  std::string out = text_.substr(emitted_, upto - emitted_);
+  emitted_ = upto;
+  return out;
+}
+
 std::vector<GenerateResult> Engine::run(std::vector<Seq>& seqs, model::KVCache& cache, const TextCallback& on_text) {
   const int64_t V = model_.config().vocab_size;
   stats_ = {};
   for (auto& s : seqs) {
-    check(!s.tokens.empty(), "generate: the prompt is empty (no tokens)");
-    check(static_cast<int64_t>(s.tokens.size()) + s.req->max_new_tokens <= cache.capacity(),
-          "prompt of " + std::to_string(s.tokens.size()) + " tokens plus max_new_tokens " +
+    check(!s.prompt.empty(), "generate: the prompt is empty (no tokens)");
+    check(static_cast<int64_t>(s.prompt.size()) + s.req->max_new_tokens <= cache.capacity(),
+          "prompt of " + std::to_string(s.prompt.size()) + " tokens plus max_new_tokens " +
               std::to_string(s.req->max_new_tokens) + " exceeds the context of " + std::to_string(cache.capacity()));
-    s.sampler = std::make_unique<Sampler>(s.req->sampling);
-    if (tok_) s.decoder = std::make_unique<tok::StreamDecoder>(*tok_);
-    s.prompt_len = s.tokens.size();
-    // Room for every token up front: a decode step never grows a vector.
-    s.tokens.reserve(s.tokens.size() + static_cast<size_t>(std::max<int64_t>(s.req->max_new_tokens, 0)) + 1);
-    s.generated.reserve(static_cast<size_t>(std::max<int64_t>(s.req->max_new_tokens, 0)) + 1);
-    s.sampler->reserve(s.tokens.capacity());
-    if (s.req->max_new_tokens <= 0) {
-      s.done = true;
-      s.finish = FinishReason::Length;
-    }
+    s.cont = std::make_unique<Continuation>(*s.req, tok_, eos_);
   }
 
-  auto emit = [&](Seq& s, bool final) {
+  auto accept = [&](Seq& s, std::span<float> row) {
+    s.cont->step(row);
     if (!on_text) return;
-    size_t upto = s.text.size();
-    if (!final) upto -= std::min(upto - s.emitted, stop_holdback(s.text.substr(s.emitted), s.req->stop));
-    if (upto > s.emitted) {
-      on_text(s.index, s.text.substr(s.emitted, upto - s.emitted));
-      s.emitted = upto;
-    }
-  };
-
-  auto accept = [&](Seq& s, int32_t id) {
-    bool is_eos = !s.req->ignore_eos && std::binary_search(eos_.begin(), eos_.end(), id);
-    s.tokens.push_back(id);
-    if (is_eos) {
-      s.done = true;
-      s.finish = FinishReason::Stop;
-      s.eos_token = id;
-    } else {
-      s.generated.push_back(id);
-      if (s.decoder) {
-        s.text += s.decoder->push(id);
-        for (auto& stop : s.req->stop) {
-          size_t from = s.text.size() > stop.size() + 64 ? s.text.size() - stop.size() - 64 : 0;
-          size_t at = s.text.find(stop, std::min(from, s.emitted));
-          if (!stop.empty() && at != std::string::npos) {
-            s.text.resize(at);
-            s.done = true;
-            s.finish = FinishReason::Stop;
-            break;
-          }
-        }
-      }
-      if (!s.done && static_cast<int64_t>(s.generated.size()) >= s.req->max_new_tokens) {
-        s.done = true;
-        s.finish = FinishReason::Length;
-      }
-    }
-    if (s.done && s.decoder && s.finish == FinishReason::Length) s.text += s.decoder->flush();
-    emit(s, s.done);
+    if (std::string t = s.cont->take_text(); !t.empty()) on_text(s.index, t);
   };
 
   // Prefill: all prompts' uncached tokens, in chunks, logits only for each prompt's last token.
@@ -136,18 +127,18 @@ std::vector<GenerateResult> Engine::run(std::vector<Seq>& seqs, model::KVCache& 
   {
     std::vector<std::pair<size_t, size_t>> work;  // (seq, token index)
     for (size_t i = 0; i < seqs.size(); ++i)
-      if (!seqs[i].done)
-        for (size_t p = seqs[i].cached; p < seqs[i].tokens.size(); ++p) work.emplace_back(i, p);
+      if (!seqs[i].done())
+        for (size_t p = seqs[i].cached; p < seqs[i].prompt.size(); ++p) work.emplace_back(i, p);
     for (size_t b = 0; b < work.size(); b += static_cast<size_t>(prefill_chunk)) {
       size_t e = std::min(work.size(), b + static_cast<size_t>(prefill_chunk));
       model::Batch batch;
       std::vector<size_t> owner;
       for (size_t w = b; w < e; ++w) {
         auto [i, p] = work[w];
-        batch.ids.push_back(seqs[i].tokens[p]);
+        batch.ids.push_back(seqs[i].prompt[p]);
         batch.pos.push_back(static_cast<int32_t>(p));
         batch.slot.push_back(seqs[i].slot);
-        if (p + 1 == seqs[i].tokens.size()) {
+        if (p + 1 == seqs[i].prompt.size()) {
           batch.logits_for.push_back(static_cast<int32_t>(w - b));
           owner.push_back(i);
         }
@@ -158,9 +149,8 @@ std::vector<GenerateResult> Engine::run(std::vector<Seq>& seqs, model::KVCache& 
       for (size_t r = 0; r < owner.size(); ++r) {
         if (owner[r] == SIZE_MAX) continue;
         Seq& s = seqs[owner[r]];
-        s.cached = s.tokens.size();
-        std::span<float> row(logits.data<float>() + r * V, static_cast<size_t>(V));
-        accept(s, s.sampler->sample(row, s.tokens, 0));
+        s.cached = s.prompt.size();
+        accept(s, std::span<float>(logits.data<float>() + r * V, static_cast<size_t>(V)));
       }
     }
   }
@@ -184,9 +174,9 @@ std::vector<GenerateResult> Engine::run(std::vector<Seq>& seqs, model::KVCache& 
     owner.clear();
     for (size_t i = 0; i < seqs.size(); ++i) {
       Seq& s = seqs[i];
-      if (s.done) continue;
-      batch.ids.push_back(s.tokens.back());
-      batch.pos.push_back(static_cast<int32_t>(s.tokens.size() - 1));
+      if (s.done()) continue;
+      batch.ids.push_back(s.tokens().back());
+      batch.pos.push_back(static_cast<int32_t>(s.tokens().size() - 1));
       batch.slot.push_back(s.slot);
       batch.logits_for.push_back(static_cast<int32_t>(owner.size()));
       owner.push_back(i);
@@ -196,15 +186,14 @@ std::vector<GenerateResult> Engine::run(std::vector<Seq>& seqs, model::KVCache& 
     stats_.decode_tokens += static_cast<int64_t>(owner.size());
     for (size_t r = 0; r < owner.size(); ++r) {
       Seq& s = seqs[owner[r]];
-      s.cached = s.tokens.size();
-      std::span<float> row(logits.data<float>() + r * V, static_cast<size_t>(V));
-      accept(s, s.sampler->sample(row, s.tokens, s.generated.size()));
+      s.cached = s.tokens().size();
+      accept(s, std::span<float>(logits.data<float>() + r * V, static_cast<size_t>(V)));
     }
   }
   stats_.decode_seconds = seconds_since(t1);
 
   std::vector<GenerateResult> out;
-  for (auto& s : seqs) out.push_back({s.generated, s.text, s.finish, s.eos_token});
+  for (auto& s : seqs) out.push_back(s.cont->result());
   return out;
 }
 
@@ -228,7 +217,7 @@ std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>&
   for (size_t i = 0; i < requests.size(); ++i) {
     seqs[i].index = i;
     seqs[i].slot = static_cast<int32_t>(i);
-    seqs[i].tokens = requests[i].prompt;
+    seqs[i].prompt = requests[i].prompt;
     seqs[i].req = &requests[i];
   }
   return run(seqs, cache, on_text);
@@ -243,14 +232,15 @@ Session::Session(Engine& engine, int64_t capacity) : engine_(engine), cache_(eng
 GenerateResult Session::generate(const GenerateRequest& request, const TextCallback& on_text) {
   std::vector<Engine::Seq> seqs(1);
   auto& s = seqs[0];
-  s.tokens = request.prompt;
+  s.prompt = request.prompt;
   s.req = &request;
   size_t common = 0;
-  while (common < cached_.size() && common < s.tokens.size() && cached_[common] == s.tokens[common]) ++common;
+  while (common < cached_.size() && common < s.prompt.size() && cached_[common] == s.prompt[common]) ++common;
   // Keep at least the last prompt token uncached: its logits start the answer.
-  s.cached = std::min(common, s.tokens.empty() ? 0 : s.tokens.size() - 1);
+  s.cached = std::min(common, s.prompt.empty() ? 0 : s.prompt.size() - 1);
   auto out = engine_.run(seqs, cache_, on_text);
-  cached_.assign(s.tokens.begin(), s.tokens.begin() + static_cast<long>(s.cached));
+  const auto& toks = s.cont->tokens();
+  cached_.assign(toks.begin(), toks.begin() + static_cast<long>(s.cached));
   return out[0];
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -25,7 +26,17 @@ struct GenerateRequest {
 // Why a sequence ended: an EOS token or a stop string (Stop), or max_new_tokens (Length).
 enum class FinishReason : uint8_t { None, Stop, Length };
 // OpenAI's spelling: "stop", "length" ("" while running).
-const char* finish_reason_name(FinishReason r);
+inline const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::Stop:
+      return "stop";
+    case FinishReason::Length:
+      return "length";
+    case FinishReason::None:
+      break;
+  }
+  return "";
+}
 
 struct GenerateResult {
   std::vector<int32_t> tokens;  // generated ids (EOS excluded)
@@ -39,6 +50,43 @@ struct GenerateStats {
   double prefill_seconds = 0, decode_seconds = 0;
   double prefill_tps() const { return prefill_seconds > 0 ? prefill_tokens / prefill_seconds : 0; }
   double decode_tps() const { return decode_seconds > 0 ? decode_tokens / decode_seconds : 0; }
+};
+
+// One sequence's life after its prompt: picks tokens from logits rows with its own Sampler,
+// stops at EOS, a stop string or max_new_tokens, and turns tokens into text that is final
+// (never half a character, never the start of a stop string that the next token might finish).
+// The engine runs one per sequence; yak serve's scheduler does too.
+class Continuation {
+ public:
+  // eos: sorted ids that end the sequence (unless req.ignore_eos). tok may be null (ids only).
+  Continuation(const GenerateRequest& req, const tok::Tokenizer* tok, std::span<const int32_t> eos);
+  // Samples from a logits row (processed in place, see Sampler::sample) and accepts the token.
+  int32_t step(std::span<float> logits);
+  void accept(int32_t id);
+  // Text that became final since the last call (everything left once done()).
+  std::string take_text();
+  bool done() const { return finish_ != FinishReason::None; }
+  FinishReason finish() const { return finish_; }
+  // Prompt followed by every accepted token (EOS included when it ended the sequence).
+  const std::vector<int32_t>& tokens() const { return tokens_; }
+  const std::vector<int32_t>& generated() const { return generated_; }  // EOS excluded
+  size_t prompt_len() const { return prompt_len_; }
+  const std::string& text() const { return text_; }
+  int32_t eos_token() const { return eos_token_; }
+  const GenerateRequest& request() const { return *req_; }
+  GenerateResult result() const { return {generated_, text_, finish_, eos_token_}; }
+
+ private:
+  const GenerateRequest* req_;
+  std::span<const int32_t> eos_;
+  Sampler sampler_;
+  std::unique_ptr<tok::StreamDecoder> decoder_;
+  std::vector<int32_t> tokens_, generated_;
+  size_t prompt_len_;
+  std::string text_;
+  size_t emitted_ = 0;
+  FinishReason finish_ = FinishReason::None;
+  int32_t eos_token_ = -1;
 };
 
 // Called with (request index, newly final text) as text becomes final.

@@ -1,0 +1,120 @@
+// `yak serve`: an OpenAI-compatible server over one model with continuous batching and a prefix
+// cache (src/yak/serve). Flags follow llama-server's names where they exist.
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "common.h"
+#include "yak/base/error.h"
+#include "yak/ops/ops.h"
+#include "yak/serve/server.h"
+
+namespace yak::cli {
+namespace fs = std::filesystem;
+
+namespace {
+std::atomic<bool> g_stop{false};
+void on_stop_signal(int) {
+  g_stop = true;
+}
+
+struct ServeFlags {
+  std::string model, tokenizer, lora, host = "127.0.0.1", api_key, cors, chat_template = "auto", alias;
+  std::string cache_type = "f32", matmul_precision, pooling = "last";
+  int port = 8080, parallel = 4, threads = 0, max_n = 16;
+  int64_t ctx = 0, kv_size = 0, batch = 256, queue = 64, max_body_mb = 8;
+  double shutdown_timeout = 10;
+  bool no_prefix_cache = false;
+};
+
+void run_serve(const ServeFlags& f) {
+  ops::set_num_threads(f.threads);
+  apply_matmul_precision(f.matmul_precision);
+  auto model = model::DecoderModel::load(f.model);
+  if (!f.lora.empty()) model->load_lora(f.lora);
+  auto tokenizer = load_model_tokenizer(f.model, f.tokenizer);
+  const auto& cfg = model->config();
+
+  serve::ModelContext mc;
+  mc.id = !f.alias.empty() ? f.alias : fs::path(f.model).filename().string();
+  if (mc.id.empty()) mc.id = fs::path(f.model).parent_path().filename().string();
+  mc.tok = tokenizer.get();
+  mc.defaults = io::GenerationDefaults::load(f.model);
+  if (tokenizer && f.chat_template != "none") mc.chat_template = pick_chat_template(f.chat_template, f.model, cfg);
+  mc.max_n = f.max_n;
+
+  serve::SchedulerOptions so;
+  so.parallel = f.parallel;
+  so.ctx = f.ctx > 0 ? f.ctx : std::min<int64_t>(cfg.max_position_embeddings, 4096);
+  so.kv_tokens = f.kv_size;
+  so.prefill_chunk = f.batch;
+  so.queue = f.queue;
+  so.prefix_cache = !f.no_prefix_cache;
+  so.cache_type = parse_cache_type(f.cache_type);
+  check(f.max_n >= 1, "--max-n must be at least 1");
+  std::vector<int32_t> eos;
+  for (auto id : cfg.eos_token_ids) eos.push_back(static_cast<int32_t>(id));
+  for (auto id : mc.defaults.eos_token_ids) eos.push_back(static_cast<int32_t>(id));
+  if (tokenizer && tokenizer->eos_id()) eos.push_back(*tokenizer->eos_id());
+  serve::Scheduler sched(*model, tokenizer.get(), eos, so);
+  mc.ctx = sched.max_sequence();
+
+  serve::ServerOptions opt;
+  opt.api_key = f.api_key;
+  opt.cors = f.cors;
+  opt.max_body_bytes = static_cast<size_t>(f.max_body_mb) << 20;
+  opt.pooling = serve::parse_pooling(f.pooling);
+  serve::ApiServer server(sched, *model, mc, opt);
+  const int port = server.bind(f.host, f.port);
+  std::printf("yak serve: %s (%s), %d slots x %lld tokens, listening on http://%s:%d/v1\n", mc.id.c_str(),
+              std::string(io::arch_name(cfg.arch)).c_str(), so.parallel, static_cast<long long>(mc.ctx), f.host.c_str(), port);
+  std::fflush(stdout);
+
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  std::signal(SIGPIPE, SIG_IGN);
+  std::thread watcher([&] {
+    while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::fprintf(stderr, "yak serve: stopping (in-flight requests get %.0f s)\n", f.shutdown_timeout);
+    server.stop();  // no new connections
+    sched.shutdown(std::chrono::milliseconds(static_cast<int64_t>(f.shutdown_timeout * 1000)));
+  });
+  server.run();
+  g_stop = true;
+  watcher.join();
+  std::fprintf(stderr, "yak serve: stopped\n");
+}
+}  // namespace
+
+void register_serve(CLI::App& app) {
+  auto f = std::make_shared<ServeFlags>();
+  auto* s = app.add_subcommand("serve", "OpenAI-compatible server: /v1/chat/completions, /v1/completions, /v1/embeddings");
+  s->add_option("-m,--model", f->model, "Hugging Face model folder or GGUF file")->required();
+  s->add_option("--host", f->host, "Address to listen on (default 127.0.0.1)");
+  s->add_option("--port", f->port, "Port (default 8080; 0: any free port, printed)");
+  s->add_option("--api-key", f->api_key, "Require Authorization: Bearer KEY on every route but /health");
+  s->add_option("--parallel,--np", f->parallel, "Sequences decoded together (slots; default 4)");
+  s->add_option("-c,--ctx-size", f->ctx, "Largest prompt + completion per request (default: the model's, at most 4096)");
+  s->add_option("--kv-size", f->kv_size, "Positions in the shared KV page pool (default: parallel x ctx-size)");
+  s->add_option("-b,--batch-size", f->batch, "Prompt tokens computed per step over all slots (default 256)");
+  s->add_option("--queue", f->queue, "Requests that may wait for a slot before 503 (default 64)");
+  s->add_flag("--no-prefix-cache", f->no_prefix_cache, "Do not share KV pages of common prompt prefixes");
+  s->add_option("--cache-type", f->cache_type, "KV cache element type: f32 (default), f16, bf16");
+  s->add_option("--chat-template", f->chat_template, "auto (default), chatml, qwen3, llama2, alpaca2, plain, none");
+  s->add_option("--alias", f->alias, "Model name in /v1/models (default: the folder or file name)");
+  s->add_option("--tokenizer", f->tokenizer, "Tokenizer file or folder (default: the model's)");
+  s->add_option("--lora", f->lora, "Apply a PEFT LoRA adapter folder");
+  s->add_option("--cors", f->cors, "Allow browser requests from this origin (default: none)");
+  s->add_option("--max-body-mb", f->max_body_mb, "Largest request body in MiB (413 beyond; default 8)");
+  s->add_option("--max-n", f->max_n, "Largest 'n' (samples per prompt; default 16)");
+  s->add_option("--pooling", f->pooling, "Embeddings: last (last token's hidden state, default) or mean");
+  s->add_option("--shutdown-timeout", f->shutdown_timeout, "Seconds in-flight requests get after SIGTERM (default 10)");
+  s->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
+  add_matmul_precision_flag(*s, f->matmul_precision);
+  s->callback([f] { run_serve(*f); });
+}
+
+}  // namespace yak::cli

@@ -1,0 +1,38 @@
+// libFuzzer target: bytes as the body of POST /v1/chat/completions and /v1/completions (first
+// byte picks which) for yak serve's request parser, over a golden checkpoint's tokenizer and
+// chat template. Bad input may only surface as serve::ApiError (an OpenAI error reply).
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "yak/serve/openai.h"
+
+namespace {
+const yak::serve::ModelContext& context() {
+  static std::unique_ptr<yak::tok::Tokenizer> tok =
+      yak::tok::load_tokenizer(std::string(YAK_SOURCE_DIR) + "/tests/golden/models/qwen2_chat");
+  static yak::serve::ModelContext m = [] {
+    yak::serve::ModelContext c;
+    c.id = "fuzz";
+    c.tok = tok.get();
+    c.chat_template = yak::tok::ChatTemplate::by_name("chatml");
+    c.ctx = 256;
+    return c;
+  }();
+  return m;
+}
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0) return 0;
+  const std::string body(reinterpret_cast<const char*>(data + 1), size - 1);
+  try {
+    const auto j = yak::serve::parse_body(body);
+    auto r = (data[0] & 1) ? yak::serve::parse_chat_request(j, context())
+                           : yak::serve::parse_completion_request(j, context());
+    (void)yak::serve::completion_reply(r, context(), "id", 0, {});
+  } catch (const yak::serve::ApiError&) {
+  }
+  return 0;
+}

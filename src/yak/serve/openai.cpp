@@ -1,0 +1,451 @@
+#include "yak/serve/openai.h"
+
+#include <cmath>
+#include <random>
+
+#include "yak/base/error.h"
+#include "yak/base/utf8.h"
+
+namespace yak::serve {
+
+namespace {
+const char* type_for(int status) {
+  switch (status) {
+    case 401:
+      return "authentication_error";
+    case 404:
+      return "not_found_error";
+    case 413:
+      return "invalid_request_error";
+    case 429:
+    case 503:
+      return "server_overloaded";
+    case 500:
+      return "server_error";
+    default:
+      return "invalid_request_error";
+  }
+}
+
+// The request's fields, read with their type and range checked.
+class Fields {
+ public:
+  explicit Fields(const Json& j) : j_(j) {}
+  bool has(const char* k) const { return j_.contains(k) && !j_[k].is_null(); }
+  const Json& at(const char* k) const { return j_[k]; }
+
+  std::optional<double> number(const char* k, double lo, double hi) const {
+    if (!has(k)) return std::nullopt;
+    const Json& v = j_[k];
+    if (!v.is_number()) throw ApiError(400, std::string("'") + k + "' must be a number", k);
+    const double x = v.get<double>();
+    if (!(x >= lo && x <= hi))
+      throw ApiError(400, std::string("'") + k + "' must be in [" + fmt(lo) + ", " + fmt(hi) + "], got " + fmt(x), k);
+    return x;
+  }
+  std::optional<int64_t> integer(const char* k, int64_t lo, int64_t hi) const {
+    if (!has(k)) return std::nullopt;
+    const Json& v = j_[k];
+    if (!v.is_number_integer()) throw ApiError(400, std::string("'") + k + "' must be an integer", k);
+    const int64_t x = v.is_number_unsigned() ? static_cast<int64_t>(std::min<uint64_t>(v.get<uint64_t>(), INT64_MAX))
+                                             : v.get<int64_t>();
+    if (x < lo || x > hi)
+      throw ApiError(400, std::string("'") + k + "' must be in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                              "], got " + std::to_string(x),
+                     k);
+    return x;
+  }
+  std::optional<bool> boolean(const char* k) const {
+    if (!has(k)) return std::nullopt;
+    if (!j_[k].is_boolean()) throw ApiError(400, std::string("'") + k + "' must be true or false", k);
+    return j_[k].get<bool>();
+  }
+  std::optional<std::string> string(const char* k) const {
+    if (!has(k)) return std::nullopt;
+    if (!j_[k].is_string()) throw ApiError(400, std::string("'") + k + "' must be a string", k);
+    return j_[k].get<std::string>();
+  }
+
+ private:
+  static std::string fmt(double x) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%g", x);
+    return b;
+  }
+  const Json& j_;
+};
+
+std::string checked_text(const std::string& s, const std::string& field) {
+  if (size_t bad = utf8::find_invalid(s); bad != std::string::npos)
+    throw ApiError(400, "'" + field + "' is not valid UTF-8 (byte " + std::to_string(bad) + ")", field);
+  return s;
+}
+
+// Fields chat and completions share: sampling, stop, n, stream, max_tokens.
+void parse_common(const Fields& f, const ModelContext& m, ApiRequest& r) {
+  if (auto s = f.string("model")) r.model = *s;
+  const auto& d = m.defaults;
+  auto& p = r.sampling;
+  p.do_sample = d.do_sample.value_or(false);
+  if (d.temperature) p.temperature = static_cast<float>(*d.temperature);
+  if (d.top_k) p.top_k = static_cast<int>(*d.top_k);
+  if (d.top_p) p.top_p = static_cast<float>(*d.top_p);
+  if (d.min_p) p.min_p = static_cast<float>(*d.min_p);
+  if (d.repetition_penalty) p.repetition_penalty = static_cast<float>(*d.repetition_penalty);
+  if (auto t = f.number("temperature", 0, 2)) {
+    p.temperature = static_cast<float>(*t);
+    p.do_sample = *t > 0;
+  }
+  if (auto v = f.number("top_p", 0, 1)) {
+    if (*v <= 0) throw ApiError(400, "'top_p' must be in (0, 1]", "top_p");
+    p.top_p = static_cast<float>(*v);
+  }
+  if (auto v = f.integer("top_k", -1, 1 << 30)) p.top_k = *v < 0 ? 0 : static_cast<int>(*v);
+  if (auto v = f.number("min_p", 0, 1)) p.min_p = static_cast<float>(*v);
+  if (auto v = f.number("presence_penalty", -2, 2)) p.presence_penalty = static_cast<float>(*v);
+  if (auto v = f.number("frequency_penalty", -2, 2)) p.frequency_penalty = static_cast<float>(*v);
+  if (auto v = f.number("repetition_penalty", 0, 1e6)) {
+    if (*v <= 0) throw ApiError(400, "'repetition_penalty' must be > 0", "repetition_penalty");
+    p.repetition_penalty = static_cast<float>(*v);
+  }
+  if (auto v = f.integer("seed", INT64_MIN, INT64_MAX))
+    p.seed = static_cast<uint64_t>(*v);
+  else
+    p.seed = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+  if (f.has("stop")) {
+    const Json& s = f.at("stop");
+    if (s.is_string()) {
+      if (!s.get<std::string>().empty()) r.stop.push_back(checked_text(s.get<std::string>(), "stop"));
+    } else if (s.is_array()) {
+      if (s.size() > 16) throw ApiError(400, "'stop' may hold at most 16 strings", "stop");
+      for (auto& x : s) {
+        if (!x.is_string()) throw ApiError(400, "'stop' must be a string or an array of strings", "stop");
+        if (!x.get<std::string>().empty()) r.stop.push_back(checked_text(x.get<std::string>(), "stop"));
+      }
+    } else {
+      throw ApiError(400, "'stop' must be a string or an array of strings", "stop");
+    }
+  }
+  r.n = static_cast<int>(f.integer("n", 1, m.max_n).value_or(1));
+  r.stream = f.boolean("stream").value_or(false);
+  if (f.has("stream_options")) {
+    const Json& so = f.at("stream_options");
+    if (!so.is_object()) throw ApiError(400, "'stream_options' must be an object", "stream_options");
+    if (!r.stream) throw ApiError(400, "'stream_options' is only allowed with \"stream\": true", "stream_options");
+    Fields sf(so);
+    r.include_usage = sf.boolean("include_usage").value_or(false);
+  }
+  r.ignore_eos = f.boolean("ignore_eos").value_or(false);
+  if (f.has("response_format")) {
+    const Json& rf = f.at("response_format");
+    if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())
+      throw ApiError(400, "'response_format' must be an object with a \"type\"", "response_format");
+    const std::string t = rf["type"].get<std::string>();
+    if (t != "text")
+      throw ApiError(400, "'response_format' of type \"" + t + "\" is not supported yet (only \"text\")",
+                     "response_format");
+  }
+  if (f.has("tools")) {
+    const Json& t = f.at("tools");
+    if (!t.is_array()) throw ApiError(400, "'tools' must be an array", "tools");
+    if (!t.empty()) throw ApiError(400, "tool calls are not supported yet", "tools");
+  }
+  if (f.has("suffix")) throw ApiError(400, "'suffix' is not supported", "suffix");
+  if (auto b = f.integer("best_of", 1, m.max_n); b && *b != r.n)
+    throw ApiError(400, "'best_of' other than n is not supported", "best_of");
+}
+
+// max_tokens (or max_completion_tokens): the request's, checked against the context, or the rest
+// of the context.
+void resolve_max_tokens(const Fields& f, const ModelContext& m, ApiRequest& r) {
+  std::optional<int64_t> asked = f.integer("max_completion_tokens", 1, INT32_MAX);
+  if (!asked) asked = f.integer("max_tokens", 1, INT32_MAX);
+  const char* field = f.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+  int64_t longest = 0;
+  for (auto& p : r.prompts) {
+    if (p.empty()) throw ApiError(400, "the prompt has no tokens", "prompt");
+    longest = std::max<int64_t>(longest, static_cast<int64_t>(p.size()));
+  }
+  if (longest >= m.ctx)
+    throw ApiError(400,
+                   "this model's context is " + std::to_string(m.ctx) + " tokens; the prompt has " +
+                       std::to_string(longest),
+                   "messages", "context_length_exceeded");
+  if (asked && longest + *asked > m.ctx)
+    throw ApiError(400,
+                   "this model's context is " + std::to_string(m.ctx) + " tokens; the prompt has " +
+                       std::to_string(longest) + " and " + field + " asks for " + std::to_string(*asked),
+                   field, "context_length_exceeded");
+  r.max_tokens = asked ? *asked : m.ctx - longest;
+}
+
+std::vector<int32_t> token_ids(const Json& a, const ModelContext& m) {
+  std::vector<int32_t> ids;
+  const int64_t V = m.tok ? m.tok->vocab_size() : INT32_MAX;
+  for (auto& x : a) {
+    if (!x.is_number_integer()) throw ApiError(400, "'prompt' token arrays must hold integers", "prompt");
+    const int64_t v = x.get<int64_t>();
+    if (v < 0 || v >= V) throw ApiError(400, "'prompt' token id " + std::to_string(v) + " is out of range", "prompt");
+    ids.push_back(static_cast<int32_t>(v));
+  }
+  return ids;
+}
+
+const tok::Tokenizer& need_tokenizer(const ModelContext& m) {
+  if (!m.tok) throw ApiError(400, "the served model has no tokenizer; send token ids", "prompt");
+  return *m.tok;
+}
+
+// Invalid bytes (half a character of a byte-level piece) as U+FFFD; "bytes" keeps the raw ones.
+std::string sanitize(std::string_view s) {
+  std::string out;
+  for (;;) {
+    const size_t bad = utf8::find_invalid(s);
+    if (bad == std::string_view::npos) return out.append(s);
+    out.append(s.substr(0, bad)).append("\xEF\xBF\xBD");
+    s.remove_prefix(bad + 1);
+  }
+}
+
+Json logprob_entry(const ModelContext& m, int32_t id, float lp) {
+  std::string t = m.tok ? m.tok->decode(std::span<const int32_t>(&id, 1), false) : std::to_string(id);
+  Json bytes = Json::array();
+  for (unsigned char c : t) bytes.push_back(static_cast<int>(c));
+  if (utf8::find_invalid(t) != std::string::npos) t = sanitize(t);
+  return Json{{"token", t}, {"logprob", lp}, {"bytes", bytes}};
+}
+
+Json chat_logprobs(const ModelContext& m, const std::vector<TokenLogprob>& lps) {
+  Json content = Json::array();
+  for (auto& lp : lps) {
+    Json e = logprob_entry(m, lp.id, lp.logprob);
+    Json top = Json::array();
+    for (auto [id, v] : lp.top) top.push_back(logprob_entry(m, id, v));
+    e["top_logprobs"] = top;
+    content.push_back(e);
+  }
+  return Json{{"content", content}};
+}
+
+Json completion_logprobs(const ModelContext& m, const std::vector<TokenLogprob>& lps, size_t text_offset) {
+  Json tokens = Json::array(), values = Json::array(), tops = Json::array(), offsets = Json::array();
+  for (auto& lp : lps) {
+    Json e = logprob_entry(m, lp.id, lp.logprob);
+    tokens.push_back(e["token"]);
+    values.push_back(lp.logprob);
+    Json top = Json::object();
+    for (auto [id, v] : lp.top) top[logprob_entry(m, id, v)["token"].get<std::string>()] = v;
+    tops.push_back(top);
+    offsets.push_back(text_offset);
+    text_offset += e["token"].get<std::string>().size();
+  }
+  return Json{{"tokens", tokens}, {"token_logprobs", values}, {"top_logprobs", tops}, {"text_offset", offsets}};
+}
+
+const char* finish_json(infer::FinishReason f) {
+  return infer::finish_reason_name(f);
+}
+}  // namespace
+
+ApiError::ApiError(int status_, const std::string& message, std::string param_, std::string code_, std::string type_)
+    : std::runtime_error(message),
+      status(status_),
+      type(type_.empty() ? type_for(status_) : std::move(type_)),
+      param(std::move(param_)),
+      code(std::move(code_)) {}
+
+std::string error_body(int status, const std::string& message, const std::string& type, const std::string& param,
+                       const std::string& code) {
+  Json e{{"message", message},
+         {"type", type.empty() ? type_for(status) : type},
+         {"param", param.empty() ? Json(nullptr) : Json(param)},
+         {"code", code.empty() ? Json(nullptr) : Json(code)}};
+  return Json{{"error", e}}.dump();
+}
+
+std::string error_body(const ApiError& e) {
+  return error_body(e.status, e.what(), e.type, e.param, e.code);
+}
+
+Json parse_body(const std::string& body) {
+  Json j = Json::parse(body, nullptr, false);
+  if (j.is_discarded()) throw ApiError(400, "the request body is not valid JSON");
+  if (!j.is_object()) throw ApiError(400, "the request body must be a JSON object");
+  return j;
+}
+
+ApiRequest parse_chat_request(const Json& body, const ModelContext& m) {
+  Fields f(body);
+  ApiRequest r;
+  r.endpoint = Endpoint::Chat;
+  parse_common(f, m, r);
+  if (!f.has("messages") || !f.at("messages").is_array() || f.at("messages").empty())
+    throw ApiError(400, "'messages' must be a non-empty array", "messages");
+  std::vector<tok::ChatMessage> msgs;
+  size_t i = 0;
+  for (auto& msg : f.at("messages")) {
+    const std::string field = "messages[" + std::to_string(i++) + "]";
+    if (!msg.is_object() || !msg.contains("role") || !msg["role"].is_string())
+      throw ApiError(400, "'" + field + "' must be an object with a string \"role\"", field);
+    std::string role = msg["role"].get<std::string>();
+    if (role == "developer") role = "system";
+    if (role != "system" && role != "user" && role != "assistant" && role != "tool")
+      throw ApiError(400, "'" + field + ".role' must be system, developer, user, assistant or tool, got '" + role + "'",
+                     field + ".role");
+    std::string content;
+    const Json c = msg.contains("content") ? msg["content"] : Json(nullptr);
+    if (c.is_string()) {
+      content = c.get<std::string>();
+    } else if (c.is_array()) {
+      for (auto& part : c) {
+        if (!part.is_object() || !part.contains("type") || !part["type"].is_string())
+          throw ApiError(400, "'" + field + ".content' parts must be objects with a \"type\"", field + ".content");
+        const std::string t = part["type"].get<std::string>();
+        if (t == "text") {
+          if (!part.contains("text") || !part["text"].is_string())
+            throw ApiError(400, "'" + field + ".content' text parts need a string \"text\"", field + ".content");
+          if (!content.empty()) content += "\n";
+          content += part["text"].get<std::string>();
+        } else if (t == "image_url") {
+          throw ApiError(400, "the served model cannot see images", field + ".content");
+        } else {
+          throw ApiError(400, "'" + field + ".content' part type '" + t + "' is not supported", field + ".content");
+        }
+      }
+    } else if (!c.is_null() || role != "assistant") {
+      throw ApiError(400, "'" + field + ".content' must be a string or an array of parts", field + ".content");
+    }
+    msgs.push_back({role, checked_text(content, field + ".content")});
+  }
+  if (f.has("logprobs")) r.logprobs = f.boolean("logprobs").value() ? 0 : -1;
+  if (auto k = f.integer("top_logprobs", 0, 20)) {
+    if (r.logprobs < 0) throw ApiError(400, "'top_logprobs' needs \"logprobs\": true", "top_logprobs");
+    r.logprobs = static_cast<int>(*k);
+  }
+  tok::ChatOptions opt;
+  if (f.has("chat_template_kwargs")) {
+    const Json& kw = f.at("chat_template_kwargs");
+    if (!kw.is_object()) throw ApiError(400, "'chat_template_kwargs' must be an object", "chat_template_kwargs");
+    if (auto t = Fields(kw).boolean("enable_thinking")) opt.enable_thinking = *t;
+  }
+  const auto& tk = need_tokenizer(m);
+  if (!m.chat_template) throw ApiError(400, "the served model has no chat template; use /v1/completions", "messages");
+  std::string text;
+  try {
+    text = m.chat_template->render(msgs, opt);
+  } catch (const Error& e) {
+    throw ApiError(400, std::string("the messages do not fit the chat template: ") + e.what(), "messages");
+  }
+  r.prompts.push_back(tk.encode(text, m.chat_template->add_special_tokens()));
+  for (auto& s : m.chat_template->stop_strings()) r.stop.push_back(s);
+  resolve_max_tokens(f, m, r);
+  return r;
+}
+
+ApiRequest parse_completion_request(const Json& body, const ModelContext& m) {
+  Fields f(body);
+  ApiRequest r;
+  r.endpoint = Endpoint::Completion;
+  parse_common(f, m, r);
+  if (!f.has("prompt")) throw ApiError(400, "'prompt' is required", "prompt");
+  const Json& p = f.at("prompt");
+  auto encode = [&](const Json& s) { return need_tokenizer(m).encode(checked_text(s.get<std::string>(), "prompt"), true); };
+  if (p.is_string()) {
+    r.prompts.push_back(encode(p));
+  } else if (p.is_array() && !p.empty() && p[0].is_number_integer()) {
+    r.prompts.push_back(token_ids(p, m));
+  } else if (p.is_array() && !p.empty()) {
+    if (p.size() > 64) throw ApiError(400, "'prompt' may hold at most 64 prompts", "prompt");
+    for (auto& x : p) {
+      if (x.is_string())
+        r.prompts.push_back(encode(x));
+      else if (x.is_array())
+        r.prompts.push_back(token_ids(x, m));
+      else
+        throw ApiError(400, "'prompt' must be a string, an array of strings or of token ids", "prompt");
+    }
+  } else {
+    throw ApiError(400, "'prompt' must be a string, an array of strings or of token ids", "prompt");
+  }
+  if (r.prompts.size() * static_cast<size_t>(r.n) > static_cast<size_t>(m.max_n) * 4)
+    throw ApiError(400, "prompts x n may be at most " + std::to_string(m.max_n * 4), "n");
+  if (auto k = f.integer("logprobs", 0, 20)) r.logprobs = static_cast<int>(*k);
+  r.echo = f.boolean("echo").value_or(false);
+  if (r.echo && r.logprobs >= 0) throw ApiError(400, "'echo' with 'logprobs' is not supported", "echo");
+  resolve_max_tokens(f, m, r);
+  return r;
+}
+
+Json usage_json(int64_t prompt_tokens, int64_t completion_tokens, int64_t cached_tokens) {
+  return Json{{"prompt_tokens", prompt_tokens},
+              {"completion_tokens", completion_tokens},
+              {"total_tokens", prompt_tokens + completion_tokens},
+              {"prompt_tokens_details", {{"cached_tokens", cached_tokens}}}};
+}
+
+Json completion_reply(const ApiRequest& r, const ModelContext& m, const std::string& id, int64_t created,
+                      const std::vector<ChoiceResult>& choices) {
+  const bool chat = r.endpoint == Endpoint::Chat;
+  Json out{{"id", id},
+           {"object", chat ? "chat.completion" : "text_completion"},
+           {"created", created},
+           {"model", r.model.empty() ? m.id : r.model}};
+  Json cs = Json::array();
+  int64_t prompt = 0, completion = 0, cached = 0;
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const auto& c = choices[i];
+    Json choice{{"index", i}, {"finish_reason", finish_json(c.finish)}};
+    if (chat) {
+      choice["message"] = Json{{"role", "assistant"}, {"content", c.text}};
+      choice["logprobs"] = r.logprobs >= 0 ? chat_logprobs(m, c.logprobs) : Json(nullptr);
+    } else {
+      choice["text"] = c.text;
+      choice["logprobs"] = r.logprobs >= 0 ? completion_logprobs(m, c.logprobs, 0) : Json(nullptr);
+    }
+    cs.push_back(choice);
+    // Usage counts each prompt once (its n samples share it), as OpenAI does.
+    if (i % static_cast<size_t>(r.n) == 0) prompt += c.prompt_tokens;
+    completion += c.completion_tokens;
+    cached += c.cached_tokens;
+  }
+  out["choices"] = cs;
+  out["usage"] = usage_json(prompt, completion, cached);
+  return out;
+}
+
+Json stream_chunk(const ApiRequest& r, const ModelContext& m, const std::string& id, int64_t created, int index,
+                  const std::string& text, const std::vector<TokenLogprob>& logprobs, infer::FinishReason finish,
+                  bool first) {
+  const bool chat = r.endpoint == Endpoint::Chat;
+  Json choice{{"index", index},
+              {"finish_reason", finish == infer::FinishReason::None ? Json(nullptr) : Json(finish_json(finish))}};
+  if (chat) {
+    Json delta = Json::object();
+    if (first) delta["role"] = "assistant";
+    if (!text.empty() || (first && finish == infer::FinishReason::None)) delta["content"] = text;
+    choice["delta"] = delta;
+    choice["logprobs"] = r.logprobs >= 0 && !logprobs.empty() ? chat_logprobs(m, logprobs) : Json(nullptr);
+  } else {
+    choice["text"] = text;
+    choice["logprobs"] = r.logprobs >= 0 && !logprobs.empty() ? completion_logprobs(m, logprobs, 0) : Json(nullptr);
+  }
+  Json out{{"id", id},
+           {"object", chat ? "chat.completion.chunk" : "text_completion"},
+           {"created", created},
+           {"model", r.model.empty() ? m.id : r.model},
+           {"choices", Json::array({choice})}};
+  if (r.include_usage) out["usage"] = nullptr;
+  return out;
+}
+
+Json usage_chunk(const ApiRequest& r, const ModelContext& m, const std::string& id, int64_t created,
+                 int64_t prompt_tokens, int64_t completion_tokens, int64_t cached_tokens) {
+  return Json{{"id", id},
+              {"object", r.endpoint == Endpoint::Chat ? "chat.completion.chunk" : "text_completion"},
+              {"created", created},
+              {"model", r.model.empty() ? m.id : r.model},
+              {"choices", Json::array()},
+              {"usage", usage_json(prompt_tokens, completion_tokens, cached_tokens)}};
+}
+
+}  // namespace yak::serve

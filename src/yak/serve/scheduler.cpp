@@ -1,0 +1,353 @@
+#include "yak/serve/scheduler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <future>
+
+#include "yak/base/error.h"
+#include "yak/base/log.h"
+
+namespace yak::serve {
+
+bool RequestHandle::next(Event& out, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!cv_.wait_for(lock, timeout, [&] { return !events_.empty(); })) return false;
+  out = std::move(events_.front());
+  events_.pop_front();
+  return true;
+}
+
+void RequestHandle::push(Event e) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.push_back(std::move(e));
+  }
+  cv_.notify_all();
+}
+
+namespace {
+int64_t pages_of_positions(int64_t n) {
+  return (n + PagePool::kPage - 1) / PagePool::kPage;
+}
+int64_t pool_pages(const SchedulerOptions& o) {
+  check(o.parallel >= 1, "--parallel must be at least 1");
+  check(o.ctx >= 2, "--ctx-size must be at least 2");
+  const int64_t tokens = o.kv_tokens > 0 ? o.kv_tokens : o.parallel * o.ctx;
+  return std::max<int64_t>(pages_of_positions(tokens), pages_of_positions(o.ctx));
+}
+}  // namespace
+
+Scheduler::Scheduler(model::DecoderModel& model, const tok::Tokenizer* tok, std::vector<int32_t> eos_ids,
+                     SchedulerOptions options)
+    : model_(model),
+      tok_(tok),
+      eos_(std::move(eos_ids)),
+      opt_(options),
+      cache_(model.config(), options.parallel, options.ctx, pool_pages(options), options.cache_type, model.device()),
+      pool_(cache_),
+      slots_(static_cast<size_t>(options.parallel)) {
+  check(opt_.prefill_chunk >= 1, "the prefill chunk must be at least 1 token");
+  std::sort(eos_.begin(), eos_.end());
+  eos_.erase(std::unique(eos_.begin(), eos_.end()), eos_.end());
+  row_copy_.resize(static_cast<size_t>(model_.config().vocab_size));
+  metrics_.pages = pool_.stats();
+  thread_ = std::thread([this] { loop(); });
+}
+
+Scheduler::~Scheduler() {
+  shutdown(std::chrono::milliseconds(0));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    quit_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+int64_t Scheduler::max_sequence() const {
+  return std::min<int64_t>(opt_.ctx, cache_.pages() * PagePool::kPage);
+}
+
+int64_t Scheduler::pages_for(const infer::GenerateRequest& r) const {
+  return pages_of_positions(static_cast<int64_t>(r.prompt.size()) + std::max<int64_t>(r.max_new_tokens, 0));
+}
+
+std::shared_ptr<RequestHandle> Scheduler::submit(infer::GenerateRequest request, int top_logprobs, int64_t group) {
+  const int64_t V = model_.config().vocab_size;
+  check(!request.prompt.empty(), "the prompt has no tokens");
+  for (auto id : request.prompt)
+    if (id < 0 || id >= V)
+      throw Error("token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(V));
+  const int64_t need = static_cast<int64_t>(request.prompt.size()) + std::max<int64_t>(request.max_new_tokens, 0);
+  check(need <= max_sequence(), "the prompt's " + std::to_string(request.prompt.size()) + " tokens plus " +
+                                    std::to_string(request.max_new_tokens) + " to generate exceed the context of " +
+                                    std::to_string(max_sequence()) + " tokens");
+  auto job = std::make_unique<Job>();
+  job->req = std::move(request);
+  job->handle = std::make_shared<RequestHandle>();
+  job->top_logprobs = top_logprobs;
+  job->group = group;
+  auto handle = job->handle;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) throw Unavailable("the server is shutting down");
+    if (static_cast<int64_t>(waiting_.size()) >= opt_.queue)
+      throw Unavailable("all " + std::to_string(opt_.parallel) + " slots are busy and " +
+                        std::to_string(opt_.queue) + " requests are waiting; retry later");
+    waiting_.push_back(std::move(job));
+    metrics_.queue = static_cast<int64_t>(waiting_.size());
+  }
+  cv_.notify_all();
+  return handle;
+}
+
+void Scheduler::run_exclusive(const std::function<void()>& fn) {
+  auto task = std::make_shared<std::packaged_task<void()>>(fn);
+  auto done = task->get_future();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) throw Unavailable("the server is shutting down");
+    exclusive_.push_back([task] { (*task)(); });
+  }
+  cv_.notify_all();
+  done.get();  // rethrows what fn threw
+}
+
+void Scheduler::shutdown(std::chrono::milliseconds deadline) {
+  std::deque<std::unique_ptr<Job>> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    deadline_ = std::chrono::steady_clock::now() + deadline;
+    dropped.swap(waiting_);
+    metrics_.queue = 0;
+  }
+  for (auto& j : dropped) {
+    Event e;
+    e.done = true;
+    e.error = "the server is shutting down";
+    j->handle->push(std::move(e));
+  }
+  cv_.notify_all();
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return metrics_.running == 0 && exclusive_.empty(); });
+}
+
+SchedulerMetrics Scheduler::metrics() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return metrics_;
+}
+
+void Scheduler::finish(int32_t s, const std::string& error) {
+  Slot& slot = slots_[static_cast<size_t>(s)];
+  Event e;
+  e.done = true;
+  e.error = error;
+  if (slot.cont) {
+    e.text = slot.cont->take_text();
+    e.finish = slot.cont->finish();
+    e.completion_tokens = static_cast<int64_t>(slot.cont->generated().size());
+  }
+  e.prompt_tokens = static_cast<int64_t>(slot.job->req.prompt.size());
+  e.cached_tokens = slot.hit;
+  pool_.release(s);
+  auto handle = std::move(slot.job->handle);
+  slot = Slot{};
+  {
+    // Counted before the reader hears of the end, so what it reads next includes this request.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!error.empty())
+      (handle->cancelled() ? metrics_.requests_cancelled : metrics_.requests_failed) += 1;
+    else
+      metrics_.requests_finished += 1;
+    metrics_.generated_tokens += e.completion_tokens;
+    metrics_.pages = pool_.stats();
+    metrics_.running = std::count_if(slots_.begin(), slots_.end(), [](const Slot& x) { return x.busy; });
+  }
+  handle->push(std::move(e));
+}
+
+void Scheduler::admit() {
+  // Pages still owed to running slots (their worst case) are not available to newcomers.
+  int64_t owed = 0;
+  for (size_t i = 0; i < slots_.size(); ++i)
+    if (slots_[i].busy) owed += slots_[i].worst_pages - pool_.pages_of(static_cast<int32_t>(i));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) return;
+  while (!waiting_.empty()) {
+    auto free_slot = std::find_if(slots_.begin(), slots_.end(), [](const Slot& s) { return !s.busy; });
+    if (free_slot == slots_.end()) break;
+    Job& job = *waiting_.front();
+    // n samples of one prompt: wait until a sibling has its prompt in the cache, then share it.
+    const bool sibling_filling = job.group >= 0 && std::any_of(slots_.begin(), slots_.end(), [&](const Slot& s) {
+                                   return s.busy && s.prefilling() && s.job->group == job.group;
+                                 });
+    if (sibling_filling) break;
+    const auto& prompt = job.req.prompt;
+    const int64_t reuse_limit = static_cast<int64_t>(prompt.size()) - 1;  // its last token's logits start the answer
+    const int64_t worst = pages_for(job.req);
+    // Conservative: as if nothing were shared, so a running slot can always grow to its worst case.
+    if (worst > pool_.available() - owed) break;  // wait for pages to come back
+    const auto s = static_cast<int32_t>(free_slot - slots_.begin());
+    Slot& slot = *free_slot;
+    slot.busy = true;
+    slot.job = std::move(waiting_.front());
+    waiting_.pop_front();
+    slot.cached = slot.hit = opt_.prefix_cache ? pool_.attach_prefix(s, prompt, reuse_limit) : 0;
+    slot.worst_pages = worst;
+    owed += worst - pool_.pages_of(s);
+    metrics_.prompt_tokens += static_cast<int64_t>(prompt.size());
+  }
+  metrics_.queue = static_cast<int64_t>(waiting_.size());
+  metrics_.running = std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return s.busy; });
+  metrics_.pages = pool_.stats();
+}
+
+bool Scheduler::step() {
+  const int64_t V = model_.config().vocab_size;
+  // Cancelled requests leave first, so their pages serve this step's newcomers.
+  for (size_t i = 0; i < slots_.size(); ++i)
+    if (slots_[i].busy && slots_[i].job->handle->cancelled()) finish(static_cast<int32_t>(i), "cancelled");
+  admit();
+
+  model::Batch batch;
+  std::vector<int32_t> owner;  // slot of each logits row
+  int64_t budget = opt_.prefill_chunk;
+  // Every decoding slot's next token, then prompt tokens up to the chunk budget, in slot order.
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    Slot& slot = slots_[i];
+    if (!slot.busy || slot.prefilling()) continue;
+    const auto& toks = slot.cont->tokens();
+    batch.ids.push_back(toks.back());
+    batch.pos.push_back(static_cast<int32_t>(toks.size() - 1));
+    batch.slot.push_back(static_cast<int32_t>(i));
+    batch.logits_for.push_back(static_cast<int32_t>(batch.ids.size() - 1));
+    owner.push_back(static_cast<int32_t>(i));
+  }
+  std::vector<std::pair<int32_t, int64_t>> filled;  // (slot, prompt tokens written this step)
+  for (size_t i = 0; i < slots_.size() && budget > 0; ++i) {
+    Slot& slot = slots_[i];
+    if (!slot.busy || !slot.prefilling()) continue;
+    const auto& prompt = slot.job->req.prompt;
+    const int64_t left = static_cast<int64_t>(prompt.size()) - slot.cached;
+    const int64_t take = std::min(left, budget);
+    for (int64_t p = slot.cached; p < slot.cached + take; ++p) {
+      batch.ids.push_back(prompt[static_cast<size_t>(p)]);
+      batch.pos.push_back(static_cast<int32_t>(p));
+      batch.slot.push_back(static_cast<int32_t>(i));
+    }
+    if (take == left) {
+      batch.logits_for.push_back(static_cast<int32_t>(batch.ids.size() - 1));
+      owner.push_back(static_cast<int32_t>(i));
+    }
+    filled.emplace_back(static_cast<int32_t>(i), take);
+    budget -= take;
+  }
+  if (batch.ids.empty()) return false;
+  // Pages for every position this step writes (admission kept them available).
+  for (size_t r = 0; r < batch.ids.size(); ++r)
+    if (!pool_.reserve(batch.slot[r], batch.pos[r] + 1)) throw Error("serve: the KV page pool ran out (a scheduling bug)");
+  if (batch.logits_for.empty()) batch.logits_for.push_back(0), owner.push_back(-1);
+
+  Tensor logits = model_.forward(batch, cache_).to(cpu_device());
+  for (auto [s, take] : filled) {
+    Slot& slot = slots_[static_cast<size_t>(s)];
+    slot.cached += take;
+    pool_.commit(s, slot.job->req.prompt, slot.cached);
+  }
+  for (size_t r = 0; r < owner.size(); ++r) {
+    if (owner[r] < 0) continue;
+    Slot& slot = slots_[static_cast<size_t>(owner[r])];
+    std::span<float> row(logits.data<float>() + r * V, static_cast<size_t>(V));
+    if (!slot.cont) {
+      slot.cont = std::make_unique<infer::Continuation>(slot.job->req, tok_, eos_);
+    } else {
+      slot.cached = static_cast<int64_t>(slot.cont->tokens().size());
+      pool_.commit(owner[r], slot.cont->tokens(), slot.cached);
+    }
+    Event e;
+    const int k = slot.job->top_logprobs;
+    if (k >= 0) std::copy(row.begin(), row.end(), row_copy_.begin());
+    const int32_t id = slot.cont->step(row);
+    if (k >= 0 && !(slot.cont->done() && slot.cont->eos_token() == id)) {
+      // Log-probabilities of the model's own distribution (before penalties and warpers).
+      const float mx = *std::max_element(row_copy_.begin(), row_copy_.end());
+      double sum = 0;
+      for (float x : row_copy_) sum += std::exp(static_cast<double>(x - mx));
+      const float lse = mx + static_cast<float>(std::log(sum));
+      TokenLogprob lp{id, row_copy_[static_cast<size_t>(id)] - lse, {}};
+      if (k > 0) {
+        std::vector<int32_t> idx(static_cast<size_t>(V));
+        for (int32_t j = 0; j < V; ++j) idx[static_cast<size_t>(j)] = j;
+        const auto kk = std::min<size_t>(static_cast<size_t>(k), idx.size());
+        std::partial_sort(idx.begin(), idx.begin() + static_cast<long>(kk), idx.end(), [&](int32_t a, int32_t b) {
+          const float x = row_copy_[static_cast<size_t>(a)], y = row_copy_[static_cast<size_t>(b)];
+          return x > y || (x == y && a < b);
+        });
+        for (size_t j = 0; j < kk; ++j) lp.top.emplace_back(idx[j], row_copy_[static_cast<size_t>(idx[j])] - lse);
+      }
+      e.logprobs.push_back(std::move(lp));
+    }
+    if (slot.cont->done()) {
+      // finish() sends the rest of the text with the last event; the logprobs go first.
+      if (!e.logprobs.empty()) slot.job->handle->push(std::move(e));
+      finish(owner[r], "");
+      continue;
+    }
+    e.text = slot.cont->take_text();
+    if (!e.text.empty() || !e.logprobs.empty()) slot.job->handle->push(std::move(e));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  metrics_.steps += 1;
+  for (auto [s, take] : filled) metrics_.prefill_tokens += take;
+  metrics_.last_batch_tokens = static_cast<int64_t>(batch.ids.size());
+  metrics_.last_batch_sequences = static_cast<int64_t>(owner.size());
+  metrics_.running = std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return s.busy; });
+  metrics_.pages = pool_.stats();
+  return true;
+}
+
+void Scheduler::loop() {
+  for (;;) {
+    std::deque<std::function<void()>> jobs;
+    bool past_deadline = false;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] {
+        const bool can_admit = !waiting_.empty() && metrics_.running < opt_.parallel;
+        return quit_ || !exclusive_.empty() || can_admit || metrics_.running > 0 || (stopping_ && deadline_);
+      });
+      jobs.swap(exclusive_);
+      past_deadline = deadline_ && std::chrono::steady_clock::now() >= *deadline_;
+      if (quit_ && metrics_.running == 0 && jobs.empty()) break;
+    }
+    for (auto& j : jobs) j();
+    if (past_deadline)
+      for (size_t i = 0; i < slots_.size(); ++i)
+        if (slots_[i].busy) finish(static_cast<int32_t>(i), "the server is shutting down");
+    bool worked = false;
+    try {
+      worked = step();
+    } catch (const std::exception& ex) {
+      log::warn(std::string("serve: a step failed: ") + ex.what());
+      for (size_t i = 0; i < slots_.size(); ++i)
+        if (slots_[i].busy) finish(static_cast<int32_t>(i), std::string("generation failed: ") + ex.what());
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      metrics_.running = std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return s.busy; });
+    }
+    cv_.notify_all();
+    if (!worked) {
+      // Nothing could run (waiting for pages or for a sibling's prompt): do not spin.
+      std::unique_lock<std::mutex> lock(mu_);
+      if (quit_ && metrics_.running == 0) break;
+      cv_.wait_for(lock, std::chrono::milliseconds(stopping_ ? 5 : 50));
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  metrics_.running = 0;
+  cv_.notify_all();
+}
+
+}  // namespace yak::serve

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# yak serve against real clients: the official `openai` package (installed from PyPI into a venv
+# beside the build) drives tests/serve/openai_client.py against a golden checkpoint behind an API
+# key; tests/serve/busy_client.py checks the queue bound (503) and a client that goes away on a
+# bigger random model; SIGTERM stops the server cleanly (exit 0). Skips (77) only when the
+# package cannot be installed.
+set -u
+yak=$1 golden=$2
+here=$(cd "$(dirname "$0")/.." && pwd)
+m=$golden/models/qwen2_chat
+venv=$(dirname "$yak")/../openai-venv
+fails=0
+tmp=$(mktemp -d)
+srv=
+trap '[[ -n $srv ]] && kill $srv 2>/dev/null; rm -rf "$tmp"' EXIT
+bad() { echo "FAIL $1"; fails=$((fails + 1)); }
+
+if ! "$venv/bin/python" -c 'import openai' 2>/dev/null; then
+  python3 -m venv "$venv" >/dev/null 2>&1 && "$venv/bin/pip" install -q openai >/dev/null 2>&1
+  if ! "$venv/bin/python" -c 'import openai' 2>/dev/null; then
+    echo "SKIP: the openai package could not be installed into $venv"
+    exit 77
+  fi
+fi
+
+# Starts `yak serve ARGS...` in the background and sets srv and url (the /v1 base).
+start() {
+  "$yak" serve --port 0 "$@" >"$tmp/srv.txt" 2>"$tmp/srv.err" &
+  srv=$!
+  url=
+  for _ in $(seq 300); do
+    url=$(grep -o 'http://[^ ]*/v1' "$tmp/srv.txt" 2>/dev/null)
+    [[ -n $url ]] && return 0
+    sleep 0.1
+  done
+  bad "serve printed no URL: $(cat "$tmp/srv.txt" "$tmp/srv.err")"
+  return 1
+}
+stop() {  # SIGTERM: the server drains and exits 0
+  kill -TERM $srv
+  wait $srv
+  local rc=$?
+  [[ $rc -eq 0 ]] || bad "serve exited $rc after SIGTERM: $(tail -3 "$tmp/srv.err")"
+  grep -q "stopped" "$tmp/srv.err" || bad "serve did not report its stop"
+  srv=
+}
+
+if start -m "$m" --api-key sk-test --parallel 4 --max-body-mb 1; then
+  "$venv/bin/python" "$here/serve/openai_client.py" "$yak" "$m" "$url" sk-test || bad "openai client checks"
+  stop
+fi
+
+# A model slow enough that one long request holds the only slot for seconds.
+cat >"$tmp/config.json" <<'JSON'
+{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 384, "intermediate_size": 1024,
+ "num_hidden_layers": 6, "num_attention_heads": 6, "num_key_value_heads": 2, "vocab_size": 501,
+ "max_position_embeddings": 4096, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "tie_word_embeddings": true,
+ "eos_token_id": 4}
+JSON
+"$yak" model init --config "$tmp/config.json" --out "$tmp/slow" --tokenizer "$m" --seed 3 >/dev/null ||
+  bad "model init"
+if start -m "$tmp/slow" --parallel 1 --queue 1 --ctx-size 4096 --chat-template none; then
+  "$venv/bin/python" "$here/serve/busy_client.py" "$url" || bad "busy server checks"
+  stop
+fi
+
+[[ $fails -eq 0 ]] && echo "serve_openai: all checks passed" || exit 1

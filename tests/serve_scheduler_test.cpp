@@ -1,0 +1,254 @@
+// yak serve's scheduler and page pool: continuous batching over a paged KV cache gives every
+// request the tokens the engine gives it alone (greedy and seeded sampling), whether requests
+// arrive together or one after another, with small prefill chunks, with and without the prefix
+// cache; shared prefixes are computed once; cancelled requests free their slot; a full queue
+// refuses; the page pool's sharing, eviction and invalidation rules hold.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <random>
+
+#include "yak/base/error.h"
+#include "yak/infer/engine.h"
+#include "yak/serve/scheduler.h"
+
+using namespace yak;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kDir = fs::path(YAK_GOLDEN_DIR) / "models" / "qwen2_chat";
+
+std::vector<int32_t> random_prompt(std::mt19937& rng, size_t n, int32_t vocab) {
+  std::vector<int32_t> p(n);
+  for (auto& t : p) t = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab - 10)) + 5;
+  return p;
+}
+
+struct Collected {
+  std::vector<int32_t> tokens;  // from logprobs events
+  std::string text;
+  serve::Event last;
+};
+
+Collected collect(serve::RequestHandle& h) {
+  Collected c;
+  serve::Event e;
+  for (;;) {
+    EXPECT_TRUE(h.next(e, std::chrono::seconds(120))) << "no event within 120 s";
+    c.text += e.text;
+    for (auto& lp : e.logprobs) c.tokens.push_back(lp.id);
+    if (e.done) break;
+  }
+  c.last = e;
+  return c;
+}
+
+infer::GenerateRequest request(std::vector<int32_t> prompt, int64_t n, bool sample, uint64_t seed) {
+  infer::GenerateRequest r;
+  r.prompt = std::move(prompt);
+  r.max_new_tokens = n;
+  r.ignore_eos = true;
+  r.sampling.do_sample = sample;
+  r.sampling.temperature = 0.9f;
+  r.sampling.top_k = 40;
+  r.sampling.seed = seed;
+  return r;
+}
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = model::DecoderModel::load(kDir);
+    engine_ = std::make_unique<infer::Engine>(*model_, nullptr);
+  }
+  // What the engine alone generates for each request.
+  std::vector<std::vector<int32_t>> reference(const std::vector<infer::GenerateRequest>& reqs) {
+    std::vector<std::vector<int32_t>> out;
+    for (auto& r : reqs) out.push_back(engine_->generate({r})[0].tokens);
+    return out;
+  }
+  std::unique_ptr<model::DecoderModel> model_;
+  std::unique_ptr<infer::Engine> engine_;
+};
+
+TEST_F(SchedulerTest, ContinuousBatchingMatchesTheEngine) {
+  std::mt19937 rng(7);
+  const auto V = static_cast<int32_t>(model_->config().vocab_size);
+  std::vector<infer::GenerateRequest> reqs;
+  const size_t lens[] = {3, 70, 17, 130, 1, 64, 9, 100};
+  for (size_t i = 0; i < std::size(lens); ++i)
+    reqs.push_back(request(random_prompt(rng, lens[i], V), 12 + static_cast<int64_t>(i) * 3, i % 2 == 1, 100 + i));
+  const auto want = reference(reqs);
+  for (bool prefix : {true, false})
+    for (int64_t chunk : {int64_t{7}, int64_t{256}}) {
+      serve::SchedulerOptions o;
+      o.parallel = 3;  // fewer slots than requests: some wait, then join a running batch
+      o.ctx = 256;
+      o.prefill_chunk = chunk;
+      o.prefix_cache = prefix;
+      serve::Scheduler sched(*model_, nullptr, engine_->eos_ids(), o);
+      std::vector<std::shared_ptr<serve::RequestHandle>> hs;
+      for (size_t i = 0; i < reqs.size(); ++i) {
+        hs.push_back(sched.submit(reqs[i], 0));
+        if (i == 4) (void)collect(*hs[1]);  // later arrivals join while others decode
+      }
+      for (size_t i = 0; i < reqs.size(); ++i) {
+        if (i == 1) continue;
+        auto c = collect(*hs[i]);
+        EXPECT_EQ(c.tokens, want[i]) << "request " << i << " chunk " << chunk << " prefix cache " << prefix;
+        EXPECT_EQ(c.last.finish, infer::FinishReason::Length);
+        EXPECT_EQ(c.last.completion_tokens, static_cast<int64_t>(want[i].size()));
+        EXPECT_TRUE(c.last.error.empty()) << c.last.error;
+      }
+      const auto m = sched.metrics();
+      EXPECT_EQ(m.requests_finished, static_cast<int64_t>(reqs.size()));
+      EXPECT_EQ(m.pages.in_use, 0) << "every page came back";
+    }
+}
+
+TEST_F(SchedulerTest, SharedPrefixIsComputedOnceAndChangesNothing) {
+  std::mt19937 rng(11);
+  const auto V = static_cast<int32_t>(model_->config().vocab_size);
+  const auto system = random_prompt(rng, 150, V);  // two full pages and a part of a third
+  std::vector<infer::GenerateRequest> reqs;
+  for (int i = 0; i < 4; ++i) {
+    auto p = system;
+    auto tail = random_prompt(rng, 5 + static_cast<size_t>(i), V);
+    p.insert(p.end(), tail.begin(), tail.end());
+    reqs.push_back(request(p, 10, i % 2 == 0, 7 + static_cast<uint64_t>(i)));
+  }
+  const auto want = reference(reqs);
+  serve::SchedulerOptions o;
+  o.parallel = 2;
+  o.ctx = 256;
+  serve::Scheduler sched(*model_, nullptr, engine_->eos_ids(), o);
+  auto first = collect(*sched.submit(reqs[0], 0));
+  EXPECT_EQ(first.tokens, want[0]);
+  EXPECT_EQ(first.last.cached_tokens, 0);
+  for (size_t i = 1; i < reqs.size(); ++i) {
+    auto c = collect(*sched.submit(reqs[i], 0));
+    EXPECT_EQ(c.tokens, want[i]) << "request " << i;
+    EXPECT_EQ(c.last.cached_tokens, 128) << "two full pages of the shared prefix";
+  }
+  const auto m = sched.metrics();
+  EXPECT_EQ(m.pages.hit_tokens, 3 * 128);
+  // Prefill computed everything but the cached pages.
+  int64_t prompt = 0;
+  for (auto& r : reqs) prompt += static_cast<int64_t>(r.prompt.size());
+  EXPECT_EQ(m.prefill_tokens, prompt - 3 * 128);
+}
+
+TEST_F(SchedulerTest, SamplesOfOnePromptShareItsPages) {
+  std::mt19937 rng(5);
+  const auto prompt = random_prompt(rng, 140, static_cast<int32_t>(model_->config().vocab_size));
+  serve::SchedulerOptions o;
+  o.parallel = 4;
+  o.ctx = 256;
+  serve::Scheduler sched(*model_, nullptr, engine_->eos_ids(), o);
+  std::vector<infer::GenerateRequest> reqs;
+  std::vector<std::shared_ptr<serve::RequestHandle>> hs;
+  for (int i = 0; i < 4; ++i) {
+    reqs.push_back(request(prompt, 8, true, 40 + static_cast<uint64_t>(i)));
+    hs.push_back(sched.submit(reqs.back(), 0, /*group=*/1));
+  }
+  const auto want = reference(reqs);
+  for (size_t i = 0; i < hs.size(); ++i) EXPECT_EQ(collect(*hs[i]).tokens, want[i]) << "sample " << i;
+  EXPECT_EQ(sched.metrics().pages.hit_tokens, 3 * 128) << "the three later samples reuse two full pages";
+}
+
+TEST_F(SchedulerTest, CancelFreesTheSlotAndFullQueueRefuses) {
+  std::mt19937 rng(3);
+  const auto V = static_cast<int32_t>(model_->config().vocab_size);
+  serve::SchedulerOptions o;
+  o.parallel = 1;
+  o.ctx = 256;
+  o.queue = 1;
+  serve::Scheduler sched(*model_, nullptr, engine_->eos_ids(), o);
+  auto long_req = request(random_prompt(rng, 10, V), 240, false, 1);
+  auto a = sched.submit(long_req, 0);
+  serve::Event e;
+  ASSERT_TRUE(a->next(e, std::chrono::seconds(60)));  // a is running
+  auto b = sched.submit(request(random_prompt(rng, 10, V), 5, false, 2), 0);  // waits
+  EXPECT_THROW(sched.submit(request(random_prompt(rng, 10, V), 5, false, 3), 0), serve::Unavailable);
+  a->cancel();
+  for (;;) {
+    ASSERT_TRUE(a->next(e, std::chrono::seconds(60)));
+    if (e.done) break;
+  }
+  EXPECT_EQ(e.error, "cancelled");
+  EXPECT_LT(e.completion_tokens, 240);
+  auto cb = collect(*b);
+  EXPECT_EQ(cb.tokens.size(), 5u);
+  EXPECT_TRUE(cb.last.error.empty());
+  const auto m = sched.metrics();
+  EXPECT_EQ(m.requests_cancelled, 1);
+  EXPECT_EQ(m.requests_finished, 1);
+}
+
+TEST_F(SchedulerTest, RefusesWhatCannotFit) {
+  serve::SchedulerOptions o;
+  o.parallel = 1;
+  o.ctx = 100;
+  serve::Scheduler sched(*model_, nullptr, engine_->eos_ids(), o);
+  EXPECT_THROW(sched.submit(request(std::vector<int32_t>(90, 5), 20, false, 1)), Error);
+  EXPECT_THROW(sched.submit(request({}, 5, false, 1)), Error);
+  EXPECT_THROW(sched.submit(request({5, 100000}, 5, false, 1)), Error);
+}
+
+TEST_F(SchedulerTest, ShutdownEndsQueuedAndRunningRequests) {
+  std::mt19937 rng(9);
+  const auto V = static_cast<int32_t>(model_->config().vocab_size);
+  serve::SchedulerOptions o;
+  o.parallel = 1;
+  o.ctx = 256;
+  serve::Scheduler sched(*model_, nullptr, engine_->eos_ids(), o);
+  auto a = sched.submit(request(random_prompt(rng, 10, V), 240, false, 1), 0);
+  auto b = sched.submit(request(random_prompt(rng, 10, V), 5, false, 2), 0);
+  serve::Event e;
+  ASSERT_TRUE(a->next(e, std::chrono::seconds(60)));
+  sched.shutdown(std::chrono::milliseconds(0));
+  EXPECT_EQ(collect(*b).last.error, "the server is shutting down");
+  EXPECT_EQ(collect(*a).last.error, "the server is shutting down");
+  EXPECT_THROW(sched.submit(request(random_prompt(rng, 10, V), 5, false, 3)), serve::Unavailable);
+}
+
+// The page pool alone, on a cache of 6 pages for 2 slots.
+TEST(PagePool, SharesEvictsAndInvalidates) {
+  auto model = model::DecoderModel::load(kDir);
+  model::KVCache cache(model->config(), 2, 7 * 64, 6, DType::F32);
+  serve::PagePool pool(cache);
+  const int64_t P = serve::PagePool::kPage;
+  std::vector<int32_t> a(3 * P), b(3 * P);
+  for (int64_t i = 0; i < 3 * P; ++i) a[static_cast<size_t>(i)] = static_cast<int32_t>(i % 97), b[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7 + 3) % 89);
+  EXPECT_EQ(pool.attach_prefix(0, a, static_cast<int64_t>(a.size()) - 1), 0);
+  ASSERT_TRUE(pool.reserve(0, 3 * P));
+  EXPECT_EQ(pool.pages_of(0), 3);
+  pool.commit(0, a, 2 * P + 5);  // two full pages written
+  EXPECT_EQ(pool.cached_prefix(a, 3 * P), 2 * P);
+  // A second slot shares them while the first still runs.
+  EXPECT_EQ(pool.attach_prefix(1, a, 3 * P - 1), 2 * P);
+  EXPECT_EQ(pool.stats().in_use, 3);
+  pool.release(1);
+  pool.release(0);
+  auto s = pool.stats();
+  EXPECT_EQ(s.in_use, 0);
+  EXPECT_EQ(s.cached, 2);  // the two registered pages stay cached
+  // Another prefix takes every page: the cached ones are evicted, deepest first.
+  EXPECT_EQ(pool.attach_prefix(0, b, 3 * P), 0);
+  ASSERT_TRUE(pool.reserve(0, 4 * P));  // the four free pages
+  EXPECT_EQ(pool.cached_prefix(a, 3 * P), 2 * P);
+  ASSERT_TRUE(pool.reserve(0, 4 * P + 1));
+  EXPECT_EQ(pool.cached_prefix(a, 3 * P), P) << "the second page of a went first";
+  ASSERT_TRUE(pool.reserve(0, 5 * P + 1));  // now the first page of a as well
+  EXPECT_EQ(pool.cached_prefix(a, 3 * P), 0);
+  EXPECT_FALSE(pool.reserve(0, 6 * P + 1)) << "past the pool";
+  EXPECT_EQ(pool.stats().evictions, 2);
+  std::vector<int32_t> b6(b);
+  b6.resize(6 * P, 3);
+  pool.commit(0, b6, 4 * P);
+  EXPECT_EQ(pool.cached_prefix(b6, 6 * P), 4 * P);
+  pool.release(0);
+}
+
+}  // namespace
