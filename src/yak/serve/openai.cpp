@@ -170,7 +170,7 @@ void resolve_max_tokens(const Fields& f, const ModelContext& m, ApiRequest& r) {
     throw ApiError(400,
                    "this model's context is " + std::to_string(m.ctx) + " tokens; the prompt has " +
                        std::to_string(longest),
-                   "messages", "context_length_exceeded");
+                   r.endpoint == Endpoint::Chat ? "messages" : "prompt", "context_length_exceeded");
   if (asked && longest + *asked > m.ctx)
     throw ApiError(400,
                    "this model's context is " + std::to_string(m.ctx) + " tokens; the prompt has " +

@@ -203,6 +203,48 @@ void Scheduler::admit() {
   metrics_.pages = pool_.stats();
 }
 
+void Scheduler::sample_row(int32_t s, std::span<float> row) {
+  const int64_t V = model_.config().vocab_size;
+  Slot& slot = slots_[static_cast<size_t>(s)];
+  if (!slot.cont) {
+    slot.cont = std::make_unique<infer::Continuation>(slot.job->req, tok_, eos_);
+  } else {
+    slot.cached = static_cast<int64_t>(slot.cont->tokens().size());
+    pool_.commit(s, slot.cont->tokens(), slot.cached);
+  }
+  Event e;
+  const int k = slot.job->top_logprobs;
+  if (k >= 0) std::copy(row.begin(), row.end(), row_copy_.begin());
+  const int32_t id = slot.cont->step(row);
+  if (k >= 0 && !(slot.cont->done() && slot.cont->eos_token() == id)) {
+    // Log-probabilities of the model's own distribution (before penalties and warpers).
+    const float mx = *std::max_element(row_copy_.begin(), row_copy_.end());
+    double sum = 0;
+    for (float x : row_copy_) sum += std::exp(static_cast<double>(x - mx));
+    const float lse = mx + static_cast<float>(std::log(sum));
+    TokenLogprob lp{id, row_copy_[static_cast<size_t>(id)] - lse, {}};
+    if (k > 0) {
+      std::vector<int32_t> idx(static_cast<size_t>(V));
+      for (int32_t j = 0; j < V; ++j) idx[static_cast<size_t>(j)] = j;
+      const auto kk = std::min<size_t>(static_cast<size_t>(k), idx.size());
+      std::partial_sort(idx.begin(), idx.begin() + static_cast<long>(kk), idx.end(), [&](int32_t a, int32_t b) {
+        const float x = row_copy_[static_cast<size_t>(a)], y = row_copy_[static_cast<size_t>(b)];
+        return x > y || (x == y && a < b);
+      });
+      for (size_t j = 0; j < kk; ++j) lp.top.emplace_back(idx[j], row_copy_[static_cast<size_t>(idx[j])] - lse);
+    }
+    e.logprobs.push_back(std::move(lp));
+  }
+  if (slot.cont->done()) {
+    // finish() sends the rest of the text with the last event; the logprobs go first.
+    if (!e.logprobs.empty()) slot.job->handle->push(std::move(e));
+    finish(s, "");
+    return;
+  }
+  e.text = slot.cont->take_text();
+  if (!e.text.empty() || !e.logprobs.empty()) slot.job->handle->push(std::move(e));
+}
+
 bool Scheduler::step() {
   const int64_t V = model_.config().vocab_size;
   // Cancelled requests leave first, so their pages serve this step's newcomers.
@@ -257,45 +299,11 @@ bool Scheduler::step() {
   }
   for (size_t r = 0; r < owner.size(); ++r) {
     if (owner[r] < 0) continue;
-    Slot& slot = slots_[static_cast<size_t>(owner[r])];
-    std::span<float> row(logits.data<float>() + r * V, static_cast<size_t>(V));
-    if (!slot.cont) {
-      slot.cont = std::make_unique<infer::Continuation>(slot.job->req, tok_, eos_);
-    } else {
-      slot.cached = static_cast<int64_t>(slot.cont->tokens().size());
-      pool_.commit(owner[r], slot.cont->tokens(), slot.cached);
+    try {
+      sample_row(owner[r], std::span<float>(logits.data<float>() + r * V, static_cast<size_t>(V)));
+    } catch (const std::exception& ex) {
+      finish(owner[r], std::string("generation failed: ") + ex.what());  // that sequence only
     }
-    Event e;
-    const int k = slot.job->top_logprobs;
-    if (k >= 0) std::copy(row.begin(), row.end(), row_copy_.begin());
-    const int32_t id = slot.cont->step(row);
-    if (k >= 0 && !(slot.cont->done() && slot.cont->eos_token() == id)) {
-      // Log-probabilities of the model's own distribution (before penalties and warpers).
-      const float mx = *std::max_element(row_copy_.begin(), row_copy_.end());
-      double sum = 0;
-      for (float x : row_copy_) sum += std::exp(static_cast<double>(x - mx));
-      const float lse = mx + static_cast<float>(std::log(sum));
-      TokenLogprob lp{id, row_copy_[static_cast<size_t>(id)] - lse, {}};
-      if (k > 0) {
-        std::vector<int32_t> idx(static_cast<size_t>(V));
-        for (int32_t j = 0; j < V; ++j) idx[static_cast<size_t>(j)] = j;
-        const auto kk = std::min<size_t>(static_cast<size_t>(k), idx.size());
-        std::partial_sort(idx.begin(), idx.begin() + static_cast<long>(kk), idx.end(), [&](int32_t a, int32_t b) {
-          const float x = row_copy_[static_cast<size_t>(a)], y = row_copy_[static_cast<size_t>(b)];
-          return x > y || (x == y && a < b);
-        });
-        for (size_t j = 0; j < kk; ++j) lp.top.emplace_back(idx[j], row_copy_[static_cast<size_t>(idx[j])] - lse);
-      }
-      e.logprobs.push_back(std::move(lp));
-    }
-    if (slot.cont->done()) {
-      // finish() sends the rest of the text with the last event; the logprobs go first.
-      if (!e.logprobs.empty()) slot.job->handle->push(std::move(e));
-      finish(owner[r], "");
-      continue;
-    }
-    e.text = slot.cont->take_text();
-    if (!e.text.empty() || !e.logprobs.empty()) slot.job->handle->push(std::move(e));
   }
   std::lock_guard<std::mutex> lock(mu_);
   metrics_.steps += 1;

@@ -125,6 +125,7 @@ class Scheduler {
   void loop();
   void admit();
   bool step();
+  void sample_row(int32_t slot, std::span<float> logits);  // the slot's next token, its events
   void finish(int32_t slot, const std::string& error);
   int64_t pages_for(const infer::GenerateRequest& r) const;
 

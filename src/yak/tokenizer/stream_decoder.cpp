@@ -15,6 +15,9 @@ bool incomplete(const std::string& s) {
 }  // namespace
 
 std::string StreamDecoder::push(int32_t id) {
+  // A model's embedding often has more rows than the tokenizer has tokens (padding to a multiple
+  // of 64 or 128); such ids have no text, as in Hugging Face's decode.
+  if (id < 0 || id >= tok_.vocab_size()) return {};
   ids_.push_back(id);
   std::span<const int32_t> all(ids_);
   std::string prefix_text = tok_.decode(all.subspan(prefix_, read_ - prefix_), skip_special_);
