@@ -17,8 +17,14 @@
 namespace yak::ops::cpu {
 namespace {
 
-// Rows at or below this count take the streaming (GEMV) path.
+// Rows at or below this count take the streaming (GEMV) path: bf16 weights up to 32 where there
+// are no AMX tiles (their kernel reads each activation vector once for two weight rows, which
+// beats converting tiles for sgemm at batched-decode sizes), everything else up to 8.
 constexpr int64_t kGemvMaxRows = 8;
+constexpr int64_t kGemvMaxRowsBf16 = 32;
+int64_t gemv_max_rows(DType t) {
+  return t == DType::BF16 && !kernels().amx ? kGemvMaxRowsBf16 : kGemvMaxRows;
+}
 // Weight rows per converted tile (about 1 MiB of f32 for K = 1024).
 constexpr int64_t kTileFloats = int64_t{1} << 18;
 
@@ -243,7 +249,7 @@ void CpuBackend::linear(const Tensor& x, const Tensor& W, const Tensor* b, Tenso
   const int64_t M = x.dim(0), K = x.dim(1), N = W.dim(0);
   float* yp = y.data<float>();
   const int64_t ldy = y.row_stride();
-  if (M > 0 && M <= kGemvMaxRows) {
+  if (M > 0 && M <= gemv_max_rows(W.dtype())) {
     gemv(x, W, y);
   } else if (M > 0) {
     const int64_t done = amx_product(M, N, K, {x.data<float>(), x.row_stride(), false, DType::F32},
@@ -263,7 +269,7 @@ void CpuBackend::linear(const Tensor& x, const Tensor& W, const Tensor* b, Tenso
 void CpuBackend::linear_group(const Tensor& x, std::span<const LinearTarget> targets) {
   const int64_t M = x.dim(0), K = x.dim(1);
   constexpr size_t kMax = 4;
-  bool one_pass = M > 0 && M <= kGemvMaxRows && !targets.empty() && targets.size() <= kMax;
+  bool one_pass = M > 0 && !targets.empty() && M <= gemv_max_rows(targets[0].W->dtype()) && targets.size() <= kMax;
   for (const LinearTarget& t : targets) one_pass = one_pass && t.W->dtype() == targets[0].W->dtype();
   if (!one_pass) {
     for (const LinearTarget& t : targets) linear(x, *t.W, t.b, *t.y);

@@ -196,6 +196,39 @@ void dot4_bf16_pairs(const uint16_t* w, const float* x, int64_t ldx, int m, int6
   }
 }
 
+// Two weight rows against up to 4 inputs: each input vector is loaded once for both rows. Every
+// (row, input) sum runs exactly as in dot4_bf16_pairs, so the result does not depend on which
+// kernel a row went through.
+void dot2x4_bf16_pairs(const uint16_t* w0, const uint16_t* w1, const float* x, int64_t ldx, int m, int64_t n,
+                       float* out0, float* out1) {
+  VecF acc[2][4][2];
+  for (int k = 0; k < 4; ++k) acc[0][k][0] = acc[0][k][1] = acc[1][k][0] = acc[1][k][1] = VecF::zero();
+  int64_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    prefetch(w0 + i + kAhead);
+    prefetch(w1 + i + kAhead);
+    VecF lo0, hi0, lo1, hi1;
+    VecF::load_bf16_pair(w0 + i, lo0, hi0);
+    VecF::load_bf16_pair(w1 + i, lo1, hi1);
+    for (int k = 0; k < m; ++k) {
+      const VecF xl = VecF::load(x + k * ldx + i), xh = VecF::load(x + k * ldx + i + N);
+      acc[0][k][0] = fma(lo0, xl, acc[0][k][0]);
+      acc[0][k][1] = fma(hi0, xh, acc[0][k][1]);
+      acc[1][k][0] = fma(lo1, xl, acc[1][k][0]);
+      acc[1][k][1] = fma(hi1, xh, acc[1][k][1]);
+    }
+  }
+  for (int k = 0; k < m; ++k) {
+    float s0 = (acc[0][k][0] + acc[0][k][1]).sum(), s1 = (acc[1][k][0] + acc[1][k][1]).sum();
+    for (int64_t j = i; j < n; ++j) {
+      s0 += bf16f(w0[j]) * x[k * ldx + j];
+      s1 += bf16f(w1[j]) * x[k * ldx + j];
+    }
+    out0[k] = s0;
+    out1[k] = s1;
+  }
+}
+
 float dot_f32_k(const float* w, const float* x, int64_t n) {
   return dot_t<LF32>(w, x, n);
 }
@@ -211,7 +244,21 @@ void gemv_f32_k(const float* W, int64_t ldw, int64_t K, int64_t r0, int64_t r1, 
 }
 void gemv_bf16_k(const uint16_t* W, int64_t ldw, int64_t K, int64_t r0, int64_t r1, const float* x, int64_t M,
                  int64_t ldx, float* y, int64_t ldy) {
-  for (int64_t r = r0; r < r1; ++r) {
+  int64_t r = r0;
+  if constexpr (N >= 16) {  // 32 vector registers: two rows at a time (16 accumulators)
+    if (M > 1)
+      for (; r + 2 <= r1; r += 2)
+        for (int64_t m0 = 0; m0 < M; m0 += 4) {
+          const int m = static_cast<int>(M - m0 < 4 ? M - m0 : 4);
+          float out0[4], out1[4];
+          dot2x4_bf16_pairs(W + r * ldw, W + (r + 1) * ldw, x + m0 * ldx, ldx, m, K, out0, out1);
+          for (int k = 0; k < m; ++k) {
+            y[(m0 + k) * ldy + r] = out0[k];
+            y[(m0 + k) * ldy + r + 1] = out1[k];
+          }
+        }
+  }
+  for (; r < r1; ++r) {
     const uint16_t* w = W + r * ldw;
     if (M == 1) {
       y[r] = dot_bf16_pairs(w, x, K);

@@ -73,7 +73,8 @@ class Pool {
     // pending_ before next_, and next_ with release: a worker still leaving the previous call
     // that grabs a chunk of this one through next_ sees this call's fn_, sizes and count.
     pending_.store(static_cast<int>(chunks - 1), std::memory_order_relaxed);
-    next_.store(1, std::memory_order_release);
+    call_ += 1;
+    next_.store(ticket(call_, chunks, 1), std::memory_order_release);
     {
       std::lock_guard<std::mutex> lk(mu_);  // a sleeping worker sees the new generation under the lock
       generation_.fetch_add(1, std::memory_order_release);
@@ -82,8 +83,7 @@ class Pool {
     inside = true;
     run_chunk(0, caller_scratch().p);
     // Help with remaining chunks instead of idling.
-    for (int64_t c; (c = next_.fetch_add(1, std::memory_order_acq_rel)) < chunks_;)
-      run_chunk_counted(c, caller_scratch().p);
+    for (int64_t c; (c = claim()) >= 0;) run_chunk_counted(c, caller_scratch().p);
     inside = false;
     // Decode runs hundreds of short ops per token: wait by spinning first, then sleep.
     for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
@@ -109,6 +109,18 @@ class Pool {
 #elif defined(__aarch64__)
     asm volatile("yield");
 #endif
+  }
+  // next_ packs (call, chunks, next index): a thread claims a chunk by one fetch_add and judges
+  // it against the chunk count of the same call. (Reading chunks_ separately let a worker that
+  // was late leaving one call count its past-the-end index against the next call's larger
+  // count, run a chunk twice and let that call return while the chunk still ran.)
+  static uint64_t ticket(uint64_t call, int64_t chunks, int64_t index) {
+    return (call << 40) | (static_cast<uint64_t>(chunks) << 20) | static_cast<uint64_t>(index);
+  }
+  int64_t claim() {
+    const uint64_t v = next_.fetch_add(1, std::memory_order_acq_rel);
+    const auto index = static_cast<int64_t>(v & 0xFFFFF), chunks = static_cast<int64_t>((v >> 20) & 0xFFFFF);
+    return index < chunks ? index : -1;
   }
   void run_chunk(int64_t c, void* scratch) {
     int64_t b = total_ * c / chunks_, e = total_ * (c + 1) / chunks_;
@@ -139,8 +151,9 @@ class Pool {
       }
       if (stop_.load()) return;
       seen = g;
-      void* scratch = scratch_[static_cast<size_t>(index)].p;
-      for (int64_t c; (c = next_.fetch_add(1, std::memory_order_acq_rel)) < chunks_;) run_chunk_counted(c, scratch);
+      // The scratch pointer is read after each claim: a chunk claimed from the next call may
+      // come after that call's caller grew (reallocated) this worker's scratch.
+      for (int64_t c; (c = claim()) >= 0;) run_chunk_counted(c, scratch_[static_cast<size_t>(index)].p);
     }
   }
 
@@ -154,7 +167,8 @@ class Pool {
   std::atomic<int> sleepers_{0};
   const ScratchFn* fn_ = nullptr;
   int64_t total_ = 0, chunks_ = 0;
-  std::atomic<int64_t> next_{0};
+  std::atomic<uint64_t> next_{0};
+  uint64_t call_ = 0;  // calls so far (the caller's side only)
   std::atomic<int> pending_{0};
 };
 
