@@ -5,12 +5,14 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 #include "common.h"
 #include "yak/base/error.h"
 #include "yak/ops/ops.h"
 #include "yak/serve/server.h"
+#include "yak/train/reward.h"
 
 namespace yak::cli {
 namespace fs = std::filesystem;
@@ -21,14 +23,52 @@ void on_stop_signal(int) {
   g_stop = true;
 }
 
+// Serves until SIGINT/SIGTERM: then stops listening, runs drain (finish in-flight work) and
+// returns once every connection is done.
+void serve_until_signal(serve::ApiServer& server, const std::function<void()>& drain) {
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  std::signal(SIGPIPE, SIG_IGN);
+  std::thread watcher([&] {
+    while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    server.stop();  // no new connections
+    drain();
+  });
+  server.run();
+  g_stop = true;
+  watcher.join();
+  std::fprintf(stderr, "yak serve: stopped\n");
+}
+
 struct ServeFlags {
   std::string model, tokenizer, lora, host = "127.0.0.1", api_key, cors, chat_template = "auto", alias;
   std::string cache_type = "f32", matmul_precision, pooling = "last";
   int port = 8080, parallel = 4, threads = 0, max_n = 16;
   int64_t ctx = 0, kv_size = 0, batch = 256, queue = 64, max_body_mb = 8;
   double shutdown_timeout = 10;
-  bool no_prefix_cache = false;
+  bool no_prefix_cache = false, reward = false, normalize_reward = false;
 };
+
+// `yak serve --reward`: a reward model behind POST /get_reward (and the common routes).
+void run_reward_server(const ServeFlags& f) {
+  ops::set_num_threads(f.threads);
+  apply_matmul_precision(f.matmul_precision);
+  train::RewardModelScorer scorer(f.model, f.normalize_reward);
+  auto tokenizer = load_model_tokenizer(f.model, f.tokenizer);
+  serve::ModelContext mc;
+  mc.id = !f.alias.empty() ? f.alias : fs::path(f.model).filename().string();
+  mc.tok = tokenizer.get();
+  serve::ServerOptions opt;
+  opt.api_key = f.api_key;
+  opt.cors = f.cors;
+  opt.max_body_bytes = static_cast<size_t>(f.max_body_mb) << 20;
+  serve::ApiServer server(mc, opt);
+  server.serve_rewards(scorer);
+  const int port = server.bind(f.host, f.port);
+  std::printf("yak serve: reward model %s, listening on http://%s:%d/get_reward\n", mc.id.c_str(), f.host.c_str(), port);
+  std::fflush(stdout);
+  serve_until_signal(server, [] {});
+}
 
 void run_serve(const ServeFlags& f) {
   ops::set_num_threads(f.threads);
@@ -67,25 +107,17 @@ void run_serve(const ServeFlags& f) {
   opt.cors = f.cors;
   opt.max_body_bytes = static_cast<size_t>(f.max_body_mb) << 20;
   opt.pooling = serve::parse_pooling(f.pooling);
-  serve::ApiServer server(sched, *model, mc, opt);
+  serve::ApiServer server(mc, opt);
+  server.serve_generation(sched, *model);
   const int port = server.bind(f.host, f.port);
   std::printf("yak serve: %s (%s), %d slots x %lld tokens, listening on http://%s:%d/v1\n", mc.id.c_str(),
               std::string(io::arch_name(cfg.arch)).c_str(), so.parallel, static_cast<long long>(mc.ctx), f.host.c_str(), port);
   std::fflush(stdout);
 
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
-  std::signal(SIGPIPE, SIG_IGN);
-  std::thread watcher([&] {
-    while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  serve_until_signal(server, [&] {
     std::fprintf(stderr, "yak serve: stopping (in-flight requests get %.0f s)\n", f.shutdown_timeout);
-    server.stop();  // no new connections
     sched.shutdown(std::chrono::milliseconds(static_cast<int64_t>(f.shutdown_timeout * 1000)));
   });
-  server.run();
-  g_stop = true;
-  watcher.join();
-  std::fprintf(stderr, "yak serve: stopped\n");
 }
 }  // namespace
 
@@ -95,6 +127,8 @@ void register_serve(CLI::App& app) {
   s->add_option("-m,--model", f->model, "Hugging Face model folder or GGUF file")->required();
   s->add_option("--host", f->host, "Address to listen on (default 127.0.0.1)");
   s->add_option("--port", f->port, "Port (default 8080; 0: any free port, printed)");
+  s->add_flag("--reward", f->reward, "Serve a reward model (POST /get_reward, OpenRLHF's protocol) instead of generation");
+  s->add_flag("--normalize_reward", f->normalize_reward, "--reward: normalize scores with the mean/std in config.json");
   s->add_option("--api-key", f->api_key, "Require Authorization: Bearer KEY on every route but /health");
   s->add_option("--parallel,--np", f->parallel, "Sequences decoded together (slots; default 4)");
   s->add_option("-c,--ctx-size", f->ctx, "Largest prompt + completion per request (default: the model's, at most 4096)");
@@ -114,7 +148,21 @@ void register_serve(CLI::App& app) {
   s->add_option("--shutdown-timeout", f->shutdown_timeout, "Seconds in-flight requests get after SIGTERM (default 10)");
   s->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   add_matmul_precision_flag(*s, f->matmul_precision);
-  s->callback([f] { run_serve(*f); });
+  s->callback([f] { f->reward ? run_reward_server(*f) : run_serve(*f); });
+}
+
+void register_serve_rm(CLI::App& app) {
+  auto f = std::make_shared<ServeFlags>();
+  f->port = 5000;
+  f->reward = true;
+  auto* s = app.add_subcommand("serve-rm", "Serve a reward model over HTTP (= yak serve --reward): POST /get_reward");
+  s->add_option("-m,--model,--reward_pretrain", f->model, "Reward model folder")->required();
+  s->add_option("--host", f->host, "Address to listen on");
+  s->add_option("--port", f->port, "Port (0: any free port; the URL is printed)");
+  s->add_flag("--normalize_reward", f->normalize_reward, "Normalize scores with the mean/std in config.json");
+  s->add_option("--api-key", f->api_key, "Require Authorization: Bearer KEY on every route but /health");
+  s->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
+  s->callback([f] { run_reward_server(*f); });
 }
 
 }  // namespace yak::cli

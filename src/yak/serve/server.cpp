@@ -9,6 +9,7 @@
 #include "yak/base/error.h"
 #include "yak/base/log.h"
 #include "yak/base/utf8.h"
+#include "yak/train/reward.h"
 
 namespace yak::serve {
 
@@ -82,21 +83,30 @@ std::string sse(const Json& j) {
 }
 }  // namespace
 
-ApiServer::ApiServer(Scheduler& scheduler, model::DecoderModel& model, ModelContext ctx, ServerOptions options)
-    : sched_(scheduler),
-      model_(model),
-      ctx_(std::move(ctx)),
-      opt_(std::move(options)),
-      started_(unix_now()),
-      counters_(std::make_shared<Counters>()) {
-  const auto& so = sched_.options();
-  http_.set_threads(opt_.threads > 0 ? opt_.threads : so.parallel + static_cast<int>(so.queue) + 8);
+ApiServer::ApiServer(ModelContext ctx, ServerOptions options)
+    : ctx_(std::move(ctx)), opt_(std::move(options)), started_(unix_now()), counters_(std::make_shared<Counters>()) {
+  http_.set_threads(opt_.threads > 0 ? opt_.threads : 16);
   http_.set_max_body_bytes(opt_.max_body_bytes);
   http_.set_error_body([](int status) {
     return error_body(status, status == 404   ? "no such route"
                               : status == 413 ? "the request body is too large"
                                               : "request refused");
   });
+  for (const char* prefix : {"/v1", ""})
+    http_.route("GET", std::string(prefix) + "/models", guarded([this](const http::Request&) { return models(); }));
+  http_.route("POST", "/tokenize", guarded([this](const http::Request& r) { return tokenize(r); }));
+  http_.route("POST", "/detokenize", guarded([this](const http::Request& r) { return detokenize(r); }));
+  http_.route("GET", "/health", guarded([](const http::Request&) { return json_reply(Json{{"status", "ok"}}); }, false));
+  http_.route("GET", "/metrics", guarded([this](const http::Request&) { return metrics(); }));
+  if (!opt_.cors.empty())
+    http_.route("OPTIONS", R"(/.*)", guarded([](const http::Request&) { return http::Reply{204, ""}; }, false));
+}
+
+void ApiServer::serve_generation(Scheduler& scheduler, model::DecoderModel& model) {
+  sched_ = &scheduler;
+  model_ = &model;
+  const auto& so = scheduler.options();
+  if (opt_.threads <= 0) http_.set_threads(so.parallel + static_cast<int>(so.queue) + 8);
   for (const char* prefix : {"/v1", ""}) {
     const std::string p = prefix;
     http_.route("POST", p + "/chat/completions",
@@ -104,14 +114,17 @@ ApiServer::ApiServer(Scheduler& scheduler, model::DecoderModel& model, ModelCont
     http_.route("POST", p + "/completions",
                 guarded([this](const http::Request& r) { return generate(r, Endpoint::Completion); }));
     http_.route("POST", p + "/embeddings", guarded([this](const http::Request& r) { return embeddings(r); }));
-    http_.route("GET", p + "/models", guarded([this](const http::Request&) { return models(); }));
   }
-  http_.route("POST", "/tokenize", guarded([this](const http::Request& r) { return tokenize(r); }));
-  http_.route("POST", "/detokenize", guarded([this](const http::Request& r) { return detokenize(r); }));
-  http_.route("GET", "/health", guarded([](const http::Request&) { return json_reply(Json{{"status", "ok"}}); }, false));
-  http_.route("GET", "/metrics", guarded([this](const http::Request&) { return metrics(); }));
-  if (!opt_.cors.empty())
-    http_.route("OPTIONS", R"(/.*)", guarded([](const http::Request&) { return http::Reply{204, ""}; }, false));
+}
+
+void ApiServer::serve_rewards(train::RewardModelScorer& scorer) {
+  scorer_ = &scorer;
+  http_.route("POST", "/get_reward", guarded([this](const http::Request& r) { return reward(r); }));
+}
+
+http::Reply ApiServer::reward(const http::Request& req) {
+  std::lock_guard<std::mutex> lock(reward_mu_);
+  return {200, train::answer_reward_request(*scorer_, req.body)};
 }
 
 http::Server::Route ApiServer::guarded(std::function<http::Reply(const http::Request&)> f, bool needs_key) {
@@ -157,7 +170,7 @@ http::Reply ApiServer::generate(const http::Request& req, Endpoint endpoint) {
         g.max_new_tokens = r->max_tokens;
         g.stop = r->stop;
         g.ignore_eos = r->ignore_eos;
-        handles.push_back(sched_.submit(std::move(g), r->logprobs, group));
+        handles.push_back(sched_->submit(std::move(g), r->logprobs, group));
       }
     }
   } catch (...) {
@@ -255,7 +268,7 @@ http::Reply ApiServer::embeddings(const http::Request& req) {
   auto ids = [&](const Json& a) {
     std::vector<int32_t> v;
     for (auto& x : a) {
-      if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() >= model_.config().vocab_size)
+      if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() >= model_->config().vocab_size)
         throw ApiError(400, "'input' token ids must be integers in the vocabulary", "input");
       v.push_back(x.get<int32_t>());
     }
@@ -293,12 +306,12 @@ http::Reply ApiServer::embeddings(const http::Request& req) {
                               std::to_string(ctx_.ctx), "input", "context_length_exceeded");
     total += static_cast<int64_t>(v.size());
   }
-  const int64_t H = model_.config().hidden_size;
+  const int64_t H = model_->config().hidden_size;
   std::vector<std::vector<float>> vecs(inputs.size());
-  sched_.run_exclusive([&] {
+  sched_->run_exclusive([&] {
     for (size_t i = 0; i < inputs.size(); ++i) {
       const auto& v = inputs[i];
-      model::KVCache cache(model_.config(), 1, static_cast<int64_t>(v.size()), DType::F32, model_.device());
+      model::KVCache cache(model_->config(), 1, static_cast<int64_t>(v.size()), DType::F32, model_->device());
       model::Batch b;
       b.ids = v;
       for (size_t p = 0; p < v.size(); ++p) {
@@ -306,7 +319,7 @@ http::Reply ApiServer::embeddings(const http::Request& req) {
         b.slot.push_back(0);
         if (opt_.pooling == Pooling::Mean || p + 1 == v.size()) b.logits_for.push_back(static_cast<int32_t>(p));
       }
-      Tensor h = model_.hidden_states(b, cache).to(cpu_device());
+      Tensor h = model_->hidden_states(b, cache).to(cpu_device());
       const float* x = h.data<float>();
       const auto rows = static_cast<int64_t>(b.logits_for.size());
       std::vector<double> acc(static_cast<size_t>(H), 0.0);
@@ -375,7 +388,6 @@ http::Reply ApiServer::models() const {
 }
 
 http::Reply ApiServer::metrics() const {
-  const auto m = sched_.metrics();
   std::string out;
   auto metric = [&](const char* name, const char* type, const char* help, const std::string& value) {
     out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " + value +
@@ -394,6 +406,8 @@ http::Reply ApiServer::metrics() const {
       out += "yak_http_requests_total{path=\"" + k.first + "\",status=\"" + std::to_string(k.second) + "\"} " +
              std::to_string(v) + "\n";
   }
+  if (!sched_) return {200, out, "text/plain; version=0.0.4"};
+  const auto m = sched_->metrics();
   out += "# HELP yak_requests_total Generations ended, by outcome.\n# TYPE yak_requests_total counter\n";
   out += "yak_requests_total{outcome=\"finished\"} " + std::to_string(m.requests_finished) + "\n";
   out += "yak_requests_total{outcome=\"cancelled\"} " + std::to_string(m.requests_cancelled) + "\n";

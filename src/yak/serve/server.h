@@ -4,11 +4,16 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "yak/base/http.h"
 #include "yak/serve/openai.h"
 #include "yak/serve/scheduler.h"
+
+namespace yak::train {
+class RewardModelScorer;
+}
 
 namespace yak::serve {
 
@@ -23,9 +28,15 @@ struct ServerOptions {
   Pooling pooling = Pooling::Last;
 };
 
+// The routes every server has (health, metrics, models, tokenize, detokenize), then what it
+// serves: generation over a scheduler, rewards over a reward model, or both.
 class ApiServer {
  public:
-  ApiServer(Scheduler& scheduler, model::DecoderModel& model, ModelContext ctx, ServerOptions options);
+  ApiServer(ModelContext ctx, ServerOptions options);
+  // /v1/chat/completions, /v1/completions, /v1/embeddings (the scheduler's model).
+  void serve_generation(Scheduler& scheduler, model::DecoderModel& model);
+  // POST /get_reward: OpenRLHF's remote reward-model protocol (what `yak serve-rm` answers).
+  void serve_rewards(train::RewardModelScorer& scorer);
   int bind(const std::string& host, int port) { return http_.bind(host, port); }
   void run() { http_.run(); }
   void wait_until_running() const { http_.wait_until_running(); }
@@ -42,8 +53,11 @@ class ApiServer {
   // Wraps a route: API key, CORS headers, ApiError / Unavailable / yak::Error -> error JSON.
   http::Server::Route guarded(std::function<http::Reply(const http::Request&)> f, bool needs_key = true);
 
-  Scheduler& sched_;
-  model::DecoderModel& model_;
+  http::Reply reward(const http::Request& req);
+  Scheduler* sched_ = nullptr;
+  model::DecoderModel* model_ = nullptr;
+  train::RewardModelScorer* scorer_ = nullptr;
+  std::mutex reward_mu_;  // one scoring at a time: the reward model and the thread pool are shared
   ModelContext ctx_;
   ServerOptions opt_;
   http::Server http_;
