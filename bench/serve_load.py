@@ -90,10 +90,10 @@ def peak_rss_mb(pid):
     return float("nan")
 
 
-def run_level(url, clients, requests_per_client, max_tokens, seed):
+def run_level(url, clients, requests_per_client, max_tokens, seed, lengths=(8, 32, 96, 192)):
     rng = random.Random(seed)
     # Mixed prompt lengths: short questions, paragraphs, long documents.
-    jobs = [[text_of(rng.choice([8, 32, 96, 192]), rng) for _ in range(requests_per_client)] for _ in range(clients)]
+    jobs = [[text_of(rng.choice(lengths), rng) for _ in range(requests_per_client)] for _ in range(clients)]
     results, lock = [], threading.Lock()
 
     def client(prompts):
@@ -153,6 +153,12 @@ def main():
         per = 2 if c <= 16 else 1  # bounded: 2 requests per client up to 16 clients, 1 beyond
         r = run_level(a.url, c, per, a.max_tokens, seed=c)
         r.update(name=a.name, kind="load", peak_rss_mb=peak_rss_mb(a.pid))
+        print(json.dumps(r), flush=True)
+    # Decode alone: every client starts together with a short prompt, so nearly every step is
+    # a decode step of all of them (the aggregate decode rate the batch reaches).
+    for c in (1, 16):
+        r = run_level(a.url, c, 1, a.max_tokens, seed=100 + c, lengths=(4,))
+        r.update(name=a.name, kind="decode", peak_rss_mb=peak_rss_mb(a.pid))
         print(json.dumps(r), flush=True)
     r = run_prefix(a.url, 7, a.system_words, a.prefix_trials)
     r.update(name=a.name, kind="prefix", peak_rss_mb=peak_rss_mb(a.pid))

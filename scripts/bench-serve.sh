@@ -54,9 +54,14 @@ run_load() {  # name pid
   wait "$2" || true
 }
 
-echo "bench-serve: yak serve ($threads threads)"
-build/bin/yak serve -m "$model" --port $port --parallel 16 --ctx-size 2048 -t "$threads" >"$peers/yak-serve.log" 2>&1 &
-run_load yak $!
+# yak at its default f32-accurate precision, then at bf16 numerics (--matmul-precision medium),
+# which is what llama.cpp computes with bf16 weights.
+for prec in high medium; do
+  echo "bench-serve: yak serve ($threads threads, --matmul-precision $prec)"
+  build/bin/yak serve -m "$model" --port $port --parallel 16 --ctx-size 2048 -t "$threads" --matmul-precision $prec \
+    >"$peers/yak-serve.log" 2>&1 &
+  run_load "yak ($prec)" $!
+done
 
 src=$peers/llama_cpp_python-$llama_version/vendor/llama.cpp
 if [[ ! -d $src ]]; then

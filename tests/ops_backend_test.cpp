@@ -1186,6 +1186,34 @@ TEST(OpsBackend, MatmulPrecisionMedium) {
   ops::set_matmul_precision(before);
 }
 
+TEST(OpsBackend, MatmulPrecisionMediumDecode) {
+  // Batched decode (2..32 rows) of bf16 weights at Medium runs on bf16 dot products where the CPU
+  // has AVX512_BF16: the f32 sum of products of the bf16-rounded activations and the weights.
+  // One row, or a CPU without them, keeps the f32 product. Odd N and a K past the last block of
+  // 32 reach the kernel's tails; linear_group takes the same path.
+  const ops::MatmulPrecision before = ops::matmul_precision();
+  ops::set_matmul_precision(ops::MatmulPrecision::Medium);
+  std::mt19937 rng(12);
+  const int64_t N = 67, K = 100;
+  const Tensor W = as_dtype(randn({N, K}, rng), DType::BF16), W2 = as_dtype(randn({N, K}, rng), DType::BF16);
+  for (int64_t M : {1, 2, 5, 16, 32}) {
+    const Tensor x = randn({M, K}, rng);
+    const bool dot = ops::cpu::kernels().gemv_bf16_dp && M >= 2;
+    const Vec xr = dot ? values(as_dtype(x, DType::BF16)) : values(x);
+    Tensor y = nan_f32({M, N});
+    ops::linear(x, W, nullptr, y);
+    Measure m("linear", cat("medium precision decode, bf16 W [", N, "x", K, "], x [", M, "x", K, "]"));
+    m.nmse(values(y), ref_linear(xr, values(W), Vec{}, M, N, K), kTolF32, dot ? "bf16 dot products" : "f32");
+    Tensor y1 = nan_f32({M, N}), y2 = nan_f32({M, N});
+    const ops::LinearTarget targets[] = {{&W, nullptr, &y1}, {&W2, nullptr, &y2}};
+    ops::linear_group(x, targets);
+    Measure g("linear_group", cat("medium precision decode, two bf16 W [", N, "x", K, "], x [", M, "x", K, "]"));
+    g.nmse(values(y1), ref_linear(xr, values(W), Vec{}, M, N, K), kTolF32, "first");
+    g.nmse(values(y2), ref_linear(xr, values(W2), Vec{}, M, N, K), kTolF32, "second");
+  }
+  ops::set_matmul_precision(before);
+}
+
 TEST(OpsBackend, Embedding) {
   for_each_isa([] {
     std::mt19937 rng(21);

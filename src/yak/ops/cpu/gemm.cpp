@@ -53,8 +53,30 @@ int64_t split_grain(int64_t n) {
   return std::max<int64_t>(16, (n / std::max(1, num_threads()) + 15) / 16 * 16);
 }
 
+// bf16 weights at --matmul-precision medium on AVX512_BF16, two rows or more (batched decode):
+// activations rounded to bf16 once, then bf16 dot products. One row stays on the f32 kernel,
+// which already runs at the memory's speed.
+bool bf16_dot_path(const Tensor& W, int64_t M) {
+  return M >= 2 && W.dtype() == DType::BF16 && matmul_precision() == MatmulPrecision::Medium && kernels().gemv_bf16_dp;
+}
+Tensor round_rows_to_bf16(const float* x, int64_t lda, int64_t M, int64_t K) {
+  Tensor xb = Tensor::empty({M, K}, DType::BF16);
+  auto* p = static_cast<uint16_t*>(xb.raw());
+  for (int64_t m = 0; m < M; ++m) kernels().f32_to_bf16(x + m * lda, p + m * K, K);
+  return xb;
+}
+
 void gemv(const Tensor& x, const Tensor& W, Tensor& y) {
   const int64_t M = x.dim(0), K = x.dim(1), N = W.dim(0);
+  if (bf16_dot_path(W, M)) {
+    const Tensor xb = round_rows_to_bf16(x.data<float>(), x.row_stride(), M, K);
+    const auto* xp = static_cast<const uint16_t*>(xb.raw());
+    const auto* wp = static_cast<const uint16_t*>(W.raw());
+    float* yp = y.data<float>();
+    const int64_t ldw = W.row_stride(), ldy = y.row_stride();
+    parallel_for(N, 64, [&](int64_t r0, int64_t r1) { kernels().gemv_bf16_dp(wp, ldw, K, r0, r1, xp, M, K, yp, ldy); });
+    return;
+  }
   const CpuTypeTraits& tr = weight_traits(W);
   const float* xa = x.data<float>();
   int64_t lda = x.row_stride();
@@ -279,8 +301,11 @@ void CpuBackend::linear_group(const Tensor& x, std::span<const LinearTarget> tar
   const CpuTypeTraits& tr = weight_traits(*targets[0].W);
   const float* xa = x.data<float>();
   int64_t lda = x.row_stride();
-  Tensor prepared;
-  if (tr.prep) {
+  Tensor prepared, xb;
+  const bool dot_bf16 = bf16_dot_path(*targets[0].W, M);
+  if (dot_bf16) {
+    xb = round_rows_to_bf16(xa, lda, M, K);
+  } else if (tr.prep) {
     prepared = Tensor::empty({M, K});
     float* pp = prepared.data<float>();
     for (int64_t m = 0; m < M; ++m) tr.prep(xa + m * lda, K, pp + m * K);
@@ -294,8 +319,13 @@ void CpuBackend::linear_group(const Tensor& x, std::span<const LinearTarget> tar
       const int64_t a = std::max(r0, start[i]) - start[i], b = std::min(r1, start[i + 1]) - start[i];
       if (a >= b) continue;
       const Tensor& W = *targets[i].W;
-      tr.gemv(W.raw(), static_cast<int64_t>(dtype_bytes(W.dtype(), W.row_stride())), K, a, b, xa, M, lda,
-              targets[i].y->data<float>(), targets[i].y->row_stride());
+      if (dot_bf16)
+        kernels().gemv_bf16_dp(static_cast<const uint16_t*>(W.raw()), W.row_stride(), K, a, b,
+                               static_cast<const uint16_t*>(xb.raw()), M, K, targets[i].y->data<float>(),
+                               targets[i].y->row_stride());
+      else
+        tr.gemv(W.raw(), static_cast<int64_t>(dtype_bytes(W.dtype(), W.row_stride())), K, a, b, xa, M, lda,
+                targets[i].y->data<float>(), targets[i].y->row_stride());
     }
   });
   const KernelTable& k = kernels();

@@ -16,7 +16,8 @@ namespace yak::ops::cpu {
 const KernelTable* table_scalar();
 const KernelTable* table_avx2();
 const KernelTable* table_avx512();
-void use_vnni_kernels(KernelTable& t);  // kernels_vnni.cpp
+void use_vnni_kernels(KernelTable& t);    // kernels_vnni.cpp
+void use_bf16dp_kernels(KernelTable& t);  // kernels_bf16dp.cpp
 
 namespace {
 
@@ -83,8 +84,16 @@ const KernelTable* compiled(Isa isa) {
       return table_scalar();
     case Isa::Avx2:
       return table_avx2();
-    case Isa::Avx512:
-      return table_avx512();
+    case Isa::Avx512: {
+      static const KernelTable* t = [] {
+        const KernelTable* base = table_avx512();
+        if (!base) return static_cast<const KernelTable*>(nullptr);
+        static KernelTable with = *base;
+        use_bf16dp_kernels(with);  // where the CPU has AVX512_BF16
+        return static_cast<const KernelTable*>(&with);
+      }();
+      return t;
+    }
     case Isa::Amx: {
       static const KernelTable* t = [] {
         const KernelTable* base = table_avx512();
@@ -93,6 +102,7 @@ const KernelTable* compiled(Isa isa) {
         with.isa = Isa::Amx;
         with.amx = amx_kernels();
         use_vnni_kernels(with);  // every CPU with AMX has AVX-512 VNNI
+        use_bf16dp_kernels(with);
         return static_cast<const KernelTable*>(&with);
       }();
       return t;

@@ -102,6 +102,11 @@ struct KernelTable {
                     int64_t ldx, float* y, int64_t ldy);
   void (*gemv_f16)(const uint16_t* W, int64_t ldw, int64_t K, int64_t r0, int64_t r1, const float* x, int64_t M,
                    int64_t ldx, float* y, int64_t ldy);
+  // Matrix-vector products of bf16 weights with bf16 activations (rows x[m * ldx..], rounded from
+  // f32 by f32_to_bf16), f32 sums, on AVX512_BF16 dot products: --matmul-precision medium's
+  // decode kernel. Null where the CPU lacks the instructions.
+  void (*gemv_bf16_dp)(const uint16_t* W, int64_t ldw, int64_t K, int64_t r0, int64_t r1, const uint16_t* x,
+                       int64_t M, int64_t ldx, float* y, int64_t ldy) = nullptr;
   // y[i] += a * x[i]
   void (*axpy)(float a, const float* x, float* y, int64_t n);
   // out[i] = a[i] + b[i]; out[i] = s * x[i]; out[i] = a[i] * b[i] (out may alias an input)
