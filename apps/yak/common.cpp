@@ -47,13 +47,7 @@ void SamplingFlags::add(CLI::App& app) {
 }
 
 infer::SamplingParams SamplingFlags::resolve(const io::GenerationDefaults& d) const {
-  infer::SamplingParams p;
-  p.do_sample = d.do_sample.value_or(false);
-  if (d.temperature) p.temperature = static_cast<float>(*d.temperature);
-  if (d.top_k) p.top_k = static_cast<int>(*d.top_k);
-  if (d.top_p) p.top_p = static_cast<float>(*d.top_p);
-  if (d.min_p) p.min_p = static_cast<float>(*d.min_p);
-  if (d.repetition_penalty) p.repetition_penalty = static_cast<float>(*d.repetition_penalty);
+  infer::SamplingParams p = infer::sampling_defaults(d);
   if (temperature) {
     p.temperature = *temperature;
     p.do_sample = *temperature > 0;

@@ -7,6 +7,8 @@
 #include <span>
 #include <vector>
 
+#include "yak/io/hf_config.h"
+
 namespace yak::infer {
 
 struct SamplingParams {
@@ -21,6 +23,19 @@ struct SamplingParams {
   uint64_t seed = 0;
   bool greedy() const { return !do_sample || temperature <= 0.0f; }
 };
+
+// The checkpoint's generation_config.json as sampling settings (what `yak generate` and `yak
+// serve` start from before their flags or request fields).
+inline SamplingParams sampling_defaults(const io::GenerationDefaults& d) {
+  SamplingParams p;
+  p.do_sample = d.do_sample.value_or(false);
+  if (d.temperature) p.temperature = static_cast<float>(*d.temperature);
+  if (d.top_k) p.top_k = static_cast<int>(*d.top_k);
+  if (d.top_p) p.top_p = static_cast<float>(*d.top_p);
+  if (d.min_p) p.min_p = static_cast<float>(*d.min_p);
+  if (d.repetition_penalty) p.repetition_penalty = static_cast<float>(*d.repetition_penalty);
+  return p;
+}
 
 // One surviving token while the warpers narrow the row down (internal to the sampler).
 struct SamplerCandidate {

@@ -84,14 +84,8 @@ std::string checked_text(const std::string& s, const std::string& field) {
 // Fields chat and completions share: sampling, stop, n, stream, max_tokens.
 void parse_common(const Fields& f, const ModelContext& m, ApiRequest& r) {
   if (auto s = f.string("model")) r.model = *s;
-  const auto& d = m.defaults;
   auto& p = r.sampling;
-  p.do_sample = d.do_sample.value_or(false);
-  if (d.temperature) p.temperature = static_cast<float>(*d.temperature);
-  if (d.top_k) p.top_k = static_cast<int>(*d.top_k);
-  if (d.top_p) p.top_p = static_cast<float>(*d.top_p);
-  if (d.min_p) p.min_p = static_cast<float>(*d.min_p);
-  if (d.repetition_penalty) p.repetition_penalty = static_cast<float>(*d.repetition_penalty);
+  p = infer::sampling_defaults(m.defaults);
   if (auto t = f.number("temperature", 0, 2)) {
     p.temperature = static_cast<float>(*t);
     p.do_sample = *t > 0;
