@@ -148,7 +148,8 @@ http::Server::Route ApiServer::guarded(std::function<http::Reply(const http::Req
       out.headers.emplace_back("Access-Control-Allow-Headers", "Authorization, Content-Type");
       out.headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
     }
-    counters_->count(req.path, out.status);
+    // Preflights match any path: counted under one name, so clients cannot grow the label set.
+    counters_->count(req.method == "OPTIONS" ? "(preflight)" : req.path, out.status);
     return out;
   };
 }
@@ -402,9 +403,12 @@ http::Reply ApiServer::metrics() const {
   out += "# TYPE yak_http_requests_total counter\n";
   {
     std::lock_guard<std::mutex> lock(counters_->mu);
-    for (auto& [k, v] : counters_->requests)
-      out += "yak_http_requests_total{path=\"" + k.first + "\",status=\"" + std::to_string(k.second) + "\"} " +
+    for (auto& [k, v] : counters_->requests) {
+      std::string path;  // a label value: backslash, quote and newline escaped
+      for (char c : k.first) path += c == '\\' ? "\\\\" : c == '"' ? "\\\"" : c == '\n' ? "\\n" : std::string(1, c);
+      out += "yak_http_requests_total{path=\"" + path + "\",status=\"" + std::to_string(k.second) + "\"} " +
              std::to_string(v) + "\n";
+    }
   }
   if (!sched_) return {200, out, "text/plain; version=0.0.4"};
   const auto m = sched_->metrics();

@@ -53,11 +53,13 @@ int64_t split_grain(int64_t n) {
   return std::max<int64_t>(16, (n / std::max(1, num_threads()) + 15) / 16 * 16);
 }
 
-// bf16 weights at --matmul-precision medium on AVX512_BF16, two rows or more (batched decode):
-// activations rounded to bf16 once, then bf16 dot products. One row stays on the f32 kernel,
-// which already runs at the memory's speed.
+// bf16 weights at --matmul-precision medium on AVX512_BF16, two rows or more: activations
+// rounded to bf16 once, then bf16 dot products — batched decode, and prefill too where there are
+// no AMX tiles (501-token prefill of the 0.5B shape: 215 tok/s through sgemm, 270 this way). One
+// row stays on the f32 kernel, which already runs at the memory's speed.
 bool bf16_dot_path(const Tensor& W, int64_t M) {
-  return M >= 2 && W.dtype() == DType::BF16 && matmul_precision() == MatmulPrecision::Medium && kernels().gemv_bf16_dp;
+  return M >= 2 && W.dtype() == DType::BF16 && matmul_precision() == MatmulPrecision::Medium &&
+         kernels().gemv_bf16_dp && (M <= kGemvMaxRows || !kernels().amx);
 }
 Tensor round_rows_to_bf16(const float* x, int64_t lda, int64_t M, int64_t K) {
   Tensor xb = Tensor::empty({M, K}, DType::BF16);
@@ -271,7 +273,7 @@ void CpuBackend::linear(const Tensor& x, const Tensor& W, const Tensor* b, Tenso
   const int64_t M = x.dim(0), K = x.dim(1), N = W.dim(0);
   float* yp = y.data<float>();
   const int64_t ldy = y.row_stride();
-  if (M > 0 && M <= gemv_max_rows(W.dtype())) {
+  if (M > 0 && (M <= gemv_max_rows(W.dtype()) || bf16_dot_path(W, M))) {
     gemv(x, W, y);
   } else if (M > 0) {
     const int64_t done = amx_product(M, N, K, {x.data<float>(), x.row_stride(), false, DType::F32},
