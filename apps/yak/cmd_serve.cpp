@@ -85,6 +85,7 @@ void run_serve(const ServeFlags& f) {
   mc.defaults = io::GenerationDefaults::load(f.model);
   if (tokenizer && f.chat_template != "none") mc.chat_template = pick_chat_template(f.chat_template, f.model, cfg);
   mc.max_n = f.max_n;
+  if (tokenizer) mc.vocab = std::make_shared<infer::VocabTrie>(*tokenizer);  // for constrained output
 
   serve::SchedulerOptions so;
   so.parallel = f.parallel;

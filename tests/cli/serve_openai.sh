@@ -15,10 +15,16 @@ srv=
 trap '[[ -n $srv ]] && kill $srv 2>/dev/null; rm -rf "$tmp"' EXIT
 bad() { echo "FAIL $1"; fails=$((fails + 1)); }
 
-if ! "$venv/bin/python" -c 'import openai' 2>/dev/null; then
-  python3 -m venv "$venv" >/dev/null 2>&1 && "$venv/bin/pip" install -q openai >/dev/null 2>&1
-  if ! "$venv/bin/python" -c 'import openai' 2>/dev/null; then
-    echo "SKIP: the openai package could not be installed into $venv"
+# The venv is shared with serve_chat_page.sh: install under a lock, creating it only when absent.
+# jsonschema (an independent validator) checks the constrained outputs.
+if ! "$venv/bin/python" -c 'import openai, jsonschema' 2>/dev/null; then
+  (
+    flock 9
+    [[ -x $venv/bin/python ]] || python3 -m venv "$venv"
+    "$venv/bin/python" -c 'import openai, jsonschema' 2>/dev/null || "$venv/bin/pip" install -q openai jsonschema
+  ) 9>"$venv.lock" >"$tmp/pip.log" 2>&1
+  if ! "$venv/bin/python" -c 'import openai, jsonschema' 2>/dev/null; then
+    echo "SKIP: the openai and jsonschema packages could not be installed into $venv: $(tail -3 "$tmp/pip.log")"
     exit 77
   fi
 fi

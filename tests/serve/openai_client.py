@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 
+import jsonschema
 import openai
 
 yak, model, base, key = sys.argv[1:5]
@@ -138,6 +139,53 @@ status, _, body = raw("POST", "/v1/embeddings", {"input": "a yak", "encoding_for
 floats = json.loads(body)["data"][0]["embedding"]
 check(max(abs(a - b) for a, b in zip(floats, e.data[0].embedding)) < 1e-6, "float and base64 embeddings agree")
 
+# Constrained output: every reply of a random model parses (json_object) and validates against
+# the schema (json_schema; checked by the independent `jsonschema` package), streamed or not.
+for seed in (1, 2):
+    j = client.chat.completions.create(model="qwen2_chat", messages=msgs, temperature=1.0, seed=seed, n=3,
+                                       max_tokens=190, response_format={"type": "json_object"})
+    for ch in j.choices:
+        try:
+            check(isinstance(json.loads(ch.message.content), dict), f"json_object gives an object: {ch.message.content!r}")
+        except ValueError:
+            check(False, f"json_object reply is not JSON: {ch.message.content!r} ({ch.finish_reason})")
+person = {"type": "object", "properties": {
+    "name": {"type": "string", "minLength": 1, "maxLength": 16},
+    "age": {"type": "integer", "minimum": 0},
+    "languages": {"type": "array", "items": {"type": "string", "enum": ["zh", "en", "fr"]}, "maxItems": 3},
+    "address": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12},
+                                                 "zip": {"type": ["string", "null"], "maxLength": 6}},
+                "required": ["city"], "additionalProperties": False},
+    "verified": {"type": "boolean"}},
+    "required": ["name", "age", "languages"], "additionalProperties": False}
+fmt = {"type": "json_schema", "json_schema": {"name": "person", "schema": person, "strict": True}}
+replies = []
+for seed in (3, 4, 5):
+    j = client.chat.completions.create(model="qwen2_chat", messages=msgs, temperature=1.0, seed=seed, n=3,
+                                       max_tokens=190, response_format=fmt)
+    replies += [(ch.message.content, ch.finish_reason) for ch in j.choices]
+parts = []
+for chunk in client.chat.completions.create(model="qwen2_chat", messages=msgs, temperature=1.0, seed=9,
+                                            max_tokens=190, response_format=fmt, stream=True):
+    if chunk.choices and chunk.choices[0].delta.content:
+        parts.append(chunk.choices[0].delta.content)
+replies.append(("".join(parts), "stop"))
+order = list(person["properties"])
+for text, finish in replies:
+    try:
+        obj = json.loads(text)
+        jsonschema.validate(obj, person)
+        keys = [k for k in obj]
+        check(keys == sorted(keys, key=order.index), f"properties in the schema's order: {keys}")
+        check(finish == "stop", f"a complete object ends with stop: {finish}")
+    except (ValueError, jsonschema.ValidationError) as ex:
+        check(False, f"json_schema reply {text!r} ({finish}): {ex}")
+status, _, body = raw("POST", "/v1/completions", {"prompt": "Answer:", "grammar": 'root ::= " yes" | " no"',
+                                                  "temperature": 1.0, "seed": 1, "max_tokens": 8})
+c = json.loads(body)
+check(status == 200 and c["choices"][0]["text"] in (" yes", " no") and c["choices"][0]["finish_reason"] == "stop",
+      f"grammar: {status} {body[:200]!r}")
+
 # Errors: OpenAI's shape and status, naming the field.
 try:
     openai.OpenAI(base_url=base, api_key="wrong", max_retries=0).models.list()
@@ -147,7 +195,10 @@ except openai.AuthenticationError as ex:
 check(raw("GET", "/health", auth=False)[0] == 200, "/health needs no key")
 for bad, param in [({"temperature": 5}, "temperature"), ({"top_logprobs": 3}, "top_logprobs"),
                    ({"n": 0}, "n"), ({"stop": 3}, "stop"), ({"max_tokens": "x"}, "max_tokens"),
-                   ({"response_format": {"type": "json_object"}}, "response_format")]:
+                   ({"response_format": {"type": "xml"}}, "response_format"),
+                   ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {
+                       "type": "integer", "maximum": 3}}}}, "response_format.json_schema"),
+                   ({"extra_body": {"grammar": "root ::= missing"}}, "grammar")]:
     try:
         client.chat.completions.create(model="qwen2_chat", messages=msgs, **bad)
         check(False, f"{bad} is refused")

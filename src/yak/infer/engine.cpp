@@ -54,6 +54,7 @@ size_t stop_holdback(const std::string& text, const std::vector<std::string>& st
 Continuation::Continuation(const GenerateRequest& req, const tok::Tokenizer* tok, std::span<const int32_t> eos)
     : req_(&req), eos_(eos), sampler_(req.sampling), tokens_(req.prompt), prompt_len_(req.prompt.size()) {
   if (tok) decoder_ = std::make_unique<tok::StreamDecoder>(*tok);
+  if (req.constraint) matcher_ = std::make_unique<GrammarMatcher>(*req.constraint);
   // Room for every token up front: a decode step never grows a vector.
   const auto room = static_cast<size_t>(std::max<int64_t>(req.max_new_tokens, 0)) + 1;
   tokens_.reserve(tokens_.size() + room);
@@ -63,6 +64,8 @@ Continuation::Continuation(const GenerateRequest& req, const tok::Tokenizer* tok
 }
 
 int32_t Continuation::step(std::span<float> logits) {
+  if (matcher_ && matcher_->mask(logits, req_->ignore_eos ? std::span<const int32_t>() : eos_) == 0)
+    throw Error("constrained output: no token of the vocabulary can continue the text");
   const int32_t id = sampler_.sample(logits, tokens_, generated_.size());
   accept(id);
   return id;
@@ -71,6 +74,8 @@ int32_t Continuation::step(std::span<float> logits) {
 void Continuation::accept(int32_t id) {
   if (done()) throw Error("Continuation::accept: the sequence has ended");  // no string built per token
   const bool is_eos = !req_->ignore_eos && std::binary_search(eos_.begin(), eos_.end(), id);
+  if (!is_eos && matcher_ && !matcher_->accept_token(id))
+    throw Error("constrained output: token " + std::to_string(id) + " does not follow the grammar");
   tokens_.push_back(id);
   if (is_eos) {
     finish_ = FinishReason::Stop;
@@ -90,10 +95,12 @@ void Continuation::accept(int32_t id) {
       }
     }
   }
-  if (static_cast<int64_t>(generated_.size()) >= req_->max_new_tokens) {
+  if (matcher_ && matcher_->finished()) {  // nothing may follow: end here, as an EOS would
+    finish_ = FinishReason::Stop;
+  } else if (static_cast<int64_t>(generated_.size()) >= req_->max_new_tokens) {
     finish_ = FinishReason::Length;
-    if (decoder_) text_ += decoder_->flush();
   }
+  if (done() && decoder_) text_ += decoder_->flush();
 }
 
 std::string Continuation::take_text() {

@@ -5,10 +5,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "yak/infer/grammar.h"
 #include "yak/infer/sampler.h"
 #include "yak/model/decoder.h"
 #include "yak/tokenizer/tokenizer.h"
@@ -21,6 +23,9 @@ struct GenerateRequest {
   int64_t max_new_tokens = 128;
   std::vector<std::string> stop;  // stop strings; the text returned ends before the first one
   bool ignore_eos = false;
+  // When set, every token keeps the text a prefix of a sentence of the grammar, and the sequence
+  // ends (Stop) as soon as the grammar allows nothing more.
+  std::optional<TokenConstraint> constraint;
 };
 
 // Why a sequence ended: an EOS token or a stop string (Stop), or max_new_tokens (Length).
@@ -80,6 +85,7 @@ class Continuation {
   const GenerateRequest* req_;
   std::span<const int32_t> eos_;
   Sampler sampler_;
+  std::unique_ptr<GrammarMatcher> matcher_;
   std::unique_ptr<tok::StreamDecoder> decoder_;
   std::vector<int32_t> tokens_, generated_;
   size_t prompt_len_;

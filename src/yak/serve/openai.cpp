@@ -5,6 +5,7 @@
 
 #include "yak/base/error.h"
 #include "yak/base/utf8.h"
+#include "yak/infer/json_schema.h"
 
 namespace yak::serve {
 
@@ -82,7 +83,59 @@ std::string checked_text(const std::string& s, const std::string& field) {
 }
 
 // Fields chat and completions share: sampling, stop, n, stream, max_tokens.
-void parse_common(const Fields& f, const ModelContext& m, ApiRequest& r) {
+// response_format (json_object, json_schema) and llama.cpp's `grammar` (GBNF): the constraint
+// every sampled token keeps. The schema is read from the raw body so its properties keep their
+// order (the parsed body sorts keys).
+void parse_constraint(const Fields& f, const ModelContext& m, std::string_view raw, ApiRequest& r) {
+  std::string gbnf, field;
+  if (f.has("response_format")) {
+    const Json& rf = f.at("response_format");
+    if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())
+      throw ApiError(400, "'response_format' must be an object with a \"type\"", "response_format");
+    const std::string t = rf["type"].get<std::string>();
+    field = "response_format";
+    const auto ordered = raw.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json::parse(raw, nullptr, false);
+    // The schema at rf[path...] as the body's text orders it.
+    auto schema_at = [&](std::initializer_list<const char*> path) {
+      const Json* plain = &rf;
+      for (const char* k : path) plain = &plain->at(k);
+      const nlohmann::ordered_json* at = ordered.is_object() && ordered.contains("response_format") ? &ordered["response_format"] : nullptr;
+      for (const char* k : path) at = at && at->is_object() && at->contains(k) ? &(*at)[k] : nullptr;
+      return at ? *at : nlohmann::ordered_json::parse(plain->dump());
+    };
+    try {
+      if (t == "text") {
+        if (rf.size() > 1) throw ApiError(400, "'response_format' of type \"text\" takes no other field", field);
+      } else if (t == "json_object") {
+        // llama.cpp also takes a schema here.
+        gbnf = rf.contains("schema") ? infer::json_schema_to_gbnf(schema_at({"schema"})) : infer::json_object_gbnf();
+      } else if (t == "json_schema") {
+        field = "response_format.json_schema";
+        if (!rf.contains("json_schema") || !rf["json_schema"].is_object() || !rf["json_schema"].contains("schema"))
+          throw ApiError(400, "'response_format' of type \"json_schema\" needs \"json_schema\": {\"name\", \"schema\"}",
+                         field);
+        gbnf = infer::json_schema_to_gbnf(schema_at({"json_schema", "schema"}));
+      } else {
+        throw ApiError(400, "'response_format' type must be text, json_object or json_schema, got \"" + t + "\"", field);
+      }
+    } catch (const Error& e) {
+      throw ApiError(400, std::string("'response_format' cannot be enforced: ") + e.what(), field);
+    }
+  }
+  if (auto g = f.string("grammar")) {
+    if (!gbnf.empty()) throw ApiError(400, "'grammar' and a JSON 'response_format' cannot be combined", "grammar");
+    gbnf = *g, field = "grammar";
+  }
+  if (gbnf.empty()) return;
+  if (!m.vocab) throw ApiError(400, "the served model has no tokenizer, so its output cannot be constrained", field);
+  try {
+    r.constraint = infer::TokenConstraint{infer::Grammar::parse(gbnf, field), m.vocab};
+  } catch (const Error& e) {
+    throw ApiError(400, e.what(), field);
+  }
+}
+
+void parse_common(const Fields& f, const ModelContext& m, std::string_view raw, ApiRequest& r) {
   if (auto s = f.string("model")) r.model = *s;
   auto& p = r.sampling;
   p = infer::sampling_defaults(m.defaults);
@@ -130,15 +183,7 @@ void parse_common(const Fields& f, const ModelContext& m, ApiRequest& r) {
     r.include_usage = sf.boolean("include_usage").value_or(false);
   }
   r.ignore_eos = f.boolean("ignore_eos").value_or(false);
-  if (f.has("response_format")) {
-    const Json& rf = f.at("response_format");
-    if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())
-      throw ApiError(400, "'response_format' must be an object with a \"type\"", "response_format");
-    const std::string t = rf["type"].get<std::string>();
-    if (t != "text")
-      throw ApiError(400, "'response_format' of type \"" + t + "\" is not supported yet (only \"text\")",
-                     "response_format");
-  }
+  parse_constraint(f, m, raw, r);
   if (f.has("tools")) {
     const Json& t = f.at("tools");
     if (!t.is_array()) throw ApiError(400, "'tools' must be an array", "tools");
@@ -268,11 +313,11 @@ Json parse_body(const std::string& body) {
   return j;
 }
 
-ApiRequest parse_chat_request(const Json& body, const ModelContext& m) {
+ApiRequest parse_chat_request(const Json& body, const ModelContext& m, std::string_view raw) {
   Fields f(body);
   ApiRequest r;
   r.endpoint = Endpoint::Chat;
-  parse_common(f, m, r);
+  parse_common(f, m, raw, r);
   if (!f.has("messages") || !f.at("messages").is_array() || f.at("messages").empty())
     throw ApiError(400, "'messages' must be a non-empty array", "messages");
   std::vector<tok::ChatMessage> msgs;
@@ -336,11 +381,11 @@ ApiRequest parse_chat_request(const Json& body, const ModelContext& m) {
   return r;
 }
 
-ApiRequest parse_completion_request(const Json& body, const ModelContext& m) {
+ApiRequest parse_completion_request(const Json& body, const ModelContext& m, std::string_view raw) {
   Fields f(body);
   ApiRequest r;
   r.endpoint = Endpoint::Completion;
-  parse_common(f, m, r);
+  parse_common(f, m, raw, r);
   if (!f.has("prompt")) throw ApiError(400, "'prompt' is required", "prompt");
   const Json& p = f.at("prompt");
   auto encode = [&](const Json& s) { return need_tokenizer(m).encode(checked_text(s.get<std::string>(), "prompt"), true); };

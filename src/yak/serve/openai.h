@@ -3,6 +3,7 @@
 // and sampling settings; replies, stream chunks and errors written as OpenAI writes them.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -10,6 +11,7 @@
 
 #include "yak/base/json.h"
 #include "yak/infer/engine.h"
+#include "yak/infer/grammar.h"
 #include "yak/io/hf_config.h"
 #include "yak/serve/scheduler.h"
 #include "yak/tokenizer/chat_template.h"
@@ -39,6 +41,7 @@ struct ModelContext {
   io::GenerationDefaults defaults;
   int64_t ctx = 0;  // largest prompt + completion
   int max_n = 16;   // largest `n`
+  std::shared_ptr<const infer::VocabTrie> vocab;  // for constrained output (set when tok is)
 };
 
 struct ApiRequest {
@@ -52,11 +55,13 @@ struct ApiRequest {
   bool stream = false, include_usage = false, echo = false;
   int logprobs = -1;  // alternatives per token (-1: no logprobs)
   bool ignore_eos = false;
+  std::optional<infer::TokenConstraint> constraint;  // response_format json_* or grammar
 };
 
-// Throw ApiError on anything wrong, naming the field.
-ApiRequest parse_chat_request(const Json& body, const ModelContext& m);
-ApiRequest parse_completion_request(const Json& body, const ModelContext& m);
+// Throw ApiError on anything wrong, naming the field. raw: the body's text, when there is one
+// (a JSON schema's properties keep its order).
+ApiRequest parse_chat_request(const Json& body, const ModelContext& m, std::string_view raw = {});
+ApiRequest parse_completion_request(const Json& body, const ModelContext& m, std::string_view raw = {});
 // Parses the body as JSON (400 when it is not an object).
 Json parse_body(const std::string& body);
 

@@ -115,6 +115,10 @@ void ApiServer::serve_generation(Scheduler& scheduler, model::DecoderModel& mode
                 guarded([this](const http::Request& r) { return generate(r, Endpoint::Completion); }));
     http_.route("POST", p + "/embeddings", guarded([this](const http::Request& r) { return embeddings(r); }));
   }
+  // The chat page itself holds no data; it sends the API key (asked in its settings) with its calls.
+  http_.route("GET", "/", guarded([](const http::Request&) {
+                return http::Reply{200, chat_page_html(), "text/html; charset=utf-8"};
+              }, false));
 }
 
 void ApiServer::serve_rewards(train::RewardModelScorer& scorer) {
@@ -156,8 +160,8 @@ http::Server::Route ApiServer::guarded(std::function<http::Reply(const http::Req
 
 http::Reply ApiServer::generate(const http::Request& req, Endpoint endpoint) {
   const Json body = parse_body(req.body);
-  auto r = std::make_shared<ApiRequest>(endpoint == Endpoint::Chat ? parse_chat_request(body, ctx_)
-                                                                   : parse_completion_request(body, ctx_));
+  auto r = std::make_shared<ApiRequest>(endpoint == Endpoint::Chat ? parse_chat_request(body, ctx_, req.body)
+                                                                   : parse_completion_request(body, ctx_, req.body));
   static std::atomic<int64_t> next_group{0};
   std::vector<std::shared_ptr<RequestHandle>> handles;
   try {
@@ -171,6 +175,7 @@ http::Reply ApiServer::generate(const http::Request& req, Endpoint endpoint) {
         g.max_new_tokens = r->max_tokens;
         g.stop = r->stop;
         g.ignore_eos = r->ignore_eos;
+        g.constraint = r->constraint;
         handles.push_back(sched_->submit(std::move(g), r->logprobs, group));
       }
     }

@@ -17,6 +17,9 @@ class RewardModelScorer;
 
 namespace yak::serve {
 
+// The chat page served at GET / (src/yak/serve/web/chat.html, built into the binary).
+const char* chat_page_html();
+
 enum class Pooling : uint8_t { Last, Mean };
 Pooling parse_pooling(const std::string& name);  // "last" | "mean"; throws yak::Error
 

@@ -95,6 +95,13 @@ bool BpeTokenizer::is_special(int32_t id) const {
   return id >= 0 && id < vocab_size() && kind_[id] == 2;
 }
 
+std::optional<std::string> BpeTokenizer::token_bytes(int32_t id) const {
+  if (id < 0 || id >= vocab_size() || kind_[id] == 2) return std::nullopt;
+  std::string out;
+  if (kind_[id] != 0 || !unicode_to_bytes(id_to_tok_[id], out)) return id_to_tok_[id];  // added tokens: literal text
+  return out;
+}
+
 std::string BpeTokenizer::describe() const {
   return "byte-level BPE (" + source_ + "), " + std::to_string(vocab_size()) + " tokens";
 }

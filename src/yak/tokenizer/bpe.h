@@ -56,6 +56,7 @@ class BpeTokenizer : public Tokenizer {
   std::optional<int32_t> token_to_id(std::string_view token) const override;
   std::string id_to_token(int32_t id) const override;
   bool is_special(int32_t id) const override;
+  std::optional<std::string> token_bytes(int32_t id) const override;
   std::string describe() const override;
 
  private:

@@ -33,4 +33,22 @@ std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& path) {
   throw Error(path.string() + ": unknown tokenizer file (expected tokenizer.json, *.model or *.gguf)");
 }
 
+std::optional<std::string> Tokenizer::token_bytes(int32_t id) const {
+  if (id < 0 || id >= vocab_size() || is_special(id)) return std::nullopt;
+  const std::string p = id_to_token(id);
+  auto hex = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1; };
+  if (p.size() == 6 && p.compare(0, 3, "<0x") == 0 && p[5] == '>' && hex(p[3]) >= 0 && hex(p[4]) >= 0)
+    return std::string(1, static_cast<char>(hex(p[3]) * 16 + hex(p[4])));
+  std::string out;
+  for (size_t i = 0; i < p.size();) {
+    if (p.compare(i, 3, "\xE2\x96\x81") == 0) {
+      out += ' ';
+      i += 3;
+    } else {
+      out += p[i++];
+    }
+  }
+  return out;
+}
+
 }  // namespace yak::tok

@@ -28,6 +28,11 @@ class Tokenizer {
   virtual std::optional<int32_t> token_to_id(std::string_view token) const = 0;
   virtual std::string id_to_token(int32_t id) const = 0;  // the vocabulary's spelling of the piece
   virtual bool is_special(int32_t id) const = 0;
+  // The bytes a token adds to the text in the middle of a sequence (no stripped leading space,
+  // byte pieces as their byte), for matching tokens against a grammar; nullopt for special and
+  // control tokens, which are not text. The default reads SentencePiece-style pieces
+  // (U+2581 for a space, <0xHH> for a byte).
+  virtual std::optional<std::string> token_bytes(int32_t id) const;
 
   std::optional<int32_t> bos_id() const { return bos_id_; }
   std::optional<int32_t> eos_id() const { return eos_id_; }

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# yak serve's chat page (GET /) in a real browser: tests/serve/chat_page_test.py drives Debian's
+# headless chromium through chromedriver with Selenium (installed from PyPI into the venv beside
+# the build), against the golden chat model behind an API key and a model slow enough to stop
+# mid-reply. SIGTERM stops both servers cleanly (exit 0). Installs chromium and chromium-driver
+# with apt-get when they are missing; skips (77) only when they or selenium cannot be installed.
+# Extra arguments go to the test (--screenshot PNG).
+set -u
+yak=$1 golden=$2
+shift 2
+here=$(cd "$(dirname "$0")/.." && pwd)
+m=$golden/models/qwen2_chat
+venv=$(dirname "$yak")/../openai-venv
+fails=0
+tmp=$(mktemp -d)
+chat= slow=
+trap '[[ -n $chat ]] && kill $chat 2>/dev/null; [[ -n $slow ]] && kill $slow 2>/dev/null; rm -rf "$tmp"' EXIT
+bad() { echo "FAIL $1"; fails=$((fails + 1)); }
+
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  sudo=
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "SKIP: chromium/chromedriver missing, and no root or sudo to install them"; exit 77; }
+    sudo="sudo -n"
+  fi
+  echo "installing chromium chromium-driver"
+  { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver; } \
+    >"$tmp/apt.log" 2>&1
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    echo "SKIP: chromium and chromium-driver could not be installed: $(tail -3 "$tmp/apt.log")"
+    exit 77
+  fi
+fi
+
+# The venv is shared with serve_openai.sh: install under a lock, creating it only when absent.
+if ! "$venv/bin/python" -c 'import selenium' 2>/dev/null; then
+  (
+    flock 9
+    [[ -x $venv/bin/python ]] || python3 -m venv "$venv"
+    "$venv/bin/python" -c 'import selenium' 2>/dev/null || "$venv/bin/pip" install -q selenium
+  ) 9>"$venv.lock" >"$tmp/pip.log" 2>&1
+  if ! "$venv/bin/python" -c 'import selenium' 2>/dev/null; then
+    echo "SKIP: the selenium package could not be installed into $venv: $(tail -3 "$tmp/pip.log")"
+    exit 77
+  fi
+fi
+
+# Starts `yak serve ARGS...` in the background, logging to $tmp/NAME.*; sets pid and url.
+start() {
+  local name=$1
+  shift
+  "$yak" serve --port 0 "$@" >"$tmp/$name.txt" 2>"$tmp/$name.err" &
+  pid=$!
+  url=
+  for _ in $(seq 300); do
+    url=$(grep -o 'http://[^ ]*/v1' "$tmp/$name.txt" 2>/dev/null)
+    [[ -n $url ]] && return 0
+    sleep 0.1
+  done
+  bad "serve printed no URL: $(cat "$tmp/$name.txt" "$tmp/$name.err")"
+  return 1
+}
+stop() {  # SIGTERM: the server drains and exits 0
+  local pid=$1 name=$2
+  kill -TERM "$pid"
+  wait "$pid"
+  local rc=$?
+  [[ $rc -eq 0 ]] || bad "$name serve exited $rc after SIGTERM: $(tail -3 "$tmp/$name.err")"
+  grep -q "stopped" "$tmp/$name.err" || bad "$name serve did not report its stop"
+}
+
+# A model slow enough that a long reply streams for many seconds (the tokenizer folder brings the
+# chat template along).
+cat >"$tmp/config.json" <<'JSON'
+{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 384, "intermediate_size": 1024,
+ "num_hidden_layers": 6, "num_attention_heads": 6, "num_key_value_heads": 2, "vocab_size": 501,
+ "max_position_embeddings": 4096, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "tie_word_embeddings": true,
+ "eos_token_id": 4}
+JSON
+"$yak" model init --config "$tmp/config.json" --out "$tmp/slow" --tokenizer "$m" --seed 3 >/dev/null || bad "model init"
+
+if start chat -m "$m" --api-key sk-chat-page --parallel 2; then
+  chat=$pid chat_url=$url
+  if start slow -m "$tmp/slow" --parallel 1 --ctx-size 4096; then
+    slow=$pid slow_url=$url
+    "$venv/bin/python" "$here/serve/chat_page_test.py" "$chat_url" sk-chat-page "$slow_url" "$@" ||
+      bad "chat page checks"
+    stop "$slow" slow
+    slow=
+  fi
+  stop "$chat" chat
+  chat=
+fi
+
+[[ $fails -eq 0 ]] && echo "serve_chat_page: all checks passed" || exit 1
