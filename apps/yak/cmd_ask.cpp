@@ -8,6 +8,7 @@
 #include <mutex>
 #include <thread>
 
+#include "ask_service.h"
 #include "common.h"
 #include "yak/ask/ask.h"
 #include "yak/ask/demo.h"
@@ -21,132 +22,6 @@
 namespace yak::cli {
 
 namespace {
-
-struct AskFlags {
-  std::string question, semantic, db, today, format = "table", chart;
-  std::vector<std::string> row_filters;
-  bool allow_sensitive = false;
-  int64_t max_rows = 1000;
-  int timeout_ms = 5000;
-  double threshold = 0.6;
-
-  // The query options `ask` and `ask serve` share.
-  void add_query_options(CLI::App& app) {
-    app.add_option("--max-rows", max_rows, "Row limit of every query");
-    app.add_option("--timeout-ms", timeout_ms, "Time limit of every query");
-    app.add_option("--threshold", threshold, "Rule confidence below which the question is not understood");
-    app.add_option("--row-filter", row_filters, "TABLE:CONDITION added to every read of TABLE (repeatable)");
-    app.add_flag("--allow-sensitive", allow_sensitive, "Allow sensitive columns");
-  }
-};
-
-// The model for hard questions: --llm local:DIR | openai:URL, plus the few-shot store.
-struct LlmFlags {
-  std::string llm, model, fewshot, chat_template = "auto", plugins, embed_model;
-  int samples = 1;
-  double temperature = 0.7, timeout = 120;
-  int64_t max_tokens = 512;
-  bool always = false;
-
-  void add(CLI::App& app) {
-    app.add_option("--llm", llm,
-                   "Model for questions the rules do not understand: local:DIR (yak's engine) or "
-                   "openai:http://HOST:PORT/v1 (any OpenAI-compatible server)");
-    app.add_option("--llm-model", model, "Model name sent to the server (default: the first of GET /models)");
-    app.add_option("--llm-samples", samples, "Self-consistency: vote over this many samples")->check(CLI::Range(1, 16));
-    app.add_option("--llm-temperature", temperature, "Sampling temperature when --llm-samples > 1");
-    app.add_option("--llm-max-tokens", max_tokens, "Longest reply");
-    app.add_option("--llm-timeout", timeout, "Seconds to wait for the server");
-    app.add_option("--chat-template", chat_template, "local models: auto, chatml, qwen3, llama2, alpaca2, plain");
-    app.add_flag("--llm-always", always, "Ask the model even when the rules understood the question");
-    app.add_option("--plugins", plugins, "YAML of documents and function plug-ins (see examples/music/plugins.yaml)");
-    app.add_option("--embed-model", embed_model, "Model folder whose hidden states rank documents with BM25");
-    app.add_option("--fewshot", fewshot,
-                   "JSONL of confirmed questions and their DSL, used as examples (--confirm appends to it)");
-  }
-
-  std::unique_ptr<ask::ChatModel> open() const {
-    if (llm.rfind("openai:", 0) == 0) return ask::make_openai_chat(llm.substr(7), model, timeout);
-    check(llm.rfind("local:", 0) == 0, "--llm '" + llm + "': expected local:DIR or openai:http://HOST:PORT/v1");
-    const std::string dir = llm.substr(6);
-    check(std::filesystem::is_directory(dir), "--llm " + llm + ": no such model folder");
-    auto m = model::DecoderModel::load(dir);
-    auto tok = load_model_tokenizer(dir, "");
-    check(tok != nullptr,
-          "--llm " + llm + ": no tokenizer (tokenizer.json, vocab.json or tokenizer.model) in the folder");
-    auto tmpl = chat_template == "auto"
-                    ? tok::ChatTemplate::from_config(load_tokenizer_config(dir), io::arch_name(m->config().arch))
-                    : tok::ChatTemplate::by_name(chat_template);
-    return ask::make_local_chat(std::move(m), std::move(tok), std::move(tmpl), dir);
-  }
-};
-
-// Everything the LLM path needs, alive for the command's run.
-struct LlmSetup {
-  std::unique_ptr<ask::ChatModel> chat;
-  std::unique_ptr<ask::LlmParser> parser;
-  ask::FewShotStore store;
-  std::unique_ptr<ask::Plugins> plugins;
-  std::unique_ptr<ask::Embedder> embedder;
-
-  LlmSetup(const LlmFlags& f, uint64_t seed) {
-    if (!f.fewshot.empty()) store = ask::FewShotStore(f.fewshot);
-    check(f.embed_model.empty() || !f.plugins.empty(), "--embed-model needs --plugins with documents to rank");
-    if (!f.plugins.empty()) {
-      plugins = std::make_unique<ask::Plugins>(ask::Plugins::load(f.plugins));
-      if (!f.embed_model.empty()) {
-        check(std::filesystem::is_directory(f.embed_model),
-              "--embed-model " + f.embed_model + ": no such model folder");
-        auto tok = load_model_tokenizer(f.embed_model, "");
-        check(tok != nullptr, "--embed-model " + f.embed_model + ": no tokenizer in the folder");
-        embedder = ask::make_model_embedder(model::DecoderModel::load(f.embed_model), std::move(tok));
-        plugins->docs.set_embedder(embedder.get());
-      }
-    }
-    if (f.llm.empty()) {
-      check(!f.always, "--llm-always needs --llm");
-      return;
-    }
-    chat = f.open();
-    ask::LlmOptions o;
-    o.samples = f.samples;
-    o.temperature = f.temperature;
-    o.max_tokens = f.max_tokens;
-    o.seed = seed;
-    parser = std::make_unique<ask::LlmParser>(*chat, o);
-    parser->add_examples(store.examples());
-  }
-  void apply(ask::AskOptions& o, const LlmFlags& f) const {
-    o.plugins = plugins.get();
-    o.llm = parser.get();
-    o.llm_always = f.always;
-  }
-};
-
-ask::AskOptions options(const AskFlags& f) {
-  ask::AskOptions o;
-  if (f.today.empty()) {
-    const auto now = std::chrono::system_clock::now();
-    const auto days = std::chrono::duration_cast<std::chrono::hours>(now.time_since_epoch()).count() / 24;
-    o.today = ask::Date::from_days(static_cast<int>(days));
-  } else {
-    auto d = ask::Date::parse(f.today);
-    check(d.has_value(), "--today '" + f.today + "': expected a date YYYY-MM-DD");
-    o.today = *d;
-  }
-  check(f.max_rows > 0, "--max-rows: expected a positive number");
-  check(f.timeout_ms > 0, "--timeout-ms: expected a positive number");
-  o.max_rows = f.max_rows;
-  o.timeout_ms = f.timeout_ms;
-  o.threshold = f.threshold;
-  o.allow_sensitive = f.allow_sensitive;
-  for (auto& rf : f.row_filters) {
-    const auto colon = rf.find(':');
-    check(colon != std::string::npos && colon > 0, "--row-filter '" + rf + "': expected TABLE:CONDITION");
-    o.row_filters.push_back({rf.substr(0, colon), rf.substr(colon + 1)});
-  }
-  return o;
-}
 
 std::string describe(const ask::Element& e) {
   std::string s = std::string(ask::element_kind_name(e.kind)) + " '" + e.text + "'";
@@ -380,50 +255,14 @@ void register_ask(CLI::App& app) {
                  "Re-read dimension values this often (0: only on POST /api/refresh)");
   slf->add(*sv);
   sv->callback([sf, sfl, slf] {
-    const auto base = options(*sfl);
-    auto db = ask::open_database(sfl->db);
-    ask::Asker asker(ask::SemanticModel::load(sfl->semantic), *db);
-    LlmSetup llm(*slf, 0);
-    std::mutex mu;  // one question at a time: connections and the knowledge base are shared
-    auto refresh = [&] {
-      const auto t0 = std::chrono::steady_clock::now();
-      const size_t n = asker.refresh_knowledge();
-      return Json{{"entries", n},
-                  {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
-    };
+    AskService service(*sfl, *slf);
     http::Server server;
-    server.post("/api/ask", [&](const std::string& body) {
-      const Json req = parse_json(body, "ask request");
-      check(req.is_object(), "ask request: expected a JSON object with 'question'");
-      const auto question = json_get<std::string>(req, "question", "ask request");
-      check(!question.empty(), "ask request: field 'question' is empty");
-      auto o = base;
-      llm.apply(o, *slf);
-      if (req.contains("today")) {
-        const auto d = ask::Date::parse(json_get<std::string>(req, "today", "ask request"));
-        check(d.has_value(), "ask request: field 'today' should be a date YYYY-MM-DD");
-        o.today = *d;
-      }
-      std::lock_guard<std::mutex> lock(mu);
-      const auto ans = asker.ask(question, o);
-      if (json_get_or<bool>(req, "confirm", false, "ask request") && ans.understood && !ans.sql.empty()) {
-        check(!slf->fewshot.empty(), "ask request: 'confirm' needs the server to run with --fewshot FILE");
-        llm.store.add(question, ans.dsl);
-      }
-      return http::Response{200, ans.to_json().dump(-1, ' ', false, Json::error_handler_t::replace)};
-    });
-    server.post("/api/refresh", [&](const std::string&) {
-      std::lock_guard<std::mutex> lock(mu);
-      return http::Response{200, refresh().dump()};
-    });
-    server.get("/api/health", [&](const std::string&) {
-      std::lock_guard<std::mutex> lock(mu);
-      return http::Response{
-          200, Json{{"status", "ok"}, {"server", db->server()}, {"entries", asker.knowledge().size()}}.dump()};
+    service.mount([&](const std::string& method, const std::string& path, http::Server::Route r) {
+      server.route(method, path, std::move(r));
     });
     const int port = server.bind(sf->host, sf->port);
     std::printf("listening on http://%s:%d/api/ask (%zu knowledge-base entries)\n", sf->host.c_str(), port,
-                asker.knowledge().size());
+                service.entries());
     std::fflush(stdout);
     g_ask_server = &server;
     std::signal(SIGINT, stop_ask_server);
@@ -437,9 +276,8 @@ void register_ask(CLI::App& app) {
           std::this_thread::sleep_for(std::chrono::milliseconds(100));
           if (std::chrono::steady_clock::now() - next < std::chrono::duration<double>(sf->refresh_seconds)) continue;
           next = std::chrono::steady_clock::now();
-          std::lock_guard<std::mutex> lock(mu);
           try {
-            refresh();
+            service.refresh();
           } catch (const Error& e) {
             std::fprintf(stderr, "yak: knowledge-base refresh failed: %s\n", e.what());
           }

@@ -8,9 +8,11 @@
 #include <functional>
 #include <thread>
 
+#include "ask_service.h"
 #include "common.h"
 #include "yak/base/error.h"
 #include "yak/ops/ops.h"
+#include "yak/serve/ask_chat.h"
 #include "yak/serve/server.h"
 #include "yak/train/reward.h"
 
@@ -47,6 +49,8 @@ struct ServeFlags {
   int64_t ctx = 0, kv_size = 0, batch = 256, queue = 64, max_body_mb = 8;
   double shutdown_timeout = 10;
   bool no_prefix_cache = false, reward = false, normalize_reward = false;
+  AskFlags ask;  // --semantic/--db: POST /api/ask beside the OpenAI routes
+  LlmFlags llm;
 };
 
 // `yak serve --reward`: a reward model behind POST /get_reward (and the common routes).
@@ -110,9 +114,24 @@ void run_serve(const ServeFlags& f) {
   opt.pooling = serve::parse_pooling(f.pooling);
   serve::ApiServer server(mc, opt);
   server.serve_generation(sched, *model);
+  serve::SchedulerChat served_chat(sched, mc);
+  std::unique_ptr<AskService> asking;
+  if (!f.ask.semantic.empty()) {
+    check(!f.ask.db.empty(), "--semantic needs --db (the database its questions are answered from)");
+    // Questions the rules do not understand go to the served model (or to --llm when given).
+    asking = std::make_unique<AskService>(f.ask, f.llm, mc.chat_template ? &served_chat : nullptr);
+    asking->mount([&](const std::string& method, const std::string& path, http::Server::Route r) {
+      server.add_route(method, path, std::move(r));
+    });
+  } else {
+    check(f.ask.db.empty(), "--db needs --semantic (the semantic model of its tables)");
+  }
   const int port = server.bind(f.host, f.port);
   std::printf("yak serve: %s (%s), %d slots x %lld tokens, listening on http://%s:%d/v1\n", mc.id.c_str(),
               std::string(io::arch_name(cfg.arch)).c_str(), so.parallel, static_cast<long long>(mc.ctx), f.host.c_str(), port);
+  if (asking)
+    std::printf("yak serve: questions on %s at http://%s:%d/api/ask (%zu knowledge-base entries)\n",
+                ask::redact_url(f.ask.db).c_str(), f.host.c_str(), port, asking->entries());
   std::fflush(stdout);
 
   serve_until_signal(server, [&] {
@@ -149,6 +168,11 @@ void register_serve(CLI::App& app) {
   s->add_option("--shutdown-timeout", f->shutdown_timeout, "Seconds in-flight requests get after SIGTERM (default 10)");
   s->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   add_matmul_precision_flag(*s, f->matmul_precision);
+  s->add_option("--semantic", f->ask.semantic, "Semantic model (YAML): also answer POST /api/ask as `yak ask serve` does");
+  s->add_option("--db", f->ask.db, "--semantic: database URL (sqlite:FILE, clickhouse://..., mysql://...)");
+  s->add_option("--today", f->ask.today, "--semantic: date that relative dates count from (default: today)");
+  f->ask.add_query_options(*s);
+  f->llm.add(*s, false);
   s->callback([f] { f->reward ? run_reward_server(*f) : run_serve(*f); });
 }
 

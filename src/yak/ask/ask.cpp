@@ -91,7 +91,12 @@ Answer Asker::ask(const std::string& question, const AskOptions& opt) const {
     if (p) return std::move(*p);
   }
   if (opt.llm && (!r.understood || opt.llm_always)) {
-    auto l = opt.llm->parse(question, a.mapping, model_, kb_, examples_for(opt.today), opt.today, opt.allow_sensitive);
+    LlmResult l;
+    try {
+      l = opt.llm->parse(question, a.mapping, model_, kb_, examples_for(opt.today), opt.today, opt.allow_sensitive);
+    } catch (const Error& e) {  // the model could not answer (unreachable, busy, prompt too long)
+      l.message = std::string("the model gave no answer: ") + e.what();
+    }
     Answer b;
     if (l.understood) {
       try {

@@ -86,8 +86,49 @@ std::string Request::header(const std::string& name) const {
   return "";
 }
 
+namespace {
+// httplib's server with its request processing reachable for handle_raw.
+struct RawServer : httplib::Server {
+  // Streamed bodies stop when httplib believes the server is shutting down (no listening
+  // socket): outside listen(), a placeholder stands in for one while the request is served.
+  void process(httplib::Stream& strm) {
+    const bool unbound = svr_sock_ == INVALID_SOCKET;
+    if (unbound) svr_sock_ = 0;
+    bool closed = false;
+    process_request(strm, true, closed, [](httplib::Request&) {});
+    if (unbound) svr_sock_ = INVALID_SOCKET;
+  }
+};
+
+// A connection that is a byte string: the request to read, the reply written after it.
+class MemoryStream final : public httplib::Stream {
+ public:
+  explicit MemoryStream(std::string_view in) : in_(in) {}
+  bool is_readable() const override { return true; }
+  bool is_writable() const override { return true; }
+  ssize_t read(char* ptr, size_t size) override {
+    const size_t n = std::min(size, in_.size() - at_);
+    std::copy_n(in_.data() + at_, n, ptr);
+    at_ += n;
+    return static_cast<ssize_t>(n);
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    out_.append(ptr, size);
+    return static_cast<ssize_t>(size);
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override { ip = "127.0.0.1", port = 1; }
+  void get_local_ip_and_port(std::string& ip, int& port) const override { ip = "127.0.0.1", port = 2; }
+  socket_t socket() const override { return INVALID_SOCKET; }
+  std::string out_;
+
+ private:
+  std::string_view in_;
+  size_t at_ = 0;
+};
+}  // namespace
+
 struct Server::Impl {
-  httplib::Server srv;
+  RawServer srv;
   std::atomic<bool> started{false}, finished{false};
   std::function<std::string(int)> error_body;
   int threads = 64;
@@ -192,6 +233,12 @@ void Server::route(const std::string& method, const std::string& path, Route h) 
     impl_->srv.Options(path, handler);
   else
     throw Error("http::Server::route: unsupported method " + method);
+}
+
+std::string Server::handle_raw(std::string_view request) {
+  MemoryStream strm(request);
+  impl_->srv.process(strm);
+  return std::move(strm.out_);
 }
 
 void Server::set_error_body(std::function<std::string(int)> f) {

@@ -81,6 +81,9 @@ class Server {
   void run();                       // serves until stop(); call after bind
   void wait_until_running() const;  // blocks until run() accepts connections (or ended)
   void stop();                      // from any thread
+  // Serves one request given as the bytes a client would send (no socket; for fuzzing and
+  // tests) and returns the bytes of the reply, streamed bodies included.
+  std::string handle_raw(std::string_view request);
 
  private:
   struct Impl;

@@ -40,6 +40,10 @@ class ApiServer {
   void serve_generation(Scheduler& scheduler, model::DecoderModel& model);
   // POST /get_reward: OpenRLHF's remote reward-model protocol (what `yak serve-rm` answers).
   void serve_rewards(train::RewardModelScorer& scorer);
+  // A further route behind the same key, CORS and error handling (e.g. `ask`'s /api/ask).
+  void add_route(const std::string& method, const std::string& path, http::Server::Route route, bool needs_key = true) {
+    http_.route(method, path, guarded(std::move(route), needs_key));
+  }
   int bind(const std::string& host, int port) { return http_.bind(host, port); }
   void run() { http_.run(); }
   void wait_until_running() const { http_.wait_until_running(); }
