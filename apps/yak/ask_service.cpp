@@ -56,6 +56,7 @@ http::Reply AskService::answer(const http::Request& http_req) {
   check(!question.empty(), "ask request: field 'question' is empty");
   auto o = base_;
   llm_->apply(o, llm_flags_);
+  o.llm_failure_answers = true;
   if (req.contains("today")) {
     const auto d = ask::Date::parse(json_get<std::string>(req, "today", "ask request"));
     check(d.has_value(), "ask request: field 'today' should be a date YYYY-MM-DD");

@@ -94,7 +94,8 @@ Answer Asker::ask(const std::string& question, const AskOptions& opt) const {
     LlmResult l;
     try {
       l = opt.llm->parse(question, a.mapping, model_, kb_, examples_for(opt.today), opt.today, opt.allow_sensitive);
-    } catch (const Error& e) {  // the model could not answer (unreachable, busy, prompt too long)
+    } catch (const Error& e) {
+      if (!opt.llm_failure_answers) throw;
       l.message = std::string("the model gave no answer: ") + e.what();
     }
     Answer b;

@@ -29,6 +29,9 @@ struct AskOptions {
   bool use_rollups = true;
   const LlmParser* llm = nullptr;    // asked when the rules fall below the threshold
   bool llm_always = false;           // ask the model even when the rules understood
+  // A model that cannot answer (unreachable, busy, prompt too long): an error (false, the CLI)
+  // or an answer not understood that says why (true, a server answering many clients).
+  bool llm_failure_answers = false;
   const Plugins* plugins = nullptr;  // documents and function plug-ins
 };
 
