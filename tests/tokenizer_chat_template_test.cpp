@@ -1,3 +1,4 @@
+#include <fstream>
 #include "tokenizer_test_util.h"
 #include "yak/base/error.h"
 #include "yak/tokenizer/chat_template.h"
@@ -78,3 +79,38 @@ TEST(TokenizerChatTemplate, ErrorsAndPlain) {
 
 }  // namespace
 }  // namespace yak::tok
+
+// Tools, tool calls and tool results as transformers renders Qwen2.5's and Qwen3's official
+// templates (tools/golden/make_tool_goldens.py): the tool JSON with Python's spacing, calls as
+// <tool_call> blocks, consecutive results in one user turn.
+TEST(ChatTools, MatchTheOfficialTemplates) {
+  std::ifstream in(std::string(YAK_GOLDEN_DIR) + "/tokenizer/chat_tools.json");
+  ASSERT_TRUE(in.good());
+  const auto cases = nlohmann::ordered_json::parse(in);
+  ASSERT_EQ(cases.size(), 10u);
+  for (const auto& c : cases) {
+    const std::string family = c["family"].get<std::string>();
+    auto t = yak::tok::ChatTemplate::by_name(family);
+    if (family == "chatml") t.set_default_system("You are Qwen, created by Alibaba Cloud. You are a helpful assistant.");
+    std::vector<yak::tok::ChatMessage> msgs;
+    for (const auto& m : c["messages"]) {
+      yak::tok::ChatMessage cm{m["role"].get<std::string>(), m["content"].is_string() ? m["content"].get<std::string>() : "", {}};
+      if (m.contains("tool_calls"))
+        for (const auto& tc : m["tool_calls"])
+          cm.tool_calls.push_back({tc["function"]["name"].get<std::string>(), yak::tok::python_json(tc["function"]["arguments"])});
+      msgs.push_back(std::move(cm));
+    }
+    yak::tok::ChatOptions o;
+    if (!c["tools"].is_null())
+      for (const auto& tool : c["tools"]) o.tools.push_back(yak::tok::python_json(tool));
+    EXPECT_EQ(t.render(msgs, o), c["rendered"].get<std::string>()) << family << ": " << c["case"];
+  }
+}
+
+TEST(ChatTools, FamiliesWithoutAToolFormatRefuse) {
+  auto t = yak::tok::ChatTemplate::by_name("llama2");
+  yak::tok::ChatOptions o;
+  o.tools = {"{}"};
+  std::vector<yak::tok::ChatMessage> msgs = {{"user", "hi", {}}};
+  EXPECT_THROW(t.render(msgs, o), yak::Error);
+}

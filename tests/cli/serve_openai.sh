@@ -56,6 +56,20 @@ if start -m "$m" --api-key sk-test --parallel 4 --max-body-mb 1; then
   stop
 fi
 
+# Tool calls need room for the tool definitions in the prompt: a small random model with a long
+# context and the golden tokenizer and chat template.
+cat >"$tmp/tools.json" <<'JSON'
+{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 64, "intermediate_size": 128,
+ "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 501,
+ "max_position_embeddings": 2048, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "tie_word_embeddings": true,
+ "eos_token_id": 4}
+JSON
+"$yak" model init --config "$tmp/tools.json" --out "$tmp/tools" --tokenizer "$m" --seed 5 >/dev/null || bad "model init"
+if start -m "$tmp/tools" --api-key sk-test --parallel 4; then
+  "$venv/bin/python" "$here/serve/tools_client.py" "$url" sk-test || bad "tool-call checks"
+  stop
+fi
+
 # A model slow enough that one long request holds the only slot for seconds.
 cat >"$tmp/config.json" <<'JSON'
 {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 384, "intermediate_size": 1024,

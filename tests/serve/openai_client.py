@@ -198,7 +198,8 @@ for bad, param in [({"temperature": 5}, "temperature"), ({"top_logprobs": 3}, "t
                    ({"response_format": {"type": "xml"}}, "response_format"),
                    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {
                        "type": "integer", "maximum": 3}}}}, "response_format.json_schema"),
-                   ({"extra_body": {"grammar": "root ::= missing"}}, "grammar")]:
+                   ({"extra_body": {"grammar": "root ::= missing"}}, "grammar"),
+                   ({"tools": [{"type": "function"}]}, "tools[0]")]:
     try:
         client.chat.completions.create(model="qwen2_chat", messages=msgs, **bad)
         check(False, f"{bad} is refused")

@@ -29,7 +29,8 @@ struct GenerateRequest {
 };
 
 // Why a sequence ended: an EOS token or a stop string (Stop), or max_new_tokens (Length).
-enum class FinishReason : uint8_t { None, Stop, Length };
+// ToolCalls: yak serve's name for a Stop whose reply called tools.
+enum class FinishReason : uint8_t { None, Stop, Length, ToolCalls };
 // OpenAI's spelling: "stop", "length" ("" while running).
 inline const char* finish_reason_name(FinishReason r) {
   switch (r) {
@@ -37,6 +38,8 @@ inline const char* finish_reason_name(FinishReason r) {
       return "stop";
     case FinishReason::Length:
       return "length";
+    case FinishReason::ToolCalls:
+      return "tool_calls";
     case FinishReason::None:
       break;
   }

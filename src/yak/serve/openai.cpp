@@ -135,6 +135,80 @@ void parse_constraint(const Fields& f, const ModelContext& m, std::string_view r
   }
 }
 
+// tools and tool_choice: the definitions go into the chat template's system turn (in the body's
+// key order, as the template prints them); "required" or a named function constrains the reply
+// to one <tool_call> block whose arguments follow the function's parameter schema.
+void parse_tools(const Fields& f, const ModelContext& m, std::string_view raw, ApiRequest& r, tok::ChatOptions& opt) {
+  if (!f.has("tools")) {
+    if (f.has("tool_choice") && !f.at("tool_choice").is_null() && f.at("tool_choice") != "none")
+      throw ApiError(400, "'tool_choice' needs 'tools'", "tool_choice");
+    return;
+  }
+  const Json& tools = f.at("tools");
+  if (!tools.is_array()) throw ApiError(400, "'tools' must be an array", "tools");
+  if (tools.empty()) return;
+  const auto ordered = raw.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json::parse(raw, nullptr, false);
+  std::vector<std::pair<std::string, nlohmann::ordered_json>> fns;  // name, parameters
+  for (size_t i = 0; i < tools.size(); ++i) {
+    const std::string field = "tools[" + std::to_string(i) + "]";
+    const Json& t = tools[i];
+    if (!t.is_object() || t.value("type", "") != "function" || !t.contains("function") || !t["function"].is_object() ||
+        !t["function"].contains("name") || !t["function"]["name"].is_string())
+      throw ApiError(400, "'" + field + "' must be {\"type\": \"function\", \"function\": {\"name\", ...}}", field);
+    const bool have_order = ordered.is_object() && ordered.contains("tools") && ordered["tools"].is_array() &&
+                            ordered["tools"].size() == tools.size();
+    const nlohmann::ordered_json tool = have_order ? ordered["tools"][i] : nlohmann::ordered_json::parse(t.dump());
+    opt.tools.push_back(tok::python_json(tool));
+    fns.emplace_back(t["function"]["name"].get<std::string>(),
+                     tool["function"].contains("parameters") ? tool["function"]["parameters"]
+                                                             : nlohmann::ordered_json{{"type", "object"}});
+  }
+  std::string choice = "auto", only;
+  if (f.has("tool_choice") && !f.at("tool_choice").is_null()) {
+    const Json& tc = f.at("tool_choice");
+    if (tc.is_string()) {
+      choice = tc.get<std::string>();
+      if (choice != "none" && choice != "auto" && choice != "required")
+        throw ApiError(400, "'tool_choice' must be none, auto, required or {\"type\": \"function\", ...}", "tool_choice");
+    } else if (tc.is_object() && tc.contains("function") && tc["function"].is_object() &&
+               tc["function"].contains("name") && tc["function"]["name"].is_string()) {
+      choice = "required", only = tc["function"]["name"].get<std::string>();
+      if (std::none_of(fns.begin(), fns.end(), [&](const auto& fn) { return fn.first == only; }))
+        throw ApiError(400, "'tool_choice' names '" + only + "', which is not in 'tools'", "tool_choice");
+    } else {
+      throw ApiError(400, "'tool_choice' must be none, auto, required or {\"type\": \"function\", ...}", "tool_choice");
+    }
+  }
+  if (choice == "none") {
+    opt.tools.clear();
+    return;
+  }
+  if (!m.chat_template->supports_tools())
+    throw ApiError(400, "the " + m.chat_template->name() + " chat template has no format for tools", "tools");
+  r.tool_calls = true;
+  if (choice != "required") return;
+  if (r.constraint) throw ApiError(400, "a required tool call and 'response_format'/'grammar' cannot be combined", "tool_choice");
+  // One call: {"name": NAME, "arguments": PARAMETERS} of one of the (or the named) functions.
+  nlohmann::ordered_json any = nlohmann::ordered_json::array();
+  for (const auto& [name, params] : fns)
+    if (only.empty() || name == only)
+      any.push_back({{"type", "object"},
+                     {"properties", {{"name", {{"const", name}}}, {"arguments", params}}},
+                     {"required", {"name", "arguments"}},
+                     {"additionalProperties", false}});
+  std::string gbnf;
+  try {
+    gbnf = infer::json_schema_to_gbnf(nlohmann::ordered_json{{"anyOf", any}});
+  } catch (const Error& e) {
+    throw ApiError(400, std::string("a tool's parameters cannot be enforced: ") + e.what(), "tools");
+  }
+  // The schema's start rule, wrapped in the call's tags.
+  const size_t eol = gbnf.find('\n');
+  gbnf = "root ::= \"<tool_call>\\n\" " + gbnf.substr(9, eol - 9) + " \"\\n</tool_call>\"" + gbnf.substr(eol);
+  if (!m.vocab) throw ApiError(400, "the served model has no tokenizer, so its output cannot be constrained", "tool_choice");
+  r.constraint = infer::TokenConstraint{infer::Grammar::parse(gbnf, "tool_choice"), m.vocab};
+}
+
 void parse_common(const Fields& f, const ModelContext& m, std::string_view raw, ApiRequest& r) {
   if (auto s = f.string("model")) r.model = *s;
   auto& p = r.sampling;
@@ -184,11 +258,8 @@ void parse_common(const Fields& f, const ModelContext& m, std::string_view raw, 
   }
   r.ignore_eos = f.boolean("ignore_eos").value_or(false);
   parse_constraint(f, m, raw, r);
-  if (f.has("tools")) {
-    const Json& t = f.at("tools");
-    if (!t.is_array()) throw ApiError(400, "'tools' must be an array", "tools");
-    if (!t.empty()) throw ApiError(400, "tool calls are not supported yet", "tools");
-  }
+  if (r.endpoint == Endpoint::Completion && (f.has("tools") || f.has("tool_choice")))
+    throw ApiError(400, "'tools' belong to /v1/chat/completions", "tools");
   if (f.has("suffix")) throw ApiError(400, "'suffix' is not supported", "suffix");
   if (auto b = f.integer("best_of", 1, m.max_n); b && *b != r.n)
     throw ApiError(400, "'best_of' other than n is not supported", "best_of");
@@ -354,7 +425,27 @@ ApiRequest parse_chat_request(const Json& body, const ModelContext& m, std::stri
     } else if (!c.is_null() || role != "assistant") {
       throw ApiError(400, "'" + field + ".content' must be a string or an array of parts", field + ".content");
     }
-    msgs.push_back({role, checked_text(content, field + ".content")});
+    std::vector<tok::ToolCall> calls;
+    if (msg.contains("tool_calls") && !msg["tool_calls"].is_null()) {
+      const std::string tf = field + ".tool_calls";
+      if (role != "assistant" || !msg["tool_calls"].is_array())
+        throw ApiError(400, "'" + tf + "' must be an array, on assistant messages only", tf);
+      for (const auto& tc : msg["tool_calls"]) {
+        if (!tc.is_object() || !tc.contains("function") || !tc["function"].is_object() ||
+            !tc["function"].contains("name") || !tc["function"]["name"].is_string())
+          throw ApiError(400, "'" + tf + "' entries need \"function\": {\"name\", \"arguments\"}", tf);
+        const Json& fn = tc["function"];
+        nlohmann::ordered_json args = nlohmann::ordered_json::object();
+        if (fn.contains("arguments") && fn["arguments"].is_string()) {
+          args = nlohmann::ordered_json::parse(fn["arguments"].get<std::string>(), nullptr, false);
+          if (args.is_discarded()) throw ApiError(400, "'" + tf + "' arguments must be JSON text", tf);
+        } else if (fn.contains("arguments")) {
+          args = nlohmann::ordered_json::parse(fn["arguments"].dump());
+        }
+        calls.push_back({checked_text(fn["name"].get<std::string>(), tf), tok::python_json(args)});
+      }
+    }
+    msgs.push_back({role, checked_text(content, field + ".content"), std::move(calls)});
   }
   if (f.has("logprobs")) r.logprobs = f.boolean("logprobs").value() ? 0 : -1;
   if (auto k = f.integer("top_logprobs", 0, 20)) {
@@ -369,6 +460,7 @@ ApiRequest parse_chat_request(const Json& body, const ModelContext& m, std::stri
   }
   const auto& tk = need_tokenizer(m);
   if (!m.chat_template) throw ApiError(400, "the served model has no chat template; use /v1/completions", "messages");
+  parse_tools(f, m, raw, r, opt);
   std::string text;
   try {
     text = m.chat_template->render(msgs, opt);
@@ -434,7 +526,16 @@ Json completion_reply(const ApiRequest& r, const ModelContext& m, const std::str
   for (size_t i = 0; i < choices.size(); ++i) {
     const auto& c = choices[i];
     Json choice{{"index", i}, {"finish_reason", finish_json(c.finish)}};
-    if (chat) {
+    if (chat && r.tool_calls) {
+      auto split = split_tool_calls(c.text);
+      const bool called = !split.calls.empty();
+      choice["message"] = Json{{"role", "assistant"}, {"content", called && split.content.empty() ? Json(nullptr) : Json(split.content)}};
+      if (called) {
+        choice["message"]["tool_calls"] = split.calls;
+        if (c.finish == infer::FinishReason::Stop) choice["finish_reason"] = finish_json(infer::FinishReason::ToolCalls);
+      }
+      choice["logprobs"] = r.logprobs >= 0 ? chat_logprobs(m, c.logprobs) : Json(nullptr);
+    } else if (chat) {
       choice["message"] = Json{{"role", "assistant"}, {"content", c.text}};
       choice["logprobs"] = r.logprobs >= 0 ? chat_logprobs(m, c.logprobs) : Json(nullptr);
     } else {
@@ -485,6 +586,44 @@ Json usage_chunk(const ApiRequest& r, const ModelContext& m, const std::string& 
               {"model", r.model.empty() ? m.id : r.model},
               {"choices", Json::array()},
               {"usage", usage_json(prompt_tokens, completion_tokens, cached_tokens)}};
+}
+
+ToolCallSplit split_tool_calls(const std::string& text) {
+  static const std::string open = "<tool_call>", close = "</tool_call>";
+  ToolCallSplit out;
+  size_t at = 0;
+  for (;;) {
+    const size_t b = text.find(open, at);
+    if (b == std::string::npos) break;
+    const size_t e = text.find(close, b + open.size());
+    if (e == std::string::npos) break;
+    const Json call = Json::parse(text.substr(b + open.size(), e - b - open.size()), nullptr, false);
+    if (!call.is_object() || !call.contains("name") || !call["name"].is_string()) {
+      out.content += text.substr(at, e + close.size() - at);
+      at = e + close.size();
+      continue;
+    }
+    out.content += text.substr(at, b - at);
+    const Json args = call.contains("arguments") ? call["arguments"] : Json::object();
+    out.calls.push_back(Json{{"id", "call_" + std::to_string(out.calls.size()) + "_" + std::to_string(std::hash<std::string>{}(text) % 100000000)},
+                             {"type", "function"},
+                             {"function", {{"name", call["name"]}, {"arguments", args.is_string() ? args.get<std::string>() : args.dump()}}}});
+    at = e + close.size();
+  }
+  out.content += text.substr(at);
+  // The template separates blocks and content with newlines: they are not part of the reply.
+  const size_t first = out.content.find_first_not_of(" \n");
+  out.content = first == std::string::npos ? "" : out.content.substr(first, out.content.find_last_not_of(" \n") - first + 1);
+  return out;
+}
+
+size_t tool_call_holdback(const std::string& text) {
+  static const std::string open = "<tool_call>";
+  const size_t b = text.find(open);
+  if (b != std::string::npos) return text.size() - b;
+  for (size_t n = std::min(open.size() - 1, text.size()); n > 0; --n)
+    if (text.compare(text.size() - n, n, open, 0, n) == 0) return n;
+  return 0;
 }
 
 }  // namespace yak::serve

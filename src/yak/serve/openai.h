@@ -55,8 +55,20 @@ struct ApiRequest {
   bool stream = false, include_usage = false, echo = false;
   int logprobs = -1;  // alternatives per token (-1: no logprobs)
   bool ignore_eos = false;
-  std::optional<infer::TokenConstraint> constraint;  // response_format json_* or grammar
+  std::optional<infer::TokenConstraint> constraint;  // response_format json_*, grammar, or tool_choice
+  bool tool_calls = false;  // tools offered (tool_choice not "none"): replies are searched for calls
 };
+
+// A reply split into its text and the <tool_call> blocks the model wrote (OpenAI's tool_calls
+// entries: id, type "function", function {name, arguments as JSON text}). Blocks that are not a
+// JSON object with a string "name" stay in the text.
+struct ToolCallSplit {
+  std::string content;
+  Json calls = Json::array();
+};
+ToolCallSplit split_tool_calls(const std::string& text);
+// How much of a streamed reply's end may be the start of a "<tool_call>" (held back).
+size_t tool_call_holdback(const std::string& text);
 
 // Throw ApiError on anything wrong, naming the field. raw: the body's text, when there is one
 // (a JSON schema's properties keep its order).

@@ -213,6 +213,8 @@ http::Reply ApiServer::generate(const http::Request& req, Endpoint endpoint) {
   out.headers.emplace_back("Cache-Control", "no-cache");
   out.stream = [this, r, handles, id, created, echo](http::StreamSink& sink) {
     std::vector<bool> done(handles.size(), false), first(handles.size(), true);
+    std::vector<std::string> whole(handles.size());  // tool-call replies: the text so far
+    std::vector<size_t> sent(handles.size(), 0);      // and how much of it went out
     int64_t prompt = 0, completion = 0, cached = 0;
     size_t left = handles.size();
     auto cancel_all = [&] {
@@ -241,7 +243,27 @@ http::Reply ApiServer::generate(const http::Request& req, Endpoint endpoint) {
           sink.write(sse(Json::parse(error_body(500, e.error))));
           return;
         }
-        if ((!e.text.empty() || !e.logprobs.empty()) && !send(i, e.text, e.logprobs, infer::FinishReason::None))
+        std::string text = e.text;
+        if (r->tool_calls) {  // text that may open a <tool_call> waits until the reply is complete
+          whole[i] += e.text;
+          const size_t upto = e.done ? whole[i].size() : whole[i].size() - tool_call_holdback(whole[i]);
+          text = upto > sent[i] ? whole[i].substr(sent[i], upto - sent[i]) : "";
+          sent[i] = std::max(sent[i], upto);
+        }
+        infer::FinishReason finish = e.finish;
+        if (e.done && r->tool_calls) {
+          auto split = split_tool_calls(whole[i]);
+          if (!split.calls.empty()) {
+            text.clear();  // the calls go out as tool_calls, not as text
+            for (size_t k = 0; k < split.calls.size(); ++k) split.calls[k]["index"] = k;
+            Json chunk = stream_chunk(*r, ctx_, id, created, static_cast<int>(i), "", {}, infer::FinishReason::None, first[i]);
+            chunk["choices"][0]["delta"]["tool_calls"] = split.calls;
+            first[i] = false;
+            if (!sink.write(sse(chunk))) return cancel_all();
+            if (finish == infer::FinishReason::Stop) finish = infer::FinishReason::ToolCalls;
+          }
+        }
+        if ((!text.empty() || !e.logprobs.empty()) && !send(i, text, e.logprobs, infer::FinishReason::None))
           return cancel_all();
         if (e.done) {
           done[i] = true;
@@ -249,7 +271,7 @@ http::Reply ApiServer::generate(const http::Request& req, Endpoint endpoint) {
           if (i % static_cast<size_t>(r->n) == 0) prompt += e.prompt_tokens;
           completion += e.completion_tokens;
           cached += e.cached_tokens;
-          if (!send(i, "", {}, e.finish)) return cancel_all();
+          if (!send(i, "", {}, finish)) return cancel_all();
         }
       }
       if (!got && !sink.alive()) return cancel_all();  // the client went away

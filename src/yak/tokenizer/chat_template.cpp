@@ -24,12 +24,61 @@ std::string strip(std::string_view s, std::string_view chars = {}, bool left = t
   return std::string(s.substr(b, e - b));
 }
 
+// The system turn that lists the tools (Qwen2.5's and Qwen3's wording); `system` leads it.
+std::string tools_system_turn(const std::optional<std::string>& system, const std::vector<std::string>& tools) {
+  std::string out = "<|im_start|>system\n";
+  if (system) out += *system + "\n\n";
+  out += "# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with "
+         "function signatures within <tools></tools> XML tags:\n<tools>";
+  for (const auto& t : tools) out += "\n" + t;
+  out += "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
+         "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
+         "<args-json-object>}\n</tool_call><|im_end|>\n";
+  return out;
+}
+
+// An assistant turn's calls: "<tool_call>...</tool_call>" blocks, newline-separated after content.
+std::string tool_call_blocks(const ChatMessage& m, bool newline_first) {
+  std::string out;
+  for (size_t k = 0; k < m.tool_calls.size(); ++k) {
+    if (k > 0 || newline_first) out += "\n";
+    out += "<tool_call>\n{\"name\": \"" + m.tool_calls[k].name + "\", \"arguments\": " + m.tool_calls[k].arguments +
+           "}\n</tool_call>";
+  }
+  return out;
+}
+
+// Consecutive tool results go into one user turn as <tool_response> blocks.
+void tool_response(std::span<const ChatMessage> msgs, size_t i, std::string& out) {
+  if (i == 0 || msgs[i - 1].role != "tool") out += "<|im_start|>user";
+  out += "\n<tool_response>\n" + msgs[i].content + "\n</tool_response>";
+  if (i + 1 == msgs.size() || msgs[i + 1].role != "tool") out += "<|im_end|>\n";
+}
+
+// ChatML; with tools, Qwen2.5's template: the tools in the system turn, calls and responses.
 std::string render_chatml(std::span<const ChatMessage> msgs, const ChatOptions& o,
                           const std::optional<std::string>& def_system) {
   std::string out;
-  if (def_system && (msgs.empty() || msgs[0].role != "system"))
+  const bool has_system = !msgs.empty() && msgs[0].role == "system";
+  size_t start = 0;
+  if (!o.tools.empty()) {
+    out += tools_system_turn(has_system ? std::optional<std::string>(msgs[0].content) : def_system, o.tools);
+    start = has_system ? 1 : 0;
+  } else if (def_system && !has_system) {
     out += "<|im_start|>system\n" + *def_system + "<|im_end|>\n";
-  for (const auto& m : msgs) out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+  }
+  for (size_t i = start; i < msgs.size(); ++i) {
+    const auto& m = msgs[i];
+    if (m.role == "tool") {
+      tool_response(msgs, i, out);
+    } else if (m.role == "assistant" && !m.tool_calls.empty()) {
+      out += "<|im_start|>assistant";
+      if (!m.content.empty()) out += "\n" + m.content;
+      out += tool_call_blocks(m, true) + "<|im_end|>\n";
+    } else {
+      out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+    }
+  }
   if (o.add_generation_prompt) out += "<|im_start|>assistant\n";
   return out;
 }
@@ -44,7 +93,11 @@ bool is_tool_response(const std::string& c) {
 // last user query, and enable_thinking=false pre-fills an empty think block.
 std::string render_qwen3(std::span<const ChatMessage> msgs, const ChatOptions& o) {
   std::string out;
-  if (!msgs.empty() && msgs[0].role == "system") out += "<|im_start|>system\n" + msgs[0].content + "<|im_end|>\n";
+  const bool has_system = !msgs.empty() && msgs[0].role == "system";
+  if (!o.tools.empty())
+    out += tools_system_turn(has_system ? std::optional<std::string>(msgs[0].content) : std::nullopt, o.tools);
+  else if (has_system)
+    out += "<|im_start|>system\n" + msgs[0].content + "<|im_end|>\n";
   long last_query = static_cast<long>(msgs.size()) - 1;
   for (long i = static_cast<long>(msgs.size()) - 1; i >= 0; --i) {
     if (msgs[i].role == "user" && !is_tool_response(msgs[i].content)) {
@@ -74,11 +127,9 @@ std::string render_qwen3(std::span<const ChatMessage> msgs, const ChatOptions& o
       } else {
         out += "<|im_start|>assistant\n" + content;
       }
-      out += "<|im_end|>\n";
+      out += tool_call_blocks(m, !content.empty()) + "<|im_end|>\n";
     } else if (m.role == "tool") {
-      if (i == 0 || msgs[i - 1].role != "tool") out += "<|im_start|>user";
-      out += "\n<tool_response>\n" + m.content + "\n</tool_response>";
-      if (last || msgs[i + 1].role != "tool") out += "<|im_end|>\n";
+      tool_response(msgs, i, out);
     }
   }
   if (o.add_generation_prompt) {
@@ -162,16 +213,17 @@ ChatTemplate ChatTemplate::from_config(const Json& cfg, const std::string& arch)
   // `set system_message = '...'`; without either, the conversation gets no default system turn.
   const std::string src = cfg["chat_template"].get<std::string>();
   t.default_system_.reset();
+  // Every occurrence counts: Qwen2.5's first system turn is the tools one, built from pieces.
   for (const std::string marker : {"<|im_start|>system\\n", "<|im_start|>system\n"}) {
-    size_t p = src.find(marker);
-    if (p == std::string::npos) continue;
-    size_t b = p + marker.size(), e = src.find("<|im_end|>", b);
-    if (e == std::string::npos) continue;
-    std::string lit = src.substr(b, e - b);
-    if (lit.find('\'') == std::string::npos && lit.find('"') == std::string::npos &&
-        lit.find('+') == std::string::npos && lit.find('{') == std::string::npos) {
-      t.default_system_ = lit;
-      return t;
+    for (size_t p = src.find(marker); p != std::string::npos; p = src.find(marker, p + 1)) {
+      size_t b = p + marker.size(), e = src.find("<|im_end|>", b);
+      if (e == std::string::npos) continue;
+      std::string lit = src.substr(b, e - b);
+      if (lit.find('\'') == std::string::npos && lit.find('"') == std::string::npos &&
+          lit.find('+') == std::string::npos && lit.find('{') == std::string::npos && !lit.empty()) {
+        t.default_system_ = lit;
+        return t;
+      }
     }
   }
   const std::string set = "set system_message = '";
@@ -183,7 +235,33 @@ ChatTemplate ChatTemplate::from_config(const Json& cfg, const std::string& arch)
   return t;
 }
 
+std::string python_json(const nlohmann::ordered_json& j) {
+  if (j.is_object()) {
+    std::string out = "{";
+    bool first = true;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (!first) out += ", ";
+      first = false;
+      out += nlohmann::ordered_json(it.key()).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) +
+             ": " + python_json(it.value());
+    }
+    return out + "}";
+  }
+  if (j.is_array()) {
+    std::string out = "[";
+    for (size_t i = 0; i < j.size(); ++i) out += (i ? ", " : "") + python_json(j[i]);
+    return out + "]";
+  }
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
 std::string ChatTemplate::render(std::span<const ChatMessage> msgs, const ChatOptions& o) const {
+  if (!supports_tools()) {
+    if (!o.tools.empty()) throw Error("the " + name_ + " chat template has no format for tools");
+    for (const auto& m : msgs)
+      if (!m.tool_calls.empty() || m.role == "tool")
+        throw Error("the " + name_ + " chat template has no format for tool calls and tool results");
+  }
   if (name_ == "chatml") return render_chatml(msgs, o, default_system_);
   if (name_ == "qwen3") return render_qwen3(msgs, o);
   if (name_ == "llama2" || name_ == "alpaca2") return render_llama2(msgs, default_system_);

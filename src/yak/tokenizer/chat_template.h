@@ -10,15 +10,29 @@
 
 namespace yak::tok {
 
+// A function call an assistant turn made: the name and the arguments as JSON text (written as
+// the template writes them: Python's json.dumps spacing, see python_json).
+struct ToolCall {
+  std::string name, arguments;
+};
+
 struct ChatMessage {
-  std::string role;  // system, user, assistant (qwen3 also: tool)
+  std::string role;  // system, user, assistant, tool (chatml and qwen3)
   std::string content;
+  std::vector<ToolCall> tool_calls;  // assistant turns that called tools
 };
 
 struct ChatOptions {
   bool add_generation_prompt = true;
   bool enable_thinking = true;  // qwen3 only: false pre-fills an empty <think></think> block
+  // Tool definitions as the template prints them (`tool | tojson`: python_json of each
+  // {"type": "function", "function": {...}}); chatml (Qwen2.5's tool format) and qwen3 only.
+  std::vector<std::string> tools;
 };
+
+// JSON text as Python's json.dumps(x, ensure_ascii=False) writes it (", " and ": " separators,
+// keys in the given order): what Hugging Face chat templates print with `| tojson`.
+std::string python_json(const nlohmann::ordered_json& j);
 
 class ChatTemplate {
  public:
@@ -40,6 +54,8 @@ class ChatTemplate {
   // plain completion does; templates write what they need themselves (llama2 writes <s>), exactly
   // as transformers' apply_chat_template tokenizes without add_special_tokens.
   bool add_special_tokens() const { return name_ == "plain"; }
+  // Whether the family renders tools and tool calls (Qwen's <tools> / <tool_call> format).
+  bool supports_tools() const { return name_ == "chatml" || name_ == "qwen3"; }
 
   // System prompt used when the conversation has none (chatml: Qwen2's; alpaca2: Chinese-Alpaca-2's).
   const std::optional<std::string>& default_system() const { return default_system_; }
