@@ -5,6 +5,8 @@
 #include "yak/base/error.h"
 #include "yak/base/json.h"
 #include "yak/base/utf8.h"
+#include "yak/infer/grammar.h"
+#include "yak/infer/json_schema.h"
 #include "yak/ops/ops.h"
 #include "yak/tokenizer/chat_template.h"
 
@@ -15,7 +17,7 @@ namespace {
 
 struct GenerateFlags {
   std::string cache_type = "f32", matmul_precision;
-  std::string model, tokenizer, file, chat_template, system, lora;
+  std::string model, tokenizer, file, chat_template, system, lora, grammar, grammar_file, json_schema;
   std::vector<std::string> prompts, prompt_ids, stop;
   int64_t max_new_tokens = -1;
   int threads = 0;
@@ -66,6 +68,20 @@ void run_generate(const GenerateFlags& f) {
     reqs.push_back(std::move(r));
   }
   if (reqs.empty()) throw Error("nothing to generate from: give -p TEXT, -f FILE or --prompt-ids IDS");
+  // Constrained output: a GBNF grammar (text or file) or a JSON schema (text or a .json file).
+  std::optional<infer::TokenConstraint> constraint;
+  if (int given = !f.grammar.empty() + !f.grammar_file.empty() + !f.json_schema.empty(); given > 0) {
+    check(given == 1, "give one of --grammar, --grammar-file and --json-schema");
+    check(tokenizer != nullptr, "constrained output needs the model's tokenizer");
+    std::string gbnf = f.grammar, where = "--grammar";
+    if (!f.grammar_file.empty()) gbnf = read_input(f.grammar_file), where = f.grammar_file;
+    if (!f.json_schema.empty()) {
+      const bool file = f.json_schema.front() != '{' && fs::is_regular_file(f.json_schema);
+      where = file ? f.json_schema : "--json-schema";
+      gbnf = infer::json_schema_to_gbnf(file ? read_input(f.json_schema) : f.json_schema, where);
+    }
+    constraint = infer::TokenConstraint{infer::Grammar::parse(gbnf, where), std::make_shared<infer::VocabTrie>(*tokenizer)};
+  }
   auto sampling = f.sampling.resolve(defaults);
   for (size_t i = 0; i < reqs.size(); ++i) {
     auto& r = reqs[i];
@@ -73,6 +89,7 @@ void run_generate(const GenerateFlags& f) {
     r.sampling.seed = sampling.seed + i;
     r.max_new_tokens = f.max_new_tokens >= 0 ? f.max_new_tokens : defaults.max_new_tokens.value_or(256);
     r.ignore_eos = f.ignore_eos;
+    r.constraint = constraint;
     for (auto& s : f.stop) r.stop.push_back(s);
     if (r.prompt.empty()) throw Error("prompt " + std::to_string(i + 1) + " has no tokens");
   }
@@ -124,6 +141,9 @@ void register_generate(CLI::App& app) {
                   "Wrap the prompt as a user turn: auto, chatml, qwen3, llama2, alpaca2, plain");
   sub->add_option("--system", f->system, "System prompt (with --chat-template)");
   sub->add_flag("--no-think", f->no_think, "Qwen3: disable thinking (enable_thinking=false)");
+  sub->add_option("--grammar", f->grammar, "Constrain the output to a GBNF grammar (llama.cpp's notation; rule 'root')");
+  sub->add_option("--grammar-file", f->grammar_file, "Read the GBNF grammar from a file");
+  sub->add_option("-j,--json-schema", f->json_schema, "Constrain the output to JSON valid for this schema (JSON text or a .json file)");
   sub->add_flag("--ids", f->ids, "Print generated token ids instead of text");
   sub->add_flag("--ignore-eos", f->ignore_eos, "Keep generating past EOS");
   sub->add_flag("-v,--verbose", f->verbose, "Print prefill and decode speed");
