@@ -8,23 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "fuzz_model_context.h"
 #include "yak/serve/openai.h"
 
 namespace {
-const yak::serve::ModelContext& context() {
-  static std::unique_ptr<yak::tok::Tokenizer> tok =
-      yak::tok::load_tokenizer(std::string(YAK_SOURCE_DIR) + "/tests/golden/models/qwen2_chat");
-  static yak::serve::ModelContext m = [] {
-    yak::serve::ModelContext c;
-    c.id = "fuzz";
-    c.tok = tok.get();
-    c.chat_template = yak::tok::ChatTemplate::by_name("chatml");
-    c.ctx = 256;
-    c.vocab = std::make_shared<yak::infer::VocabTrie>(*tok);
-    return c;
-  }();
-  return m;
-}
+const yak::serve::ModelContext& context() { return fuzz_model_context(); }
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

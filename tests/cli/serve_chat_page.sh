@@ -32,42 +32,10 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   fi
 fi
 
-# The venv is shared with serve_openai.sh: install under a lock, creating it only when absent.
-if ! "$venv/bin/python" -c 'import selenium' 2>/dev/null; then
-  (
-    flock 9
-    [[ -x $venv/bin/python ]] || python3 -m venv "$venv"
-    "$venv/bin/python" -c 'import selenium' 2>/dev/null || "$venv/bin/pip" install -q selenium
-  ) 9>"$venv.lock" >"$tmp/pip.log" 2>&1
-  if ! "$venv/bin/python" -c 'import selenium' 2>/dev/null; then
-    echo "SKIP: the selenium package could not be installed into $venv: $(tail -3 "$tmp/pip.log")"
-    exit 77
-  fi
-fi
-
-# Starts `yak serve ARGS...` in the background, logging to $tmp/NAME.*; sets pid and url.
-start() {
-  local name=$1
-  shift
-  "$yak" serve --port 0 "$@" >"$tmp/$name.txt" 2>"$tmp/$name.err" &
-  pid=$!
-  url=
-  for _ in $(seq 300); do
-    url=$(grep -o 'http://[^ ]*/v1' "$tmp/$name.txt" 2>/dev/null)
-    [[ -n $url ]] && return 0
-    sleep 0.1
-  done
-  bad "serve printed no URL: $(cat "$tmp/$name.txt" "$tmp/$name.err")"
-  return 1
-}
-stop() {  # SIGTERM: the server drains and exits 0
-  local pid=$1 name=$2
-  kill -TERM "$pid"
-  wait "$pid"
-  local rc=$?
-  [[ $rc -eq 0 ]] || bad "$name serve exited $rc after SIGTERM: $(tail -3 "$tmp/$name.err")"
-  grep -q "stopped" "$tmp/$name.err" || bad "$name serve did not report its stop"
-}
+source "$(dirname "$0")/lib/serve.sh"
+need_venv "$venv" "import selenium" selenium
+start() { serve_start "$@"; }
+stop() { serve_stop "$@"; }
 
 # A model slow enough that a long reply streams for many seconds (the tokenizer folder brings the
 # chat template along).

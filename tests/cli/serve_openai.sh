@@ -15,39 +15,13 @@ srv=
 trap '[[ -n $srv ]] && kill $srv 2>/dev/null; rm -rf "$tmp"' EXIT
 bad() { echo "FAIL $1"; fails=$((fails + 1)); }
 
-# The venv is shared with serve_chat_page.sh: install under a lock, creating it only when absent.
+source "$(dirname "$0")/lib/serve.sh"
 # jsonschema (an independent validator) checks the constrained outputs.
-if ! "$venv/bin/python" -c 'import openai, jsonschema' 2>/dev/null; then
-  (
-    flock 9
-    [[ -x $venv/bin/python ]] || python3 -m venv "$venv"
-    "$venv/bin/python" -c 'import openai, jsonschema' 2>/dev/null || "$venv/bin/pip" install -q openai jsonschema
-  ) 9>"$venv.lock" >"$tmp/pip.log" 2>&1
-  if ! "$venv/bin/python" -c 'import openai, jsonschema' 2>/dev/null; then
-    echo "SKIP: the openai and jsonschema packages could not be installed into $venv: $(tail -3 "$tmp/pip.log")"
-    exit 77
-  fi
-fi
+need_venv "$venv" "import openai, jsonschema" openai jsonschema
 
-# Starts `yak serve ARGS...` in the background and sets srv and url (the /v1 base).
-start() {
-  "$yak" serve --port 0 "$@" >"$tmp/srv.txt" 2>"$tmp/srv.err" &
-  srv=$!
-  url=
-  for _ in $(seq 300); do
-    url=$(grep -o 'http://[^ ]*/v1' "$tmp/srv.txt" 2>/dev/null)
-    [[ -n $url ]] && return 0
-    sleep 0.1
-  done
-  bad "serve printed no URL: $(cat "$tmp/srv.txt" "$tmp/srv.err")"
-  return 1
-}
-stop() {  # SIGTERM: the server drains and exits 0
-  kill -TERM $srv
-  wait $srv
-  local rc=$?
-  [[ $rc -eq 0 ]] || bad "serve exited $rc after SIGTERM: $(tail -3 "$tmp/srv.err")"
-  grep -q "stopped" "$tmp/srv.err" || bad "serve did not report its stop"
+start() { serve_start srv "$@" && srv=$pid; }
+stop() {
+  serve_stop "$srv" srv
   srv=
 }
 

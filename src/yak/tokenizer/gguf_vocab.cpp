@@ -158,14 +158,7 @@ class GgufSpmTokenizer : public GgufTableTokenizer {
       } else if (t_.types[id] == kControl || t_.types[id] == kUnknown) {
         bytes += p;
       } else {
-        for (size_t i = 0; i < p.size();) {
-          if (p.compare(i, 3, kSpace) == 0) {
-            bytes += ' ';
-            i += 3;
-          } else {
-            bytes += p[i++];
-          }
-        }
+        append_sp_piece(p, bytes);
       }
     }
     std::string out = utf8_lossy(bytes);

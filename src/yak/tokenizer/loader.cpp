@@ -4,6 +4,7 @@
 #include "yak/tokenizer/bpe.h"
 #include "yak/tokenizer/gguf_vocab.h"
 #include "yak/tokenizer/sentencepiece_tokenizer.h"
+#include "yak/tokenizer/text_split.h"
 #include "yak/tokenizer/tokenizer.h"
 
 namespace yak::tok {
@@ -40,14 +41,7 @@ std::optional<std::string> Tokenizer::token_bytes(int32_t id) const {
   if (p.size() == 6 && p.compare(0, 3, "<0x") == 0 && p[5] == '>' && hex(p[3]) >= 0 && hex(p[4]) >= 0)
     return std::string(1, static_cast<char>(hex(p[3]) * 16 + hex(p[4])));
   std::string out;
-  for (size_t i = 0; i < p.size();) {
-    if (p.compare(i, 3, "\xE2\x96\x81") == 0) {
-      out += ' ';
-      i += 3;
-    } else {
-      out += p[i++];
-    }
-  }
+  append_sp_piece(p, out);
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include "yak/base/error.h"
 #include "yak/base/mmap.h"
 #include "yak/tokenizer/sp_proto.h"
+#include "yak/tokenizer/text_split.h"
 
 namespace yak::tok {
 
@@ -162,14 +163,7 @@ std::string SentencePieceTokenizer::decode(std::span<const int32_t> ids, bool sk
       out += p;
       continue;
     }
-    for (size_t i = 0; i < p.size();) {
-      if (p.compare(i, 3, "\xE2\x96\x81") == 0) {
-        out += ' ';
-        i += 3;
-      } else {
-        out += p[i++];
-      }
-    }
+    append_sp_piece(p, out);
   }
   flush_bytes();
   if (!out.empty() && out[0] == ' ') out.erase(0, 1);

@@ -163,6 +163,17 @@ const std::array<std::string, 256>& byte_to_unicode() {
   return table;
 }
 
+void append_sp_piece(std::string_view p, std::string& out) {
+  for (size_t i = 0; i < p.size();) {
+    if (p.compare(i, 3, "\xE2\x96\x81") == 0) {
+      out += ' ';
+      i += 3;
+    } else {
+      out += p[i++];
+    }
+  }
+}
+
 bool unicode_to_bytes(std::string_view token, std::string& out) {
   static const std::unordered_map<uint32_t, uint8_t> rev = [] {
     std::unordered_map<uint32_t, uint8_t> m;

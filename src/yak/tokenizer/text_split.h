@@ -65,6 +65,8 @@ std::vector<std::string_view> split_pieces(std::string_view text, const std::vec
 const std::array<std::string, 256>& byte_to_unicode();
 // Maps a byte-level token's text back to raw bytes; false when it holds a non-alphabet char.
 bool unicode_to_bytes(std::string_view token, std::string& out);
+// A SentencePiece-style piece's text appended to out: U+2581 becomes a space.
+void append_sp_piece(std::string_view piece, std::string& out);
 
 // Replaces invalid UTF-8 with U+FFFD, one per maximal invalid subpart (as Rust's from_utf8_lossy).
 std::string utf8_lossy(std::string_view bytes);
