@@ -96,6 +96,9 @@ TEST(Grammar, BadGrammarsNameWhatIsWrong) {
   EXPECT_NE(message_of([] { Grammar::parse("root ::= \"a\"{3,2}"); }).find("n < m"), std::string::npos);
   EXPECT_NE(message_of([] { Grammar::parse("root ::= \"\\q\""); }).find("unknown escape"), std::string::npos);
   EXPECT_NO_THROW(Grammar::parse("root ::= a \"x\"\na ::= \"\"?"));  // nullable, not recursive
+  // Nesting that would exhaust the parser's stack is refused (a request body may hold 8 MiB).
+  EXPECT_NE(message_of([] { Grammar::parse("root ::= " + std::string(100000, '(')); }).find("nest deeper"),
+            std::string::npos);
 }
 
 // The trie walk allows exactly the tokens a token-by-token check accepts, at every step of a
@@ -244,6 +247,10 @@ TEST(JsonSchema, RefusesWhatItCannotEnforce) {
   EXPECT_NE(msg(R"({"$ref":"#/$defs/none"})").find("points at nothing"), std::string::npos);
   EXPECT_NE(msg(R"({"type":"strange"})").find("unknown type 'strange'"), std::string::npos);
   EXPECT_NE(msg("{not json").find("schema: not valid JSON"), std::string::npos);
+  std::string deep;
+  for (int i = 0; i < 5000; ++i) deep += R"({"type":"array","items":)";
+  deep += "{}" + std::string(5000, '}');
+  EXPECT_NE(msg(deep).find("deeper than 64 levels"), std::string::npos);
 }
 
 TEST(JsonSchema, RecursiveReferences) {

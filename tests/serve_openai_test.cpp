@@ -107,8 +107,13 @@ TEST_F(OpenAiParse, BadFieldsAreNamed) {
   EXPECT_EQ(error_of("{" + u + R"(,"stop":[1]})"), T(400, "stop", ""));
   EXPECT_EQ(error_of("{" + u + R"(,"top_logprobs":2})"), T(400, "top_logprobs", ""));
   EXPECT_EQ(error_of("{" + u + R"(,"stream_options":{"include_usage":true}})"), T(400, "stream_options", ""));
-  EXPECT_EQ(error_of("{" + u + R"(,"tools":[{"type":"function"}]})"), T(400, "tools", ""));
-  EXPECT_EQ(error_of("{" + u + R"(,"response_format":{"type":"json_schema"}})"), T(400, "response_format", ""));
+  EXPECT_EQ(error_of("{" + u + R"(,"tools":[{"type":"function"}]})"), T(400, "tools[0]", ""));
+  EXPECT_EQ(error_of("{" + u + R"(,"tools":{}})"), T(400, "tools", ""));
+  EXPECT_EQ(error_of("{" + u + R"(,"tool_choice":"required"})"), T(400, "tool_choice", ""));
+  EXPECT_EQ(error_of("{" + u + R"(,"response_format":{"type":"json_schema"}})"),
+            T(400, "response_format.json_schema", ""));
+  EXPECT_EQ(error_of("{" + u + R"(,"response_format":{"type":"yaml"}})"), T(400, "response_format", ""));
+  EXPECT_EQ(error_of("{" + u + R"(,"grammar":"root ::= ("})"), T(400, "grammar", ""));
   EXPECT_EQ(error_of(R"({"prompt":[5,100000]})", false), T(400, "prompt", ""));
   EXPECT_EQ(error_of(R"({"prompt":"\u00ff", "echo":true, "logprobs":1})", false), T(400, "echo", ""));
   EXPECT_EQ(error_of(R"({"max_tokens":3})", false), T(400, "prompt", ""));

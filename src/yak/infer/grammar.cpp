@@ -215,7 +215,9 @@ class GrammarBuilder {
         item = {ref(generated(rule + " (any character)", std::move(any)))};
       } else if (c == '(') {
         ++pos_;
+        if (++depth_ > kMaxDepth) fail(at, "groups nest deeper than " + std::to_string(kMaxDepth));
         Alts inner = alternates(rule, true);
+        --depth_;
         skip_space();
         if (pos_ >= s_.size() || s_[pos_] != ')') fail(at, "'(' without its ')'");
         ++pos_;
@@ -453,9 +455,11 @@ class GrammarBuilder {
       if (state[r] == 0) visit(r);
   }
 
+  static constexpr int kMaxDepth = 200;  // parentheses inside parentheses (the parser recurses)
   std::string_view s_;
   std::string where_;
   size_t pos_ = 0;
+  int depth_ = 0;
   std::map<std::string, int32_t> ids_;
   std::vector<std::string> names_;
   std::vector<Alts> rules_;

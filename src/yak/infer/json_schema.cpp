@@ -131,6 +131,13 @@ class Converter {
   }
 
   std::string visit(const OJson& s, const std::string& where) {
+    // The conversion recurses with the schema; a schema this deep is not one a model can fill.
+    struct Depth {
+      int& d;
+      explicit Depth(int& x) : d(++x) {}
+      ~Depth() { --d; }
+    } depth(depth_);
+    if (depth_ > 64) refuse(where, "the schema nests deeper than 64 levels");
     if (s.is_boolean()) {
       if (!s.get<bool>()) refuse(where, "the schema false matches nothing");
       return use("value");
@@ -367,6 +374,7 @@ class Converter {
   }
 
   const OJson& root_;
+  int depth_ = 0;
   std::vector<std::pair<std::string, std::string>> order_;  // rules in the order written
   std::set<std::string> used_;
   std::map<std::string, std::string> by_body_, refs_;

@@ -19,7 +19,7 @@ struct ToolCall {
 struct ChatMessage {
   std::string role;  // system, user, assistant, tool (chatml and qwen3)
   std::string content;
-  std::vector<ToolCall> tool_calls;  // assistant turns that called tools
+  std::vector<ToolCall> tool_calls = {};  // assistant turns that called tools
 };
 
 struct ChatOptions {
