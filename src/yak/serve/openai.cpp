@@ -289,20 +289,8 @@ void resolve_max_tokens(const Fields& f, const ModelContext& m, ApiRequest& r) {
   r.max_tokens = asked ? *asked : m.ctx - longest;
 }
 
-std::vector<int32_t> token_ids(const Json& a, const ModelContext& m) {
-  std::vector<int32_t> ids;
-  const int64_t V = m.tok ? m.tok->vocab_size() : INT32_MAX;
-  for (auto& x : a) {
-    if (!x.is_number_integer()) throw ApiError(400, "'prompt' token arrays must hold integers", "prompt");
-    const int64_t v = x.get<int64_t>();
-    if (v < 0 || v >= V) throw ApiError(400, "'prompt' token id " + std::to_string(v) + " is out of range", "prompt");
-    ids.push_back(static_cast<int32_t>(v));
-  }
-  return ids;
-}
-
-const tok::Tokenizer& need_tokenizer(const ModelContext& m) {
-  if (!m.tok) throw ApiError(400, "the served model has no tokenizer; send token ids", "prompt");
+const tok::Tokenizer& need_tokenizer(const ModelContext& m, const std::string& field = "prompt") {
+  if (!m.tok) throw ApiError(400, "the served model has no tokenizer; send token ids", field);
   return *m.tok;
 }
 
@@ -473,31 +461,50 @@ ApiRequest parse_chat_request(const Json& body, const ModelContext& m, std::stri
   return r;
 }
 
+std::vector<std::vector<int32_t>> parse_prompts(const Json& p, const ModelContext& m, const std::string& field,
+                                                size_t max_items, int64_t vocab) {
+  const std::string what = "'" + field + "' must be a string, an array of strings or of token ids";
+  auto text = [&](const Json& s) { return need_tokenizer(m, field).encode(checked_text(s.get<std::string>(), field), true); };
+  auto ids = [&](const Json& a) {
+    std::vector<int32_t> out;
+    for (auto& x : a) {
+      if (!x.is_number_integer()) throw ApiError(400, "'" + field + "' token arrays must hold integers", field);
+      const int64_t v = x.get<int64_t>();
+      if (v < 0 || v >= vocab)
+        throw ApiError(400, "'" + field + "' token id " + std::to_string(v) + " is out of range", field);
+      out.push_back(static_cast<int32_t>(v));
+    }
+    return out;
+  };
+  std::vector<std::vector<int32_t>> out;
+  if (p.is_string()) {
+    out.push_back(text(p));
+  } else if (p.is_array() && !p.empty() && p[0].is_number_integer()) {
+    out.push_back(ids(p));
+  } else if (p.is_array() && !p.empty()) {
+    if (p.size() > max_items)
+      throw ApiError(400, "'" + field + "' may hold at most " + std::to_string(max_items) + " items", field);
+    for (auto& x : p) {
+      if (x.is_string())
+        out.push_back(text(x));
+      else if (x.is_array())
+        out.push_back(ids(x));
+      else
+        throw ApiError(400, what, field);
+    }
+  } else {
+    throw ApiError(400, what, field);
+  }
+  return out;
+}
+
 ApiRequest parse_completion_request(const Json& body, const ModelContext& m, std::string_view raw) {
   Fields f(body);
   ApiRequest r;
   r.endpoint = Endpoint::Completion;
   parse_common(f, m, raw, r);
   if (!f.has("prompt")) throw ApiError(400, "'prompt' is required", "prompt");
-  const Json& p = f.at("prompt");
-  auto encode = [&](const Json& s) { return need_tokenizer(m).encode(checked_text(s.get<std::string>(), "prompt"), true); };
-  if (p.is_string()) {
-    r.prompts.push_back(encode(p));
-  } else if (p.is_array() && !p.empty() && p[0].is_number_integer()) {
-    r.prompts.push_back(token_ids(p, m));
-  } else if (p.is_array() && !p.empty()) {
-    if (p.size() > 64) throw ApiError(400, "'prompt' may hold at most 64 prompts", "prompt");
-    for (auto& x : p) {
-      if (x.is_string())
-        r.prompts.push_back(encode(x));
-      else if (x.is_array())
-        r.prompts.push_back(token_ids(x, m));
-      else
-        throw ApiError(400, "'prompt' must be a string, an array of strings or of token ids", "prompt");
-    }
-  } else {
-    throw ApiError(400, "'prompt' must be a string, an array of strings or of token ids", "prompt");
-  }
+  r.prompts = parse_prompts(f.at("prompt"), m, "prompt", 64, m.tok ? m.tok->vocab_size() : INT32_MAX);
   if (r.prompts.size() * static_cast<size_t>(r.n) > static_cast<size_t>(m.max_n) * 4)
     throw ApiError(400, "prompts x n may be at most " + std::to_string(m.max_n * 4), "n");
   if (auto k = f.integer("logprobs", 0, 20)) r.logprobs = static_cast<int>(*k);

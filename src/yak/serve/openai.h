@@ -74,6 +74,10 @@ size_t tool_call_holdback(const std::string& text);
 // (a JSON schema's properties keep its order).
 ApiRequest parse_chat_request(const Json& body, const ModelContext& m, std::string_view raw = {});
 ApiRequest parse_completion_request(const Json& body, const ModelContext& m, std::string_view raw = {});
+// A prompt field as OpenAI takes it (a string, token ids, or an array of either) -> token ids;
+// ids must be below `vocab`, at most max_items entries. ApiError names `field`.
+std::vector<std::vector<int32_t>> parse_prompts(const Json& value, const ModelContext& m, const std::string& field,
+                                                size_t max_items, int64_t vocab);
 // Parses the body as JSON (400 when it is not an object).
 Json parse_body(const std::string& body);
 

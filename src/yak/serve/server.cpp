@@ -285,40 +285,7 @@ http::Reply ApiServer::generate(const http::Request& req, Endpoint endpoint) {
 http::Reply ApiServer::embeddings(const http::Request& req) {
   const Json body = parse_body(req.body);
   if (!body.contains("input")) throw ApiError(400, "'input' is required", "input");
-  const Json& in = body["input"];
-  std::vector<std::vector<int32_t>> inputs;
-  auto text = [&](const Json& s) {
-    if (!ctx_.tok) throw ApiError(400, "the served model has no tokenizer; send token ids", "input");
-    const std::string t = s.get<std::string>();
-    if (!utf8::is_valid(t)) throw ApiError(400, "'input' is not valid UTF-8", "input");
-    return ctx_.tok->encode(t, true);
-  };
-  auto ids = [&](const Json& a) {
-    std::vector<int32_t> v;
-    for (auto& x : a) {
-      if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() >= model_->config().vocab_size)
-        throw ApiError(400, "'input' token ids must be integers in the vocabulary", "input");
-      v.push_back(x.get<int32_t>());
-    }
-    return v;
-  };
-  if (in.is_string()) {
-    inputs.push_back(text(in));
-  } else if (in.is_array() && !in.empty() && in[0].is_number_integer()) {
-    inputs.push_back(ids(in));
-  } else if (in.is_array() && !in.empty()) {
-    if (in.size() > 256) throw ApiError(400, "'input' may hold at most 256 items", "input");
-    for (auto& x : in) {
-      if (x.is_string())
-        inputs.push_back(text(x));
-      else if (x.is_array())
-        inputs.push_back(ids(x));
-      else
-        throw ApiError(400, "'input' must be a string, an array of strings or of token ids", "input");
-    }
-  } else {
-    throw ApiError(400, "'input' must be a string, an array of strings or of token ids", "input");
-  }
+  const auto inputs = parse_prompts(body["input"], ctx_, "input", 256, model_->config().vocab_size);
   std::string format = "float";
   if (body.contains("encoding_format") && !body["encoding_format"].is_null()) {
     if (!body["encoding_format"].is_string()) throw ApiError(400, "'encoding_format' must be a string", "encoding_format");
