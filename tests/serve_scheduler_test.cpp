@@ -2,14 +2,23 @@
 // request the tokens the engine gives it alone (greedy and seeded sampling), whether requests
 // arrive together or one after another, with small prefill chunks, with and without the prefix
 // cache; shared prefixes are computed once; cancelled requests free their slot; a full queue
-// refuses; the page pool's sharing, eviction and invalidation rules hold.
+// refuses; the page pool's sharing, eviction and invalidation rules hold. With a draft model
+// (speculative decoding), greedy output is the target's own, token for token, and sampled
+// output follows the target's distribution (chi-square against probabilities computed here).
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <cmath>
+#include <deque>
+#include <map>
 #include <random>
+#include <unistd.h>
 
 #include "yak/base/error.h"
+#include "yak/base/json.h"
 #include "yak/infer/engine.h"
+#include "yak/io/safetensors.h"
+#include "yak/model/init.h"
 #include "yak/serve/scheduler.h"
 
 using namespace yak;
@@ -211,6 +220,168 @@ TEST_F(SchedulerTest, ShutdownEndsQueuedAndRunningRequests) {
   EXPECT_EQ(collect(*b).last.error, "the server is shutting down");
   EXPECT_EQ(collect(*a).last.error, "the server is shutting down");
   EXPECT_THROW(sched.submit(request(random_prompt(rng, 10, V), 5, false, 3)), serve::Unavailable);
+}
+
+// A random draft over the target's vocabulary: one layer, its own seed.
+fs::path make_draft(const fs::path& target, uint64_t seed) {
+  Json cfg = read_json_file(target / "config.json");
+  cfg["num_hidden_layers"] = 1;
+  cfg["layer_types"] = Json::array({"full_attention"});
+  cfg["initializer_range"] = 0.2;  // sharper than the target's logits: many drafts are wrong
+  const auto dir = fs::temp_directory_path() / ("yak_sched_draft_" + std::to_string(::getpid()) + "_" + std::to_string(seed));
+  fs::remove_all(dir);
+  model::init_random_checkpoint(cfg, dir, seed);
+  return dir;
+}
+
+// The target with every weight scaled by 1 + noise * N(0, 1) and its final norm by `sharpen`
+// (logits times sharpen, as a temperature of 1 / sharpen would): a draft that is often, not
+// always, right, and more confident than the target.
+fs::path make_noisy_copy(const fs::path& target, float noise, float sharpen, uint64_t seed) {
+  const auto dir = fs::temp_directory_path() / ("yak_sched_noisy_" + std::to_string(::getpid()) + "_" + std::to_string(seed));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::copy_file(target / "config.json", dir / "config.json");
+  auto store = io::WeightStore::open_dir(target);
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (const auto& name : store.names()) {
+    Tensor t = store.get(name).to_f32();
+    float* x = t.data<float>();
+    const float scale = name == "model.norm.weight" ? sharpen : 1.0f;
+    for (int64_t i = 0; i < t.numel(); ++i) x[i] *= scale * (1.0f + noise * n(rng));
+    out.emplace_back(name, t);
+  }
+  io::write_safetensors(dir / "model.safetensors", out);
+  return dir;
+}
+
+TEST_F(SchedulerTest, SpeculativeGreedyIsTheTargetsOutput) {
+  std::mt19937 rng(21);
+  const auto V = static_cast<int32_t>(model_->config().vocab_size);
+  std::vector<infer::GenerateRequest> reqs;
+  const size_t lens[] = {4, 70, 12, 130, 1, 33};
+  for (size_t i = 0; i < std::size(lens); ++i) {
+    reqs.push_back(request(random_prompt(rng, lens[i], V), 9 + static_cast<int64_t>(i) * 4, false, 0));
+    if (i == 2) reqs.back().sampling.repetition_penalty = 1.3f;  // penalties see the drafts as generated
+    if (i == 3) reqs.back().sampling.frequency_penalty = 0.5f;
+  }
+  const auto want = reference(reqs);
+  const auto random_draft = make_draft(kDir, 3);
+  auto random = model::DecoderModel::load(random_draft);
+  struct Case {
+    const char* name;
+    model::DecoderModel* draft;
+    int k;
+  };
+  for (const Case& c : {Case{"the target itself", model_.get(), 4}, Case{"a random model", random.get(), 3}}) {
+    serve::SchedulerOptions o;
+    o.parallel = 3;
+    o.ctx = 256;
+    o.prefill_chunk = 50;
+    o.draft_max = c.k;
+    serve::Scheduler sched(*model_, nullptr, engine_->eos_ids(), o, c.draft);
+    std::vector<std::shared_ptr<serve::RequestHandle>> hs;
+    for (auto& r : reqs) hs.push_back(sched.submit(r, 0));
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      auto got = collect(*hs[i]);
+      EXPECT_EQ(got.tokens, want[i]) << "request " << i << ", draft: " << c.name;
+      EXPECT_EQ(got.last.completion_tokens, static_cast<int64_t>(want[i].size()));
+    }
+    const auto m = sched.metrics();
+    EXPECT_EQ(m.pages.in_use, 0);
+    EXPECT_GT(m.draft_tokens, 0) << c.name;
+    if (c.draft == model_.get()) {
+      EXPECT_GE(m.draft_accepted, m.draft_tokens * 9 / 10) << "the target drafting for itself is almost always right";
+      EXPECT_LT(m.steps, m.generated_tokens / 2) << "several tokens per step";
+    } else {
+      EXPECT_LT(m.draft_accepted, m.draft_tokens / 2) << "a random draft is mostly wrong";
+    }
+  }
+  fs::remove_all(random_draft);
+}
+
+// Wilson-Hilferty approximation of the chi-square quantile at z standard deviations.
+double chi2_quantile(double df, double z) {
+  const double a = 2.0 / (9.0 * df);
+  return df * std::pow(1.0 - a + z * std::sqrt(a), 3.0);
+}
+
+TEST_F(SchedulerTest, SpeculativeSamplingFollowsTheTargetsDistribution) {
+  // Three tokens at top-k 3: the first from the prompt's row, the second from the target's
+  // verdict on one draft (at most remaining - 1 are drafted), the third its bonus token or, after
+  // a rejection, a plain step. The law of all 27 outcomes is known from 13 forwards here.
+  const std::vector<int32_t> prompt = {17, 230, 5, 99, 310, 41};
+  infer::SamplingParams sp;
+  sp.do_sample = true;
+  sp.temperature = 1.0f;
+  sp.top_k = 3;
+  auto law = [&](const std::vector<int32_t>& seq) {
+    model::Batch b;
+    for (size_t i = 0; i < seq.size(); ++i) {
+      b.ids.push_back(seq[i]);
+      b.pos.push_back(static_cast<int32_t>(i));
+      b.slot.push_back(0);
+    }
+    b.logits_for.push_back(static_cast<int32_t>(seq.size() - 1));
+    auto cache = engine_->make_cache(1, 64);
+    Tensor lg = model_->forward(b, cache).to(cpu_device());
+    std::vector<float> row(lg.data<float>(), lg.data<float>() + model_->config().vocab_size);
+    infer::Sampler s(sp);
+    const auto d = s.distribution(row, seq, 0);
+    return std::vector<infer::SamplerCandidate>(d.begin(), d.end());
+  };
+  std::map<std::vector<int32_t>, double> expected;
+  for (const auto& a : law(prompt)) {
+    auto pa = prompt;
+    pa.push_back(a.id);
+    for (const auto& b : law(pa)) {
+      auto pb = pa;
+      pb.push_back(b.id);
+      for (const auto& c : law(pb)) expected[{a.id, b.id, c.id}] = static_cast<double>(a.prob) * b.prob * c.prob;
+    }
+  }
+  ASSERT_EQ(expected.size(), 27u);
+
+  const auto draft_dir = make_noisy_copy(kDir, 0.03f, 2.0f, 8);
+  auto draft = model::DecoderModel::load(draft_dir);
+  serve::SchedulerOptions o;
+  o.parallel = 8;
+  o.ctx = 64;
+  o.draft_max = 4;
+  serve::Scheduler sched(*model_, nullptr, engine_->eos_ids(), o, draft.get());
+  const int trials = 3000;
+  std::map<std::vector<int32_t>, double> counts;
+  std::deque<std::shared_ptr<serve::RequestHandle>> live;
+  auto drain = [&] {
+    auto got = collect(*live.front());
+    live.pop_front();
+    ASSERT_EQ(got.tokens.size(), 3u);
+    counts[got.tokens] += 1;
+  };
+  for (int t = 0; t < trials; ++t) {
+    auto r = request(prompt, 3, true, 9000 + static_cast<uint64_t>(t));
+    r.sampling = sp;
+    r.sampling.seed = 9000 + static_cast<uint64_t>(t);
+    live.push_back(sched.submit(r, 0));
+    if (live.size() >= 32) drain();
+  }
+  while (!live.empty()) drain();
+  double x = 0;
+  for (auto& [seq, p] : expected) {
+    const double e = p * trials, n = counts.count(seq) ? counts[seq] : 0.0;
+    x += (n - e) * (n - e) / e;
+  }
+  for (auto& [seq, n] : counts) EXPECT_TRUE(expected.count(seq)) << "an outcome the target cannot produce";
+  EXPECT_LT(x, chi2_quantile(26, 3.72)) << "chi-square over the 27 outcomes";
+  const auto m = sched.metrics();
+  std::printf("chi-square %.1f on 26 degrees of freedom; %lld of %lld drafts kept\n", x,
+              static_cast<long long>(m.draft_accepted), static_cast<long long>(m.draft_tokens));
+  EXPECT_EQ(m.draft_tokens, trials) << "one draft per request";
+  EXPECT_GT(m.draft_accepted, 0);
+  EXPECT_LT(m.draft_accepted, m.draft_tokens);
+  fs::remove_all(draft_dir);
 }
 
 // The page pool alone, on a cache of 6 pages for 2 slots.

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -43,9 +44,9 @@ void serve_until_signal(serve::ApiServer& server, const std::function<void()>& d
 }
 
 struct ServeFlags {
-  std::string model, tokenizer, lora, host = "127.0.0.1", api_key, cors, chat_template = "auto", alias;
+  std::string model, draft_model, tokenizer, lora, host = "127.0.0.1", api_key, cors, chat_template = "auto", alias;
   std::string cache_type = "f32", matmul_precision, pooling = "last";
-  int port = 8080, parallel = 4, threads = 0, max_n = 16;
+  int port = 8080, parallel = 4, threads = 0, max_n = 16, draft_max = 4;
   int64_t ctx = 0, kv_size = 0, batch = 256, queue = 64, max_body_mb = 8;
   double shutdown_timeout = 10;
   bool no_prefix_cache = false, reward = false, normalize_reward = false;
@@ -72,6 +73,20 @@ void run_reward_server(const ServeFlags& f) {
   std::printf("yak serve: reward model %s, listening on http://%s:%d/get_reward\n", mc.id.c_str(), f.host.c_str(), port);
   std::fflush(stdout);
   serve_until_signal(server, [] {});
+}
+
+// The draft model must spell its tokens as the target does: ids are compared, not text.
+void check_draft_vocabulary(const tok::Tokenizer* target, const std::string& draft_dir) {
+  auto draft = load_model_tokenizer(draft_dir, "");
+  if (!target || !draft) return;  // ids only: nothing to compare
+  const int32_t n = std::min(target->vocab_size(), draft->vocab_size());
+  if (std::abs(target->vocab_size() - draft->vocab_size()) > 128)
+    throw Error("--draft-model " + draft_dir + ": its vocabulary has " + std::to_string(draft->vocab_size()) +
+                " tokens, the model's " + std::to_string(target->vocab_size()) + " (a draft must share the tokenizer)");
+  for (int32_t id = 0; id < n; ++id)
+    if (target->token_bytes(id) != draft->token_bytes(id))
+      throw Error("--draft-model " + draft_dir + ": token " + std::to_string(id) + " is '" + draft->id_to_token(id) +
+                  "' there and '" + target->id_to_token(id) + "' in the model (a draft must share the tokenizer)");
 }
 
 void run_serve(const ServeFlags& f) {
@@ -104,7 +119,13 @@ void run_serve(const ServeFlags& f) {
   for (auto id : cfg.eos_token_ids) eos.push_back(static_cast<int32_t>(id));
   for (auto id : mc.defaults.eos_token_ids) eos.push_back(static_cast<int32_t>(id));
   if (tokenizer && tokenizer->eos_id()) eos.push_back(*tokenizer->eos_id());
-  serve::Scheduler sched(*model, tokenizer.get(), eos, so);
+  std::unique_ptr<model::DecoderModel> draft;
+  if (!f.draft_model.empty()) {
+    check_draft_vocabulary(tokenizer.get(), f.draft_model);
+    draft = model::DecoderModel::load(f.draft_model);
+    so.draft_max = f.draft_max;
+  }
+  serve::Scheduler sched(*model, tokenizer.get(), eos, so, draft.get());
   mc.ctx = sched.max_sequence();
 
   serve::ServerOptions opt;
@@ -129,6 +150,9 @@ void run_serve(const ServeFlags& f) {
   const int port = server.bind(f.host, f.port);
   std::printf("yak serve: %s (%s), %d slots x %lld tokens, listening on http://%s:%d/v1\n", mc.id.c_str(),
               std::string(io::arch_name(cfg.arch)).c_str(), so.parallel, static_cast<long long>(mc.ctx), f.host.c_str(), port);
+  if (draft)
+    std::printf("yak serve: speculative decoding with %s (%lld layers), up to %d drafts per step\n",
+                f.draft_model.c_str(), static_cast<long long>(draft->config().num_layers), so.draft_max);
   if (asking)
     std::printf("yak serve: questions on %s at http://%s:%d/api/ask (%zu knowledge-base entries)\n",
                 ask::redact_url(f.ask.db).c_str(), f.host.c_str(), port, asking->entries());
@@ -155,6 +179,10 @@ void register_serve(CLI::App& app) {
   s->add_option("--kv-size", f->kv_size, "Positions in the shared KV page pool (default: parallel x ctx-size)");
   s->add_option("-b,--batch-size", f->batch, "Prompt tokens computed per step over all slots (default 256)");
   s->add_option("--queue", f->queue, "Requests that may wait for a slot before 503 (default 64)");
+  s->add_option("-md,--draft-model", f->draft_model,
+                "Speculative decoding: a smaller model with the same tokenizer proposes tokens the model checks "
+                "(output unchanged)");
+  s->add_option("--draft-max,--draft", f->draft_max, "Tokens the draft proposes per step and request (default 4)");
   s->add_flag("--no-prefix-cache", f->no_prefix_cache, "Do not share KV pages of common prompt prefixes");
   s->add_option("--cache-type", f->cache_type, "KV cache element type: f32 (default), f16, bf16");
   s->add_option("--chat-template", f->chat_template, "auto (default), chatml, qwen3, llama2, alpaca2, plain, none");

@@ -71,6 +71,16 @@ int32_t Continuation::step(std::span<float> logits) {
   return id;
 }
 
+std::span<const SamplerCandidate> Continuation::distribution(std::span<float> logits,
+                                                             std::span<const int32_t> drafted) {
+  if (matcher_) throw Error("Continuation::distribution: constrained sequences are not drafted");
+  if (drafted.empty()) return sampler_.distribution(logits, tokens_, generated_.size());
+  if (history_.capacity() < tokens_.size() + drafted.size()) history_.reserve(tokens_.capacity() + drafted.size() + 16);
+  history_.assign(tokens_.begin(), tokens_.end());
+  history_.insert(history_.end(), drafted.begin(), drafted.end());
+  return sampler_.distribution(logits, history_, generated_.size() + drafted.size());
+}
+
 void Continuation::accept(int32_t id) {
   if (done()) throw Error("Continuation::accept: the sequence has ended");  // no string built per token
   const bool is_eos = !req_->ignore_eos && std::binary_search(eos_.begin(), eos_.end(), id);

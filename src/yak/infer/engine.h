@@ -84,6 +84,16 @@ class Continuation {
   const GenerateRequest& request() const { return *req_; }
   GenerateResult result() const { return {generated_, text_, finish_, eos_token_}; }
 
+  // For speculative decoding (speculative.h): the distribution the next token would be drawn
+  // from if the `drafted` tokens followed the accepted ones (the row is processed in place as
+  // step() processes it; penalties see the drafted tokens as generated). Unconstrained only.
+  std::span<const SamplerCandidate> distribution(std::span<float> logits, std::span<const int32_t> drafted);
+  Sampler& sampler() { return sampler_; }
+  bool constrained() const { return matcher_ != nullptr; }
+  int64_t remaining() const {
+    return done() ? 0 : req_->max_new_tokens - static_cast<int64_t>(generated_.size());
+  }
+
  private:
   const GenerateRequest* req_;
   std::span<const int32_t> eos_;
@@ -91,6 +101,7 @@ class Continuation {
   std::unique_ptr<GrammarMatcher> matcher_;
   std::unique_ptr<tok::StreamDecoder> decoder_;
   std::vector<int32_t> tokens_, generated_;
+  std::vector<int32_t> history_;  // tokens_ + drafted tokens (distribution's scratch)
   size_t prompt_len_;
   std::string text_;
   size_t emitted_ = 0;

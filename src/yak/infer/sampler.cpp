@@ -274,29 +274,49 @@ Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.se
 
 int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> history, size_t n_generated) {
   if (logits.empty()) return 0;
+  const auto c = distribution(logits, history, n_generated);
+  if (c.size() == 1 && params_.greedy()) return c.front().id;
+  if (c.empty()) return argmax(logits);
+  return draw(c);
+}
+
+std::span<const SamplerCandidate> Sampler::distribution(std::span<float> logits, std::span<const int32_t> history,
+                                                        size_t n_generated) {
+  cand_.clear();
+  if (logits.empty()) return cand_;
   penalties(logits, history, n_generated, params_, ids_);
-  if (params_.greedy()) return argmax(logits);
+  if (params_.greedy()) {
+    const int32_t id = argmax(logits);
+    cand_.push_back({logits[static_cast<size_t>(id)], 1.0f, id});
+    return cand_;
+  }
   if (cand_.capacity() < logits.size()) {  // once: the candidate lists never grow after this
     cand_.reserve(logits.size());
     tmp_.reserve(logits.size());
     heap_.reserve(logits.size());
   }
-
   apply_temperature(logits, params_.temperature);
   select_top_k(logits, params_.top_k, cand_, heap_);
   filter_top_p(cand_, params_.top_p, tmp_);
   filter_min_p(cand_, params_.min_p);
   write_back(logits, cand_);
+  if (!softmax_candidates(cand_)) cand_.clear();  // every token removed: the caller takes the argmax
+  return cand_;
+}
 
-  // Draw from softmax over the survivors. The uniform comes from our own mt19937_64, so a seed
-  // reproduces tokens (but not torch's RNG stream).
-  if (!softmax_candidates(cand_)) return argmax(logits);
+double Sampler::uniform() {
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+}
+
+int32_t Sampler::draw(std::span<const SamplerCandidate> c) {
+  // The uniform comes from our own mt19937_64, so a seed reproduces tokens (but not torch's RNG
+  // stream). Weights need not sum to one.
   double total = 0.0;
-  for (const Cand& x : cand_) total += x.prob;
-  const double r = std::uniform_real_distribution<double>(0.0, 1.0)(rng_) * total;
+  for (const Cand& x : c) total += x.prob;
+  const double r = uniform() * total;
   double cum = 0.0;
-  int32_t last = cand_.front().id;
-  for (const Cand& x : cand_) {
+  int32_t last = c.empty() ? 0 : c.front().id;
+  for (const Cand& x : c) {
     if (x.prob <= 0.0f) continue;
     cum += x.prob;
     last = x.id;

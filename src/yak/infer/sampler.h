@@ -51,6 +51,16 @@ class Sampler {
   // from (penalties and warpers applied, removed tokens at -inf), as transformers' `scores`.
   // history = prompt ids followed by generated ids; the last n_generated of them were generated.
   int32_t sample(std::span<float> logits, std::span<const int32_t> history, size_t n_generated);
+  // What sample() draws from: processes the row the same way and returns the surviving tokens
+  // with their probabilities (summing to one; greedy: the argmax alone with probability 1; empty
+  // when every token was removed). Valid until the next call. Speculative decoding compares
+  // these distributions between a draft and the target.
+  std::span<const SamplerCandidate> distribution(std::span<float> logits, std::span<const int32_t> history,
+                                                 size_t n_generated);
+  // One token drawn from candidates weighted by prob (one uniform from the generator).
+  int32_t draw(std::span<const SamplerCandidate> candidates);
+  // A uniform number in [0, 1) from the sequence's generator.
+  double uniform();
   const SamplingParams& params() const { return params_; }
   // Room for a history of n ids, so that sampling never allocates while a sequence grows to n.
   void reserve(size_t n) { ids_.reserve(n); }

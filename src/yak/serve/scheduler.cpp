@@ -38,7 +38,7 @@ int64_t pool_pages(const SchedulerOptions& o) {
 }  // namespace
 
 Scheduler::Scheduler(model::DecoderModel& model, const tok::Tokenizer* tok, std::vector<int32_t> eos_ids,
-                     SchedulerOptions options)
+                     SchedulerOptions options, model::DecoderModel* draft)
     : model_(model),
       tok_(tok),
       eos_(std::move(eos_ids)),
@@ -49,7 +49,12 @@ Scheduler::Scheduler(model::DecoderModel& model, const tok::Tokenizer* tok, std:
   check(opt_.prefill_chunk >= 1, "the prefill chunk must be at least 1 token");
   std::sort(eos_.begin(), eos_.end());
   eos_.erase(std::unique(eos_.begin(), eos_.end()), eos_.end());
-  row_copy_.resize(static_cast<size_t>(model_.config().vocab_size));
+  if (draft) {
+    check(opt_.draft_max >= 1 && opt_.draft_max <= 64, "--draft-max must be between 1 and 64");
+    draft_ = draft;
+    draft_cache_.emplace(draft->config(), opt_.parallel, opt_.ctx, opt_.cache_type, draft->device());
+  }
+  row_copy_.resize(static_cast<size_t>(model_.config().vocab_size) * static_cast<size_t>(draft ? opt_.draft_max + 1 : 1));
   metrics_.pages = pool_.stats();
   thread_ = std::thread([this] { loop(); });
 }
@@ -203,38 +208,41 @@ void Scheduler::admit() {
   metrics_.pages = pool_.stats();
 }
 
-void Scheduler::sample_row(int32_t s, std::span<float> row) {
-  const int64_t V = model_.config().vocab_size;
-  Slot& slot = slots_[static_cast<size_t>(s)];
-  if (!slot.cont) {
-    slot.cont = std::make_unique<infer::Continuation>(slot.job->req, tok_, eos_);
-  } else {
-    slot.cached = static_cast<int64_t>(slot.cont->tokens().size());
-    pool_.commit(s, slot.cont->tokens(), slot.cached);
+namespace {
+// Log-probability of id under a raw logits row (the model's own distribution, before penalties
+// and warpers), with the k most likely tokens.
+TokenLogprob token_logprob(std::span<const float> row, int32_t id, int k) {
+  const float mx = *std::max_element(row.begin(), row.end());
+  double sum = 0;
+  for (float x : row) sum += std::exp(static_cast<double>(x - mx));
+  const float lse = mx + static_cast<float>(std::log(sum));
+  TokenLogprob lp{id, row[static_cast<size_t>(id)] - lse, {}};
+  if (k > 0) {
+    std::vector<int32_t> idx(row.size());
+    for (size_t j = 0; j < row.size(); ++j) idx[j] = static_cast<int32_t>(j);
+    const auto kk = std::min<size_t>(static_cast<size_t>(k), idx.size());
+    std::partial_sort(idx.begin(), idx.begin() + static_cast<long>(kk), idx.end(), [&](int32_t a, int32_t b) {
+      const float x = row[static_cast<size_t>(a)], y = row[static_cast<size_t>(b)];
+      return x > y || (x == y && a < b);
+    });
+    for (size_t j = 0; j < kk; ++j) lp.top.emplace_back(idx[j], row[static_cast<size_t>(idx[j])] - lse);
   }
+  return lp;
+}
+}  // namespace
+
+void Scheduler::push_tokens(int32_t s, size_t from, std::span<const float> raw_rows, size_t rows) {
+  const auto V = static_cast<size_t>(model_.config().vocab_size);
+  Slot& slot = slots_[static_cast<size_t>(s)];
   Event e;
   const int k = slot.job->top_logprobs;
-  if (k >= 0) std::copy(row.begin(), row.end(), row_copy_.begin());
-  const int32_t id = slot.cont->step(row);
-  if (k >= 0 && !(slot.cont->done() && slot.cont->eos_token() == id)) {
-    // Log-probabilities of the model's own distribution (before penalties and warpers).
-    const float mx = *std::max_element(row_copy_.begin(), row_copy_.end());
-    double sum = 0;
-    for (float x : row_copy_) sum += std::exp(static_cast<double>(x - mx));
-    const float lse = mx + static_cast<float>(std::log(sum));
-    TokenLogprob lp{id, row_copy_[static_cast<size_t>(id)] - lse, {}};
-    if (k > 0) {
-      std::vector<int32_t> idx(static_cast<size_t>(V));
-      for (int32_t j = 0; j < V; ++j) idx[static_cast<size_t>(j)] = j;
-      const auto kk = std::min<size_t>(static_cast<size_t>(k), idx.size());
-      std::partial_sort(idx.begin(), idx.begin() + static_cast<long>(kk), idx.end(), [&](int32_t a, int32_t b) {
-        const float x = row_copy_[static_cast<size_t>(a)], y = row_copy_[static_cast<size_t>(b)];
-        return x > y || (x == y && a < b);
-      });
-      for (size_t j = 0; j < kk; ++j) lp.top.emplace_back(idx[j], row_copy_[static_cast<size_t>(idx[j])] - lse);
+  const auto& toks = slot.cont->tokens();
+  if (k >= 0)
+    for (size_t j = 0; j < rows && from + j < toks.size(); ++j) {
+      const int32_t id = toks[from + j];
+      const bool ending_eos = from + j + 1 == toks.size() && slot.cont->done() && slot.cont->eos_token() == id;
+      if (!ending_eos) e.logprobs.push_back(token_logprob(raw_rows.subspan(j * V, V), id, k));
     }
-    e.logprobs.push_back(std::move(lp));
-  }
   if (slot.cont->done()) {
     // finish() sends the rest of the text with the last event; the logprobs go first.
     if (!e.logprobs.empty()) slot.job->handle->push(std::move(e));
@@ -245,6 +253,106 @@ void Scheduler::sample_row(int32_t s, std::span<float> row) {
   if (!e.text.empty() || !e.logprobs.empty()) slot.job->handle->push(std::move(e));
 }
 
+void Scheduler::sample_row(int32_t s, std::span<float> row) {
+  Slot& slot = slots_[static_cast<size_t>(s)];
+  if (!slot.cont) {
+    slot.cont = std::make_unique<infer::Continuation>(slot.job->req, tok_, eos_);
+  } else {
+    slot.cached = static_cast<int64_t>(slot.cont->tokens().size());
+    pool_.commit(s, slot.cont->tokens(), slot.cached);
+  }
+  const size_t from = slot.cont->tokens().size();
+  const bool keep = slot.job->top_logprobs >= 0;
+  if (keep) std::copy(row.begin(), row.end(), row_copy_.begin());
+  slot.cont->step(row);
+  push_tokens(s, from, keep ? std::span<const float>(row_copy_) : std::span<const float>(), 1);
+}
+
+void Scheduler::verify_rows(int32_t s, std::span<float> rows) {
+  const auto V = static_cast<size_t>(model_.config().vocab_size);
+  Slot& slot = slots_[static_cast<size_t>(s)];
+  const size_t n = slot.cont->tokens().size();  // the last of them was fed with the drafts
+  const size_t drafted = slot.drafts.size();
+  const bool keep = slot.job->top_logprobs >= 0;
+  if (keep) std::copy(rows.begin(), rows.end(), row_copy_.begin());
+  const size_t kept = slot.drafts.verify(*slot.cont, rows, V);
+  slot.drafts.clear();
+  // The target's cache holds the last token and the kept drafts; the rejected positions are
+  // rewritten before anything reads them (attention reads positions <= its own).
+  slot.cached = static_cast<int64_t>(n + kept);
+  pool_.commit(s, slot.cont->tokens(), slot.cached);
+  slot.draft_cached = std::min(slot.draft_cached, slot.cached);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    metrics_.draft_tokens += static_cast<int64_t>(drafted);
+    metrics_.draft_accepted += static_cast<int64_t>(kept);
+  }
+  push_tokens(s, n, keep ? std::span<const float>(row_copy_) : std::span<const float>(), kept + 1);
+}
+
+void Scheduler::draft() {
+  const int64_t Vt = model_.config().vocab_size, Vd = draft_->config().vocab_size;
+  // Proposals per slot this step: none for constrained sequences (their grammar state would have
+  // to run ahead) or when only one token is left to generate.
+  std::vector<int64_t> want(slots_.size(), 0);
+  int64_t most = 0;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    Slot& slot = slots_[i];
+    slot.drafts.clear();
+    if (!slot.busy || slot.prefilling() || slot.cont->done() || slot.cont->constrained()) continue;
+    want[i] = std::min<int64_t>(opt_.draft_max, slot.cont->remaining() - 1);
+    most = std::max(most, want[i]);
+  }
+  for (int64_t j = 0; j < most; ++j) {
+    model::Batch batch;
+    std::vector<int32_t> owner;
+    int64_t budget = opt_.prefill_chunk;  // catching up on a prompt costs at most one chunk a step
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      Slot& slot = slots_[i];
+      if (want[i] <= j) continue;
+      const auto& toks = slot.cont->tokens();
+      const auto n = static_cast<int64_t>(toks.size());
+      if (j == 0) {
+        // Every accepted token the draft has not seen, the last one giving the first proposal.
+        const int64_t take = std::min(n - slot.draft_cached, std::max<int64_t>(budget, 1));
+        for (int64_t p = slot.draft_cached; p < slot.draft_cached + take; ++p) {
+          batch.ids.push_back(toks[static_cast<size_t>(p)]);
+          batch.pos.push_back(static_cast<int32_t>(p));
+          batch.slot.push_back(static_cast<int32_t>(i));
+        }
+        budget -= take;
+        slot.draft_cached += take;
+        if (slot.draft_cached < n) {
+          want[i] = 0;  // still catching up: this step decodes without drafts
+          continue;
+        }
+      } else {
+        batch.ids.push_back(slot.drafts.ids().back());
+        batch.pos.push_back(static_cast<int32_t>(n - 1 + j));
+        batch.slot.push_back(static_cast<int32_t>(i));
+        slot.draft_cached = n + j;
+      }
+      batch.logits_for.push_back(static_cast<int32_t>(batch.ids.size() - 1));
+      owner.push_back(static_cast<int32_t>(i));
+    }
+    if (batch.ids.empty()) break;
+    if (batch.logits_for.empty()) batch.logits_for.push_back(0), owner.push_back(-1);
+    Tensor logits = draft_->forward(batch, *draft_cache_).to(cpu_device());
+    for (size_t r = 0; r < owner.size(); ++r) {
+      if (owner[r] < 0) continue;
+      Slot& slot = slots_[static_cast<size_t>(owner[r])];
+      const int32_t id = slot.drafts.propose(
+          *slot.cont, std::span<float>(logits.data<float>() + r * static_cast<size_t>(Vd), static_cast<size_t>(Vd)));
+      if (id >= Vt) {  // a token the target does not have: nothing past it can be kept
+        slot.drafts.drop_last();
+        want[static_cast<size_t>(owner[r])] = j;
+      } else if (!slot.job->req.ignore_eos && std::binary_search(eos_.begin(), eos_.end(), id)) {
+        want[static_cast<size_t>(owner[r])] = j + 1;  // nothing follows an end of sequence
+      }
+    }
+  }
+}
+
 bool Scheduler::step() {
   const int64_t V = model_.config().vocab_size;
   // Cancelled requests leave first, so their pages serve this step's newcomers.
@@ -252,19 +360,26 @@ bool Scheduler::step() {
     if (slots_[i].busy && slots_[i].job->handle->cancelled()) finish(static_cast<int32_t>(i), "cancelled");
   admit();
 
+  if (draft_) draft();
+
   model::Batch batch;
-  std::vector<int32_t> owner;  // slot of each logits row
+  std::vector<RowOwner> owner;
   int64_t budget = opt_.prefill_chunk;
-  // Every decoding slot's next token, then prompt tokens up to the chunk budget, in slot order.
+  // Every decoding slot's next token (and its drafts), then prompt tokens up to the chunk
+  // budget, in slot order.
   for (size_t i = 0; i < slots_.size(); ++i) {
     Slot& slot = slots_[i];
     if (!slot.busy || slot.prefilling()) continue;
     const auto& toks = slot.cont->tokens();
-    batch.ids.push_back(toks.back());
-    batch.pos.push_back(static_cast<int32_t>(toks.size() - 1));
-    batch.slot.push_back(static_cast<int32_t>(i));
-    batch.logits_for.push_back(static_cast<int32_t>(batch.ids.size() - 1));
-    owner.push_back(static_cast<int32_t>(i));
+    const size_t first = batch.logits_for.size();
+    const auto drafts = slot.drafts.ids();
+    for (size_t j = 0; j <= drafts.size(); ++j) {
+      batch.ids.push_back(j == 0 ? toks.back() : drafts[j - 1]);
+      batch.pos.push_back(static_cast<int32_t>(toks.size() - 1 + j));
+      batch.slot.push_back(static_cast<int32_t>(i));
+      batch.logits_for.push_back(static_cast<int32_t>(batch.ids.size() - 1));
+    }
+    owner.push_back({static_cast<int32_t>(i), first, drafts.size() + 1});
   }
   std::vector<std::pair<int32_t, int64_t>> filled;  // (slot, prompt tokens written this step)
   for (size_t i = 0; i < slots_.size() && budget > 0; ++i) {
@@ -279,8 +394,8 @@ bool Scheduler::step() {
       batch.slot.push_back(static_cast<int32_t>(i));
     }
     if (take == left) {
+      owner.push_back({static_cast<int32_t>(i), batch.logits_for.size(), 1});
       batch.logits_for.push_back(static_cast<int32_t>(batch.ids.size() - 1));
-      owner.push_back(static_cast<int32_t>(i));
     }
     filled.emplace_back(static_cast<int32_t>(i), take);
     budget -= take;
@@ -289,7 +404,7 @@ bool Scheduler::step() {
   // Pages for every position this step writes (admission kept them available).
   for (size_t r = 0; r < batch.ids.size(); ++r)
     if (!pool_.reserve(batch.slot[r], batch.pos[r] + 1)) throw Error("serve: the KV page pool ran out (a scheduling bug)");
-  if (batch.logits_for.empty()) batch.logits_for.push_back(0), owner.push_back(-1);
+  if (batch.logits_for.empty()) batch.logits_for.push_back(0), owner.push_back({-1, 0, 1});
 
   Tensor logits = model_.forward(batch, cache_).to(cpu_device());
   for (auto [s, take] : filled) {
@@ -297,12 +412,16 @@ bool Scheduler::step() {
     slot.cached += take;
     pool_.commit(s, slot.job->req.prompt, slot.cached);
   }
-  for (size_t r = 0; r < owner.size(); ++r) {
-    if (owner[r] < 0) continue;
+  for (const RowOwner& o : owner) {
+    if (o.slot < 0) continue;
+    const std::span<float> rows(logits.data<float>() + o.first * static_cast<size_t>(V), o.rows * static_cast<size_t>(V));
     try {
-      sample_row(owner[r], std::span<float>(logits.data<float>() + r * V, static_cast<size_t>(V)));
+      if (o.rows == 1)
+        sample_row(o.slot, rows);
+      else
+        verify_rows(o.slot, rows);
     } catch (const std::exception& ex) {
-      finish(owner[r], std::string("generation failed: ") + ex.what());  // that sequence only
+      finish(o.slot, std::string("generation failed: ") + ex.what());  // that sequence only
     }
   }
   std::lock_guard<std::mutex> lock(mu_);

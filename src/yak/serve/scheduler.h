@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "yak/infer/engine.h"
+#include "yak/infer/speculative.h"
 #include "yak/model/decoder.h"
 #include "yak/serve/page_pool.h"
 
@@ -66,6 +67,7 @@ struct SchedulerOptions {
   int64_t queue = 64;           // requests waiting for a slot before new ones are refused
   bool prefix_cache = true;
   DType cache_type = DType::F32;
+  int draft_max = 4;  // with a draft model: tokens it proposes per step and sequence
 };
 
 // Served so far; read by /metrics.
@@ -73,6 +75,7 @@ struct SchedulerMetrics {
   int64_t requests_finished = 0, requests_cancelled = 0, requests_failed = 0;
   int64_t prompt_tokens = 0, prefill_tokens = 0, generated_tokens = 0, steps = 0;
   int64_t queue = 0, running = 0, last_batch_tokens = 0, last_batch_sequences = 0;
+  int64_t draft_tokens = 0, draft_accepted = 0;  // speculative decoding: proposed, kept
   PagePoolStats pages;
 };
 
@@ -83,8 +86,10 @@ struct Unavailable : std::runtime_error {
 
 class Scheduler {
  public:
+  // draft: a smaller model over the same vocabulary for speculative decoding (may be null); its
+  // proposals never change what is generated, only how many tokens one step yields.
   Scheduler(model::DecoderModel& model, const tok::Tokenizer* tok, std::vector<int32_t> eos_ids,
-            SchedulerOptions options);
+            SchedulerOptions options, model::DecoderModel* draft = nullptr);
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -120,12 +125,22 @@ class Scheduler {
     int64_t cached = 0;       // positions whose keys and values are in the cache
     int64_t hit = 0;          // of them, attached from the prefix cache
     int64_t worst_pages = 0;  // pages the request can grow to
+    int64_t draft_cached = 0;  // positions in the draft model's cache (speculative decoding)
+    infer::Drafts drafts;      // this step's proposals
     bool prefilling() const { return cont == nullptr; }
+  };
+  // Logits rows [first, first + rows) of a step belong to a slot (-1: a placeholder row).
+  struct RowOwner {
+    int32_t slot;
+    size_t first, rows;
   };
   void loop();
   void admit();
   bool step();
   void sample_row(int32_t slot, std::span<float> logits);  // the slot's next token, its events
+  void draft();  // the draft model's proposals for the decoding slots that take them
+  void verify_rows(int32_t slot, std::span<float> rows);  // the target's verdict on them, its events
+  void push_tokens(int32_t slot, size_t from, std::span<const float> raw_rows, size_t rows);
   void finish(int32_t slot, const std::string& error);
   int64_t pages_for(const infer::GenerateRequest& r) const;
 
@@ -136,7 +151,9 @@ class Scheduler {
   model::KVCache cache_;
   PagePool pool_;
   std::vector<Slot> slots_;
-  std::vector<float> row_copy_;
+  std::vector<float> row_copy_;  // raw logits rows kept for logprobs
+  model::DecoderModel* draft_ = nullptr;
+  std::optional<model::KVCache> draft_cache_;  // one contiguous run of ctx positions per slot
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -430,6 +430,12 @@ http::Reply ApiServer::metrics() const {
   metric("yak_prefix_cache_hit_tokens_total", "counter", "Prompt tokens taken from the prefix cache.",
          std::to_string(m.pages.hit_tokens));
   metric("yak_prefix_cache_evictions_total", "counter", "Cached pages evicted.", std::to_string(m.pages.evictions));
+  metric("yak_speculative_draft_tokens_total", "counter", "Tokens the draft model proposed.",
+         std::to_string(m.draft_tokens));
+  metric("yak_speculative_accepted_tokens_total", "counter", "Proposed tokens the model kept.",
+         std::to_string(m.draft_accepted));
+  metric("yak_speculative_acceptance_ratio", "gauge", "Kept / proposed draft tokens (0 before any).",
+         num(m.draft_tokens ? static_cast<double>(m.draft_accepted) / static_cast<double>(m.draft_tokens) : 0));
   return {200, out, "text/plain; version=0.0.4"};
 }
 
