@@ -179,7 +179,7 @@ void register_serve(CLI::App& app) {
   s->add_option("--kv-size", f->kv_size, "Positions in the shared KV page pool (default: parallel x ctx-size)");
   s->add_option("-b,--batch-size", f->batch, "Prompt tokens computed per step over all slots (default 256)");
   s->add_option("--queue", f->queue, "Requests that may wait for a slot before 503 (default 64)");
-  s->add_option("-md,--draft-model", f->draft_model,
+  s->add_option("--draft-model,--model-draft", f->draft_model,
                 "Speculative decoding: a smaller model with the same tokenizer proposes tokens the model checks "
                 "(output unchanged)");
   s->add_option("--draft-max,--draft", f->draft_max, "Tokens the draft proposes per step and request (default 4)");

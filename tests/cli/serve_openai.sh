@@ -30,6 +30,30 @@ if start -m "$m" --api-key sk-test --parallel 4 --max-body-mb 1; then
   stop
 fi
 
+# Speculative decoding: a one-layer draft over the same tokenizer proposes tokens; every check
+# above holds unchanged (replies at temperature 0 equal yak generate's without a draft).
+cat >"$tmp/draft.json" <<'JSON'
+{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 32, "intermediate_size": 64,
+ "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 501,
+ "max_position_embeddings": 256, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "tie_word_embeddings": true,
+ "eos_token_id": 4}
+JSON
+"$yak" model init --config "$tmp/draft.json" --out "$tmp/draft" --tokenizer "$m" --seed 9 >/dev/null || bad "draft init"
+if start -m "$m" --api-key sk-test --parallel 4 --max-body-mb 1 --draft-model "$tmp/draft" --draft-max 3; then
+  grep -q "speculative decoding with" "$tmp/srv.txt" || bad "the draft model is not announced"
+  "$venv/bin/python" "$here/serve/openai_client.py" "$yak" "$m" "$url" sk-test speculative ||
+    bad "openai client checks with a draft model"
+  stop
+fi
+# A draft must share the tokenizer: another vocabulary is refused before anything is served.
+mkdir -p "$tmp/othertok" && cp "$golden/tokenizer/tiny_bpe_gpt2.json" "$tmp/othertok/tokenizer.json"
+"$yak" model init --config "$tmp/draft.json" --out "$tmp/otherdraft" --tokenizer "$tmp/othertok" >/dev/null ||
+  bad "draft init (other tokenizer)"
+timeout 60 "$yak" serve -m "$m" --port 0 --draft-model "$tmp/otherdraft" >"$tmp/d.out" 2>"$tmp/d.err"
+rc=$?
+[[ $rc -eq 2 ]] && grep -q "must share the tokenizer" "$tmp/d.err" ||
+  bad "a draft with another tokenizer: exit $rc, $(cat "$tmp/d.err")"
+
 # Tool calls need room for the tool definitions in the prompt: a small random model with a long
 # context and the golden tokenizer and chat template.
 cat >"$tmp/tools.json" <<'JSON'

@@ -18,6 +18,7 @@ import jsonschema
 import openai
 
 yak, model, base, key = sys.argv[1:5]
+speculative = sys.argv[5:6] == ["speculative"]  # the server runs with a draft model
 fails = []
 
 
@@ -228,10 +229,17 @@ status, headers, body = raw("GET", "/metrics")
 text = body.decode()
 check(status == 200 and "text/plain" in headers.get("Content-Type", ""), "metrics content type")
 for name in ["yak_requests_total", "yak_generation_tokens_total", "yak_queue_length", "yak_kv_cache_usage_ratio",
-             "yak_prefix_cache_hit_ratio", "yak_batch_sequences"]:
+             "yak_prefix_cache_hit_ratio", "yak_batch_sequences", "yak_speculative_draft_tokens_total",
+             "yak_speculative_accepted_tokens_total", "yak_speculative_acceptance_ratio"]:
     check(re.search(rf"^{name}(\{{.*\}})? [0-9.e+-]+$", text, re.M) is not None, f"metric {name}")
 finished = int(re.search(r'yak_requests_total\{outcome="finished"\} (\d+)', text).group(1))
 check(finished >= 15, f"finished requests counted: {finished}")
+drafted = int(re.search(r"^yak_speculative_draft_tokens_total (\d+)$", text, re.M).group(1))
+kept = int(re.search(r"^yak_speculative_accepted_tokens_total (\d+)$", text, re.M).group(1))
+if speculative:
+    check(drafted > 0 and 0 <= kept <= drafted, f"speculative counters: {kept} of {drafted} drafts kept")
+else:
+    check(drafted == 0 and kept == 0, f"no draft model, yet {drafted} drafts counted")
 
 print(f"{len(fails)} failures", flush=True)
 sys.exit(1 if fails else 0)
