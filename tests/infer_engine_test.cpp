@@ -1,8 +1,10 @@
 // Greedy continuations of every golden checkpoint against transformers' generate(), one prompt at
-// a time and all prompts in one batch; sessions that reuse a cached prefix give the same tokens.
+// a time and all prompts in one batch; sessions that reuse a cached prefix give the same tokens;
+// requests with the same prompt (RL rollouts' n samples) compute it once and answer as alone.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <random>
 
 #include "golden_models.h"
 #include "yak/infer/engine.h"
@@ -87,6 +89,46 @@ TEST(Engine, StopsAtEosAndRespectsMaxNewTokens) {
   auto out = engine.generate({r})[0];
   EXPECT_EQ(out.tokens, std::vector<int32_t>(want.begin(), want.begin() + static_cast<long>(first)));
   EXPECT_EQ(out.finish_reason, infer::FinishReason::Stop);
+}
+
+TEST(Engine, SamplesOfOnePromptShareItsPages) {
+  auto model = model::DecoderModel::load(golden::golden_models_dir() / "qwen2_chat");
+  infer::Engine engine(*model, nullptr);
+  std::mt19937 rng(4);
+  auto prompt = [&](size_t n) {
+    std::vector<int32_t> p(n);
+    for (auto& t : p) t = static_cast<int32_t>(5 + rng() % 400);
+    return p;
+  };
+  const auto a = prompt(150), b = prompt(70), c = prompt(40);
+  std::vector<infer::GenerateRequest> reqs;
+  auto add = [&](const std::vector<int32_t>& p, int64_t n, uint64_t seed) {
+    infer::GenerateRequest r;
+    r.prompt = p;
+    r.max_new_tokens = n;
+    r.ignore_eos = true;
+    r.sampling.do_sample = true;
+    r.sampling.temperature = 0.8f;
+    r.sampling.seed = seed;
+    reqs.push_back(r);
+  };
+  add(a, 0, 1);  // generates nothing: must not be the one that computes a's pages
+  for (uint64_t s = 0; s < 4; ++s) add(a, 20, 10 + s);
+  add(b, 12, 20);
+  add(c, 12, 21);
+  add(b, 12, 22);
+  add(c, 12, 23);  // 40 tokens: no full page to share
+  std::vector<std::vector<int32_t>> alone;
+  for (auto& r : reqs) alone.push_back(engine.generate({r})[0].tokens);
+  int64_t all = 0;
+  for (auto& r : reqs) all += r.max_new_tokens > 0 ? static_cast<int64_t>(r.prompt.size()) : 0;
+  for (bool share : {true, false}) {
+    engine.share_prompts = share;
+    const auto out = engine.generate(reqs);
+    for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(out[i].tokens, alone[i]) << "request " << i << " share " << share;
+    // Shared: the three later samples of a skip two pages each, the second b skips one.
+    EXPECT_EQ(engine.last_stats().prefill_tokens, share ? all - 3 * 128 - 64 : all);
+  }
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 
 #include "yak/base/error.h"
 #include "yak/base/log.h"
@@ -229,7 +230,6 @@ std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>&
   if (capacity > model_.config().max_position_embeddings && model_.config().rope.type != io::RopeType::Dynamic)
     log::warn("generating " + std::to_string(capacity) + " positions, past the model's max_position_embeddings (" +
               std::to_string(model_.config().max_position_embeddings) + ")");
-  model::KVCache cache = make_cache(static_cast<int64_t>(requests.size()), capacity);
   std::vector<Seq> seqs(requests.size());
   for (size_t i = 0; i < requests.size(); ++i) {
     seqs[i].index = i;
@@ -237,11 +237,55 @@ std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>&
     seqs[i].prompt = requests[i].prompt;
     seqs[i].req = &requests[i];
   }
+  model::KVCache cache =
+      share_prompts ? prompt_sharing_cache(seqs, capacity) : make_cache(static_cast<int64_t>(seqs.size()), capacity);
   return run(seqs, cache, on_text);
 }
 
 model::KVCache Engine::make_cache(int64_t slots, int64_t capacity) const {
   return model::KVCache(model_.config(), slots, capacity, cache_type, model_.device());
+}
+
+model::KVCache Engine::prompt_sharing_cache(std::vector<Seq>& seqs, int64_t capacity) const {
+  const int64_t page = model::KVCache::kPageSize, per_slot = (capacity + page - 1) / page;
+  const auto n = static_cast<int64_t>(seqs.size());
+  // The first request with a prompt computes it; later ones share its full pages, all but the
+  // last prompt token (whose logits start each answer). Requests that generate nothing never
+  // prefill, so they neither lead nor share.
+  struct Less {
+    bool operator()(std::span<const int32_t> a, std::span<const int32_t> b) const {
+      return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end());
+    }
+  };
+  std::map<std::span<const int32_t>, size_t, Less> leader_of;
+  std::vector<size_t> leader(seqs.size());
+  std::vector<int64_t> shared(seqs.size(), 0);
+  int64_t pages = 0;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    leader[i] = i;
+    if (seqs[i].req->max_new_tokens > 0) {
+      auto [it, first] = leader_of.emplace(std::span<const int32_t>(seqs[i].prompt), i);
+      if (!first) {
+        leader[i] = it->second;
+        shared[i] = (static_cast<int64_t>(seqs[i].prompt.size()) - 1) / page;
+      }
+    }
+    pages += per_slot - shared[i];
+  }
+  if (pages == n * per_slot) return make_cache(n, capacity);
+  model::KVCache cache(model_.config(), n, capacity, pages, cache_type, model_.device());
+  std::vector<std::vector<int32_t>> table(seqs.size());
+  int32_t next = 0;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    for (int64_t l = 0; l < per_slot; ++l) {
+      const int32_t phys = l < shared[i] ? table[leader[i]][static_cast<size_t>(l)] : next++;
+      table[i].push_back(phys);
+      cache.set_page(seqs[i].slot, l, phys);
+    }
+    // The leader comes first in the prefill, so its pages are written before anyone reads them.
+    seqs[i].cached = static_cast<size_t>(shared[i] * page);
+  }
+  return cache;
 }
 
 Session::Session(Engine& engine, int64_t capacity) : engine_(engine), cache_(engine.make_cache(1, capacity)) {}

@@ -136,11 +136,19 @@ class Engine {
   DType cache_type = DType::F32;
   // A KV cache for `slots` sequences of `capacity` positions, of cache_type on the model's device.
   model::KVCache make_cache(int64_t slots, int64_t capacity) const;
+  // Requests of one generate() call with the same prompt (the n samples of one prompt in RL
+  // rollouts) share the KV pages of the prompt's full pages: those positions are computed once,
+  // by the first of them, and only the rest of each prompt is prefilled per request. false: every
+  // request computes its whole prompt.
+  bool share_prompts = true;
 
  private:
   friend class Session;
   struct Seq;
   std::vector<GenerateResult> run(std::vector<Seq>& seqs, model::KVCache& cache, const TextCallback& on_text);
+  // A paged cache in which sequences with the same prompt map its full pages to the same
+  // physical pages (their `cached` set past them); a plain cache when none share.
+  model::KVCache prompt_sharing_cache(std::vector<Seq>& seqs, int64_t capacity) const;
 
   model::DecoderModel& model_;
   const tok::Tokenizer* tok_;
