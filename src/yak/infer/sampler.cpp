@@ -274,9 +274,12 @@ Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.se
 
 int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> history, size_t n_generated) {
   if (logits.empty()) return 0;
-  const auto c = distribution(logits, history, n_generated);
-  if (c.size() == 1 && params_.greedy()) return c.front().id;
-  if (c.empty()) return argmax(logits);
+  return choose(distribution(logits, history, n_generated), logits);
+}
+
+int32_t Sampler::choose(std::span<const SamplerCandidate> c, std::span<const float> logits) {
+  if (c.empty()) return argmax(logits);  // every token removed
+  if (params_.greedy()) return c.front().id;
   return draw(c);
 }
 

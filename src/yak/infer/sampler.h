@@ -57,6 +57,9 @@ class Sampler {
   // these distributions between a draft and the target.
   std::span<const SamplerCandidate> distribution(std::span<float> logits, std::span<const int32_t> history,
                                                  size_t n_generated);
+  // The token sample() picks from a distribution() of the row `logits` (as processed by it):
+  // the argmax when nothing survived, the greedy choice, or a draw.
+  int32_t choose(std::span<const SamplerCandidate> candidates, std::span<const float> logits);
   // One token drawn from candidates weighted by prob (one uniform from the generator).
   int32_t draw(std::span<const SamplerCandidate> candidates);
   // A uniform number in [0, 1) from the sequence's generator.

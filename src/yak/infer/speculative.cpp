@@ -13,13 +13,6 @@ float prob_of(std::span<const SamplerCandidate> c, int32_t id) {
     if (x.id == id) return x.prob;
   return 0.0f;
 }
-
-// The token a row gives when nothing is drafted: the target's own choice.
-int32_t own_token(Continuation& c, std::span<const SamplerCandidate> p, std::span<const float> row) {
-  if (p.empty()) return argmax(row);  // every token removed: as Sampler::sample does
-  if (p.size() == 1) return p.front().id;
-  return c.sampler().draw(p);
-}
 }  // namespace
 
 int32_t Drafts::propose(Continuation& c, std::span<float> draft_row) {
@@ -27,14 +20,11 @@ int32_t Drafts::propose(Continuation& c, std::span<float> draft_row) {
   const size_t i = ids_.size();
   if (dists_.size() <= i) dists_.resize(i + 1);
   auto& dist = dists_[i];
-  int32_t id;
-  if (q.empty()) {
-    id = argmax(draft_row);
+  const int32_t id = c.sampler().choose(q, draft_row);
+  if (q.empty())
     dist.assign(1, SamplerCandidate{draft_row[static_cast<size_t>(id)], 1.0f, id});
-  } else {
-    id = q.size() == 1 ? q.front().id : c.sampler().draw(q);
+  else
     dist.assign(q.begin(), q.end());
-  }
   ids_.push_back(id);
   q_.resize(ids_.size());
   q_[i] = prob_of(dist, id);
@@ -49,42 +39,38 @@ size_t Drafts::verify(Continuation& c, std::span<float> rows, size_t vocab) {
     auto row = rows.subspan(i * vocab, vocab);
     const auto p = c.distribution(row, {});  // c already holds the drafts before this one
     const int32_t x = ids_[i];
-    bool keep;
     if (greedy || p.size() <= 1) {
-      keep = own_token(c, p, row) == x;  // a one-token distribution keeps x exactly when it is x
-    } else {
-      keep = c.sampler().uniform() * q_[i] < prob_of(p, x);
+      // A one-token distribution keeps x exactly when it is x, else gives its own token.
+      const int32_t y = c.sampler().choose(p, row);
+      c.accept(y);
+      if (y != x) return i;
+      if (c.done()) return i + 1;
+      continue;
     }
-    if (keep) {
+    if (c.sampler().uniform() * q_[i] < prob_of(p, x)) {
       c.accept(x);
       if (c.done()) return i + 1;
       continue;
     }
-    int32_t y;
-    if (greedy || p.size() <= 1) {
-      y = own_token(c, p, row);
-    } else {
-      // Residual max(0, p - q) over p's survivors (q is zero elsewhere).
-      if (dense_.size() < vocab) dense_.assign(vocab, 0.0f);
-      for (const auto& e : dists_[i])
-        if (static_cast<size_t>(e.id) < vocab) dense_[static_cast<size_t>(e.id)] = e.prob;
-      residual_.assign(p.begin(), p.end());
-      double mass = 0;
-      for (auto& e : residual_) {
-        e.prob = std::max(0.0f, e.prob - dense_[static_cast<size_t>(e.id)]);
-        mass += e.prob;
-      }
-      for (const auto& e : dists_[i])
-        if (static_cast<size_t>(e.id) < vocab) dense_[static_cast<size_t>(e.id)] = 0.0f;
-      // p == q up to rounding: the residual is empty, and p itself is the right law.
-      y = mass > 0 ? c.sampler().draw(residual_) : c.sampler().draw(p);
+    // Residual max(0, p - q) over p's survivors (q is zero elsewhere).
+    if (dense_.size() < vocab) dense_.assign(vocab, 0.0f);
+    for (const auto& e : dists_[i])
+      if (static_cast<size_t>(e.id) < vocab) dense_[static_cast<size_t>(e.id)] = e.prob;
+    residual_.assign(p.begin(), p.end());
+    double mass = 0;
+    for (auto& e : residual_) {
+      e.prob = std::max(0.0f, e.prob - dense_[static_cast<size_t>(e.id)]);
+      mass += e.prob;
     }
+    for (const auto& e : dists_[i])
+      if (static_cast<size_t>(e.id) < vocab) dense_[static_cast<size_t>(e.id)] = 0.0f;
+    // p == q up to rounding: the residual is empty, and p itself is the right law.
+    const int32_t y = mass > 0 ? c.sampler().draw(residual_) : c.sampler().draw(p);
     c.accept(y);
     return i;
   }
   auto row = rows.subspan(k * vocab, vocab);
-  const auto p = c.distribution(row, {});
-  c.accept(own_token(c, p, row));
+  c.accept(c.sampler().choose(c.distribution(row, {}), row));
   return k;
 }
 
