@@ -12,6 +12,8 @@
 #include <random>
 #include <vector>
 
+#include "chi_square.h"
+
 namespace yak::infer {
 namespace {
 
@@ -71,11 +73,7 @@ std::vector<double> target_law(const Rows& rows, size_t m, int top_k) {
   return p;
 }
 
-// Wilson-Hilferty approximation of the chi-square quantile at z standard deviations.
-double chi2_quantile(double df, double z) {
-  const double a = 2.0 / (9.0 * df);
-  return df * std::pow(1.0 - a + z * std::sqrt(a), 3.0);
-}
+using testing_stats::chi2_quantile;
 
 // Pearson's statistic over the cells with positive expectation, and its degrees of freedom;
 // a count in a cell of probability 0 is an outright failure (returned as infinity).

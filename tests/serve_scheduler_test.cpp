@@ -14,6 +14,7 @@
 #include <random>
 #include <unistd.h>
 
+#include "chi_square.h"
 #include "yak/base/error.h"
 #include "yak/base/json.h"
 #include "yak/infer/engine.h"
@@ -302,11 +303,7 @@ TEST_F(SchedulerTest, SpeculativeGreedyIsTheTargetsOutput) {
   fs::remove_all(random_draft);
 }
 
-// Wilson-Hilferty approximation of the chi-square quantile at z standard deviations.
-double chi2_quantile(double df, double z) {
-  const double a = 2.0 / (9.0 * df);
-  return df * std::pow(1.0 - a + z * std::sqrt(a), 3.0);
-}
+using yak::testing_stats::chi2_quantile;
 
 TEST_F(SchedulerTest, SpeculativeSamplingFollowsTheTargetsDistribution) {
   // Three tokens at top-k 3: the first from the prompt's row, the second from the target's

@@ -39,13 +39,7 @@ stop() { serve_stop "$@"; }
 
 # A model slow enough that a long reply streams for many seconds (the tokenizer folder brings the
 # chat template along).
-cat >"$tmp/config.json" <<'JSON'
-{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 384, "intermediate_size": 1024,
- "num_hidden_layers": 6, "num_attention_heads": 6, "num_key_value_heads": 2, "vocab_size": 501,
- "max_position_embeddings": 4096, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "tie_word_embeddings": true,
- "eos_token_id": 4}
-JSON
-"$yak" model init --config "$tmp/config.json" --out "$tmp/slow" --tokenizer "$m" --seed 3 >/dev/null || bad "model init"
+init_qwen2 "$tmp/slow" "$m" 3 384 1024 6 6 2 4096 || bad "model init"
 
 if start chat -m "$m" --api-key sk-chat-page --parallel 2; then
   chat=$pid chat_url=$url

@@ -32,13 +32,7 @@ fi
 
 # Speculative decoding: a one-layer draft over the same tokenizer proposes tokens; every check
 # above holds unchanged (replies at temperature 0 equal yak generate's without a draft).
-cat >"$tmp/draft.json" <<'JSON'
-{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 32, "intermediate_size": 64,
- "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 501,
- "max_position_embeddings": 256, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "tie_word_embeddings": true,
- "eos_token_id": 4}
-JSON
-"$yak" model init --config "$tmp/draft.json" --out "$tmp/draft" --tokenizer "$m" --seed 9 >/dev/null || bad "draft init"
+init_qwen2 "$tmp/draft" "$m" 9 32 64 1 2 1 256 || bad "draft init"
 if start -m "$m" --api-key sk-test --parallel 4 --max-body-mb 1 --draft-model "$tmp/draft" --draft-max 3; then
   grep -q "speculative decoding with" "$tmp/srv.txt" || bad "the draft model is not announced"
   "$venv/bin/python" "$here/serve/openai_client.py" "$yak" "$m" "$url" sk-test speculative ||
@@ -47,8 +41,7 @@ if start -m "$m" --api-key sk-test --parallel 4 --max-body-mb 1 --draft-model "$
 fi
 # A draft must share the tokenizer: another vocabulary is refused before anything is served.
 mkdir -p "$tmp/othertok" && cp "$golden/tokenizer/tiny_bpe_gpt2.json" "$tmp/othertok/tokenizer.json"
-"$yak" model init --config "$tmp/draft.json" --out "$tmp/otherdraft" --tokenizer "$tmp/othertok" >/dev/null ||
-  bad "draft init (other tokenizer)"
+init_qwen2 "$tmp/otherdraft" "$tmp/othertok" 0 32 64 1 2 1 256 || bad "draft init (other tokenizer)"
 timeout 60 "$yak" serve -m "$m" --port 0 --draft-model "$tmp/otherdraft" >"$tmp/d.out" 2>"$tmp/d.err"
 rc=$?
 [[ $rc -eq 2 ]] && grep -q "must share the tokenizer" "$tmp/d.err" ||
@@ -56,27 +49,14 @@ rc=$?
 
 # Tool calls need room for the tool definitions in the prompt: a small random model with a long
 # context and the golden tokenizer and chat template.
-cat >"$tmp/tools.json" <<'JSON'
-{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 64, "intermediate_size": 128,
- "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 501,
- "max_position_embeddings": 2048, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "tie_word_embeddings": true,
- "eos_token_id": 4}
-JSON
-"$yak" model init --config "$tmp/tools.json" --out "$tmp/tools" --tokenizer "$m" --seed 5 >/dev/null || bad "model init"
+init_qwen2 "$tmp/tools" "$m" 5 64 128 2 4 2 2048 || bad "model init"
 if start -m "$tmp/tools" --api-key sk-test --parallel 4; then
   "$venv/bin/python" "$here/serve/tools_client.py" "$url" sk-test || bad "tool-call checks"
   stop
 fi
 
 # A model slow enough that one long request holds the only slot for seconds.
-cat >"$tmp/config.json" <<'JSON'
-{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 384, "intermediate_size": 1024,
- "num_hidden_layers": 6, "num_attention_heads": 6, "num_key_value_heads": 2, "vocab_size": 501,
- "max_position_embeddings": 4096, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "tie_word_embeddings": true,
- "eos_token_id": 4}
-JSON
-"$yak" model init --config "$tmp/config.json" --out "$tmp/slow" --tokenizer "$m" --seed 3 >/dev/null ||
-  bad "model init"
+init_qwen2 "$tmp/slow" "$m" 3 384 1024 6 6 2 4096 || bad "model init"
 if start -m "$tmp/slow" --parallel 1 --queue 1 --ctx-size 4096 --chat-template none; then
   "$venv/bin/python" "$here/serve/busy_client.py" "$url" || bad "busy server checks"
   stop

@@ -44,3 +44,16 @@ serve_stop() {
   [[ $rc -eq 0 ]] || bad "$name serve exited $rc after SIGTERM: $(tail -3 "$tmp/$name.err")"
   grep -q "stopped" "$tmp/$name.err" || bad "$name serve did not report its stop"
 }
+
+# init_qwen2 OUT TOKENIZER SEED HIDDEN INTERMEDIATE LAYERS HEADS KV_HEADS CTX: a random Qwen2
+# model over the golden checkpoints' 501-token vocabulary (EOS 4), written by `yak model init`
+# with TOKENIZER's files; its config is kept as OUT.json.
+init_qwen2() {
+  cat >"$1.json" <<JSON
+{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": $4, "intermediate_size": $5,
+ "num_hidden_layers": $6, "num_attention_heads": $7, "num_key_value_heads": $8, "vocab_size": 501,
+ "max_position_embeddings": $9, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "tie_word_embeddings": true,
+ "eos_token_id": 4}
+JSON
+  "$yak" model init --config "$1.json" --out "$1" --tokenizer "$2" --seed "$3" >/dev/null
+}
