@@ -8,7 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <random>
 #include <vector>
 
@@ -215,6 +217,45 @@ TEST(Speculative, StopsWhereTheSequenceEnds) {
   EXPECT_TRUE(c.done());
   EXPECT_EQ(c.generated().size(), 2u);
   EXPECT_EQ(c.finish(), FinishReason::Length);
+}
+
+TEST(Speculative, ProposesOnlyWhenTheDraftIsSureEnough) {
+  // The confidence is computed here from the row itself: the softmax of the argmax for greedy
+  // sampling, the largest top-k probability (renormalised over the k kept) when sampling.
+  std::mt19937 rng(77);
+  std::normal_distribution<float> n(0.0f, 1.5f);
+  for (const bool sample : {false, true}) {
+    int proposed = 0, refused = 0;
+    for (int t = 0; t < 400; ++t) {
+      std::vector<float> row(V);
+      for (auto& x : row) x = n(rng);
+      const int top_k = sample ? 3 : 0;
+      std::vector<double> e(row.begin(), row.end());
+      std::sort(e.begin(), e.end(), std::greater<>());
+      const size_t kept = sample ? 3 : V;
+      double sum = 0;
+      for (size_t i = 0; i < kept; ++i) sum += std::exp(e[i] - e[0]);
+      const double conf = 1.0 / sum;
+      const float p_min = 0.2f + 0.6f * static_cast<float>(t % 7) / 6.0f;
+      if (std::abs(conf - p_min) < 1e-4) continue;  // too close to call in float
+      Continuation c(request(sample, top_k, static_cast<uint64_t>(t)), nullptr, {});
+      Drafts drafts;
+      auto copy = row;
+      const int32_t id = drafts.propose(c, copy, p_min);
+      if (conf < p_min) {
+        EXPECT_EQ(id, -1) << "confidence " << conf << " under " << p_min;
+        EXPECT_TRUE(drafts.empty());
+        ++refused;
+      } else {
+        EXPECT_GE(id, 0) << "confidence " << conf << " at least " << p_min;
+        EXPECT_EQ(drafts.size(), 1u);
+        if (!sample) EXPECT_EQ(id, static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin()));
+        ++proposed;
+      }
+    }
+    EXPECT_GT(proposed, 50);
+    EXPECT_GT(refused, 50);
+  }
 }
 
 }  // namespace

@@ -275,13 +275,19 @@ TEST_F(SchedulerTest, SpeculativeGreedyIsTheTargetsOutput) {
     const char* name;
     model::DecoderModel* draft;
     int k;
+    float p_min;
   };
-  for (const Case& c : {Case{"the target itself", model_.get(), 4}, Case{"a random model", random.get(), 3}}) {
+  // Every draft (p_min 0), then the confidence cut-off: at 1 nothing is ever drafted, at 0.3
+  // fewer than at 0 (the output is the same either way).
+  std::map<model::DecoderModel*, int64_t> every;
+  for (const Case& c : {Case{"the target itself", model_.get(), 4, 0.0f}, Case{"a random model", random.get(), 3, 0.0f},
+                        Case{"the target, p >= 1", model_.get(), 4, 1.0f}, Case{"a random model, p >= 0.3", random.get(), 3, 0.3f}}) {
     serve::SchedulerOptions o;
     o.parallel = 3;
     o.ctx = 256;
     o.prefill_chunk = 50;
     o.draft_max = c.k;
+    o.draft_p_min = c.p_min;
     serve::Scheduler sched(*model_, nullptr, engine_->eos_ids(), o, c.draft);
     std::vector<std::shared_ptr<serve::RequestHandle>> hs;
     for (auto& r : reqs) hs.push_back(sched.submit(r, 0));
@@ -292,6 +298,15 @@ TEST_F(SchedulerTest, SpeculativeGreedyIsTheTargetsOutput) {
     }
     const auto m = sched.metrics();
     EXPECT_EQ(m.pages.in_use, 0);
+    if (c.p_min >= 1.0f) {
+      EXPECT_EQ(m.draft_tokens, 0) << c.name;
+      continue;
+    }
+    if (c.p_min > 0.0f) {
+      EXPECT_LT(m.draft_tokens, every.at(c.draft)) << c.name << ": the cut-off stopped some rounds";
+      continue;
+    }
+    every[c.draft] = m.draft_tokens;
     EXPECT_GT(m.draft_tokens, 0) << c.name;
     if (c.draft == model_.get()) {
       EXPECT_GE(m.draft_accepted, m.draft_tokens * 9 / 10) << "the target drafting for itself is almost always right";
@@ -347,6 +362,7 @@ TEST_F(SchedulerTest, SpeculativeSamplingFollowsTheTargetsDistribution) {
   o.parallel = 8;
   o.ctx = 64;
   o.draft_max = 4;
+  o.draft_p_min = 0.0f;  // one draft per request, whatever the draft's confidence
   serve::Scheduler sched(*model_, nullptr, engine_->eos_ids(), o, draft.get());
   const int trials = 3000;
   std::map<std::vector<int32_t>, double> counts;

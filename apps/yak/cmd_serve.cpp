@@ -48,7 +48,7 @@ struct ServeFlags {
   std::string cache_type = "f32", matmul_precision, pooling = "last";
   int port = 8080, parallel = 4, threads = 0, max_n = 16, draft_max = 4;
   int64_t ctx = 0, kv_size = 0, batch = 256, queue = 64, max_body_mb = 8;
-  double shutdown_timeout = 10;
+  double shutdown_timeout = 10, draft_p_min = 0.75;
   bool no_prefix_cache = false, reward = false, normalize_reward = false;
   AskFlags ask;  // --semantic/--db: POST /api/ask beside the OpenAI routes
   LlmFlags llm;
@@ -124,6 +124,7 @@ void run_serve(const ServeFlags& f) {
     check_draft_vocabulary(tokenizer.get(), f.draft_model);
     draft = model::DecoderModel::load(f.draft_model);
     so.draft_max = f.draft_max;
+    so.draft_p_min = static_cast<float>(f.draft_p_min);
   }
   serve::Scheduler sched(*model, tokenizer.get(), eos, so, draft.get());
   mc.ctx = sched.max_sequence();
@@ -151,8 +152,8 @@ void run_serve(const ServeFlags& f) {
   std::printf("yak serve: %s (%s), %d slots x %lld tokens, listening on http://%s:%d/v1\n", mc.id.c_str(),
               std::string(io::arch_name(cfg.arch)).c_str(), so.parallel, static_cast<long long>(mc.ctx), f.host.c_str(), port);
   if (draft)
-    std::printf("yak serve: speculative decoding with %s (%lld layers), up to %d drafts per step\n",
-                f.draft_model.c_str(), static_cast<long long>(draft->config().num_layers), so.draft_max);
+    std::printf("yak serve: speculative decoding with %s (%lld layers), up to %d drafts per step at p >= %.2f\n",
+                f.draft_model.c_str(), static_cast<long long>(draft->config().num_layers), so.draft_max, static_cast<double>(so.draft_p_min));
   if (asking)
     std::printf("yak serve: questions on %s at http://%s:%d/api/ask (%zu knowledge-base entries)\n",
                 ask::redact_url(f.ask.db).c_str(), f.host.c_str(), port, asking->entries());
@@ -183,6 +184,10 @@ void register_serve(CLI::App& app) {
                 "Speculative decoding: a smaller model with the same tokenizer proposes tokens the model checks "
                 "(output unchanged)");
   s->add_option("--draft-max,--draft", f->draft_max, "Tokens the draft proposes per step and request (default 4)");
+  s->add_option("--draft-p-min", f->draft_p_min,
+                "Draft a token only while the draft model gives it at least this probability (default 0.75; 0: always "
+                "draft --draft-max)")
+      ->check(CLI::Range(0.0, 1.0));
   s->add_flag("--no-prefix-cache", f->no_prefix_cache, "Do not share KV pages of common prompt prefixes");
   s->add_option("--cache-type", f->cache_type, "KV cache element type: f32 (default), f16, bf16");
   s->add_option("--chat-template", f->chat_template, "auto (default), chatml, qwen3, llama2, alpaca2, plain, none");

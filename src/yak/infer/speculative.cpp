@@ -1,6 +1,7 @@
 #include "yak/infer/speculative.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "yak/base/error.h"
 
@@ -13,10 +14,25 @@ float prob_of(std::span<const SamplerCandidate> c, int32_t id) {
     if (x.id == id) return x.prob;
   return 0.0f;
 }
+
+// How sure the draft is of its next token: q's largest probability, or for a greedy (one-token)
+// distribution the softmax probability of the argmax over the processed logits.
+float confidence(std::span<const SamplerCandidate> q, std::span<const float> row, bool greedy) {
+  if (!greedy) {
+    float best = 0.0f;
+    for (const auto& x : q) best = std::max(best, x.prob);
+    return best;
+  }
+  const float top = *std::max_element(row.begin(), row.end());
+  double sum = 0.0;
+  for (const float v : row) sum += std::exp(static_cast<double>(v - top));
+  return static_cast<float>(1.0 / sum);
+}
 }  // namespace
 
-int32_t Drafts::propose(Continuation& c, std::span<float> draft_row) {
+int32_t Drafts::propose(Continuation& c, std::span<float> draft_row, float p_min) {
   const auto q = c.distribution(draft_row, ids_);
+  if (p_min > 0.0f && (q.empty() || confidence(q, draft_row, c.sampler().params().greedy()) < p_min)) return -1;
   const size_t i = ids_.size();
   if (dists_.size() <= i) dists_.resize(i + 1);
   auto& dist = dists_[i];

@@ -28,8 +28,12 @@ class Drafts {
   bool empty() const { return ids_.empty(); }
   std::span<const int32_t> ids() const { return ids_; }
   // Draws the next draft for c from the draft model's logits row (processed in place), after
-  // the drafts so far; uses c's random generator.
-  int32_t propose(Continuation& c, std::span<float> draft_row);
+  // the drafts so far; uses c's random generator. With p_min > 0 the draft is proposed only when
+  // the draft model is that sure of its next token (its largest processed probability; for
+  // greedy sampling the softmax of the penalised logits): otherwise nothing is drawn and -1 is
+  // returned (llama.cpp's --draft-p-min). The cut-off looks at the draft alone, so the output
+  // law is unchanged; it only spares target rows a draft would likely waste.
+  int32_t propose(Continuation& c, std::span<float> draft_row, float p_min = 0.0f);
   // Checks the drafts against the target: rows holds size() + 1 logits rows of `vocab` floats,
   // row i scored after the accepted tokens and drafts [0, i) (processed in place). Accepts the
   // kept drafts (one by one, so each row's penalties see the drafts before it) and the target's own next token into c (fewer once c ends: EOS, stop string,

@@ -51,6 +51,7 @@ Scheduler::Scheduler(model::DecoderModel& model, const tok::Tokenizer* tok, std:
   eos_.erase(std::unique(eos_.begin(), eos_.end()), eos_.end());
   if (draft) {
     check(opt_.draft_max >= 1 && opt_.draft_max <= 64, "--draft-max must be between 1 and 64");
+    check(opt_.draft_p_min >= 0.0f && opt_.draft_p_min <= 1.0f, "--draft-p-min must be between 0 and 1");
     draft_ = draft;
     draft_cache_.emplace(draft->config(), opt_.parallel, opt_.ctx, opt_.cache_type, draft->device());
   }
@@ -342,8 +343,11 @@ void Scheduler::draft() {
       if (owner[r] < 0) continue;
       Slot& slot = slots_[static_cast<size_t>(owner[r])];
       const int32_t id = slot.drafts.propose(
-          *slot.cont, std::span<float>(logits.data<float>() + r * static_cast<size_t>(Vd), static_cast<size_t>(Vd)));
-      if (id >= Vt) {  // a token the target does not have: nothing past it can be kept
+          *slot.cont, std::span<float>(logits.data<float>() + r * static_cast<size_t>(Vd), static_cast<size_t>(Vd)),
+          opt_.draft_p_min);
+      if (id < 0) {  // the draft is unsure: stop proposing for this sequence
+        want[static_cast<size_t>(owner[r])] = j;
+      } else if (id >= Vt) {  // a token the target does not have: nothing past it can be kept
         slot.drafts.drop_last();
         want[static_cast<size_t>(owner[r])] = j;
       } else if (!slot.job->req.ignore_eos && std::binary_search(eos_.begin(), eos_.end(), id)) {

@@ -68,6 +68,7 @@ struct SchedulerOptions {
   bool prefix_cache = true;
   DType cache_type = DType::F32;
   int draft_max = 4;  // with a draft model: tokens it proposes per step and sequence
+  float draft_p_min = 0.75f;  // ... each only while the draft's probability of it is at least this
 };
 
 // Served so far; read by /metrics.
