@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Speculative decoding's speed-up on a draft/target pair yak makes itself, on this machine:
-#   1. a SentencePiece tokenizer and a 25M-parameter LLaMA target pretrained on the first 95% of
+#   1. a SentencePiece tokenizer and a 25M-parameter LLaMA target pretrained (2 epochs) on the first 95% of
 #      ../shared/data/text/tinyshakespeare.txt (`yak tokenizer train`, `yak train pt`);
-#   2. a 2.7M-parameter draft distilled from the target with `yak train kd` on the same text;
+#   2. a 2.7M-parameter draft distilled from the target with `yak train kd` on the same text (2 epochs);
 #   3. `yak serve` with and without `--draft-model`, one client, 24 prompts from the held-out 5%,
 #      128 tokens each, greedy and sampled (bench/spec_client.py): tokens/s, acceptance, and
 #      whether the greedy texts are identical.
 # Trained models are kept in $YAK_PEERS_DIR/speculative (default ~/.cache/yak-peers) and reused.
 #
-#   bash scripts/bench-speculative.sh          # DRAFT_MAX="2 4 6" by default
+#   bash scripts/bench-speculative.sh          # DRAFT_MAX="2 4 6" P_MIN="0 0.75" by default
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -97,8 +97,10 @@ run() {  # name temperature compare|write [serve args...]
 }
 for temp in 0 0.8; do
   run "target alone" $temp write
-  for k in ${DRAFT_MAX:-2 4 6}; do
-    run "draft-max $k" $temp compare --draft-model "$work/draft" --draft-max "$k"
+  for p in ${P_MIN:-0 0.75}; do
+    for k in ${DRAFT_MAX:-2 4 6}; do
+      run "draft-max $k, p-min $p" $temp compare --draft-model "$work/draft" --draft-max "$k" --draft-p-min "$p"
+    done
   done
 done
 python3 - "$results" <<'PY'

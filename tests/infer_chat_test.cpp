@@ -21,7 +21,7 @@ TEST(Conversation, MultiTurnMatchesTransformers) {
   Json tc = read_json_file(kDir / "tokenizer_config.json");
   if (!tc.contains("chat_template")) tc["chat_template"] = read_text_file(kDir / "chat_template.jinja");
   auto tmpl = tok::ChatTemplate::from_config(tc, "Qwen2ForCausalLM");
-  ASSERT_EQ(tmpl.name(), "chatml");
+  ASSERT_TRUE(tmpl.is_jinja()) << "the checkpoint's own template, rendered by the Jinja interpreter";
   infer::SamplingParams greedy;
   const int64_t n = golden["max_new_tokens"].get<int64_t>();
 

@@ -46,18 +46,65 @@ TEST(TokenizerChatTemplate, DetectsFamilies) {
   EXPECT_EQ(ChatTemplate::detect(cfg("alpaca2"), ""), "alpaca2");
   EXPECT_EQ(ChatTemplate::detect(Json::object(), "LlamaForCausalLM"), "llama2");
   EXPECT_EQ(ChatTemplate::detect(Json::object(), "GPT2LMHeadModel"), "plain");
-  EXPECT_EQ(ChatTemplate::from_config(cfg("chatml"), "").default_system(), "You are a helpful assistant.");
-  EXPECT_EQ(ChatTemplate::from_config(cfg("chatml_shared"), "").default_system(), "You are a helpful assistant.");
+  EXPECT_EQ(ChatTemplate::builtin_from_config(cfg("chatml"), "").default_system(), "You are a helpful assistant.");
+  EXPECT_EQ(ChatTemplate::builtin_from_config(cfg("chatml_shared"), "").default_system(), "You are a helpful assistant.");
+  // A checkpoint with a template gets that template, rendered by the Jinja interpreter.
+  EXPECT_TRUE(ChatTemplate::from_config(cfg("chatml"), "").is_jinja());
+  EXPECT_FALSE(ChatTemplate::from_config(Json::object(), "LlamaForCausalLM").is_jinja());
+}
+
+TEST(TokenizerChatTemplate, JinjaRendersEveryFamilysGoldens) {
+  // The same cases as MatchesJinjaRenderings, through each family's own Jinja source.
+  auto g = golden_json("chat_templates.json");
+  int n = 0;
+  for (const auto& c : g["cases"]) {
+    const std::string fam = c["family"].get<std::string>();
+    if (!g["templates"].contains(fam)) continue;
+    SCOPED_TRACE(fam + " / " + c["conversation"].get<std::string>());
+    const Json cfg = {{"bos_token", "<s>"}, {"eos_token", "</s>"}};
+    ChatTemplate t = ChatTemplate::from_jinja(g["templates"][fam].get<std::string>(), fam, cfg);
+    ChatOptions o;
+    o.add_generation_prompt = c["add_generation_prompt"].get<bool>();
+    o.enable_thinking = c["enable_thinking"].get<bool>();
+    EXPECT_EQ(t.render(messages_of(c["messages"]), o), c["text"].get<std::string>());
+    ++n;
+  }
+  EXPECT_GT(n, 50);
+}
+
+TEST(TokenizerChatTemplate, JinjaErrorsNameTheTemplateLine) {
+  const Json cfg = Json::object();
+  try {
+    ChatTemplate::from_jinja("{% for m in messages %}\n{{ m.content }\n{% endfor %}", "broken.jinja", cfg);
+    FAIL() << "a broken template parsed";
+  } catch (const yak::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("broken.jinja:2"), std::string::npos) << e.what();
+  }
+  auto t = ChatTemplate::from_jinja("{% if messages[0].role != 'user' %}{{ raise_exception('users first') }}{% endif %}",
+                                    "strict.jinja", cfg);
+  std::vector<ChatMessage> m{{"assistant", "hi"}};
+  try {
+    t.render(m);
+    FAIL() << "raise_exception did not raise";
+  } catch (const yak::Error& e) {
+    EXPECT_EQ(std::string(e.what()), "chat template strict.jinja:1: users first");
+  }
 }
 
 TEST(TokenizerChatTemplate, DetectsTheSharedQwen2Config) {
   YAK_SKIP_UNLESS_SHARED("tokenizers/qwen2/tokenizer_config.json");
   Json cfg = read_json_file(shared("tokenizers/qwen2/tokenizer_config.json"));
   auto t = ChatTemplate::from_config(cfg, "Qwen2ForCausalLM");
-  EXPECT_EQ(t.name(), "chatml");
-  EXPECT_EQ(t.default_system(), "You are a helpful assistant.");
+  EXPECT_EQ(t.name(), "jinja");
   EXPECT_EQ(t.stop_strings().front(), "<|im_end|>");
   EXPECT_FALSE(t.add_special_tokens());
+  EXPECT_FALSE(t.supports_tools()) << "this template has no tools";
+  auto b = ChatTemplate::builtin_from_config(cfg, "Qwen2ForCausalLM");
+  EXPECT_EQ(b.name(), "chatml");
+  EXPECT_EQ(b.default_system(), "You are a helpful assistant.");
+  // The built-in family and the template itself write the same conversation.
+  std::vector<ChatMessage> m{{"user", "Hi"}, {"assistant", "Hello."}, {"user", "2+2?"}};
+  EXPECT_EQ(t.render(m), b.render(m));
 }
 
 TEST(TokenizerChatTemplate, ErrorsAndPlain) {

@@ -77,9 +77,7 @@ struct LlmFlags {
     auto tok = load_model_tokenizer(dir, "");
     check(tok != nullptr,
           "--llm " + llm + ": no tokenizer (tokenizer.json, vocab.json or tokenizer.model) in the folder");
-    auto tmpl = chat_template == "auto"
-                    ? tok::ChatTemplate::from_config(load_tokenizer_config(dir), io::arch_name(m->config().arch))
-                    : tok::ChatTemplate::by_name(chat_template);
+    auto tmpl = pick_chat_template(chat_template, dir, m->config());
     return ask::make_local_chat(std::move(m), std::move(tok), std::move(tmpl), dir);
   }
 };

@@ -32,13 +32,7 @@ void run_chat(ChatFlags& f) {
   if (!tokenizer) throw Error(f.model + ": no tokenizer found; chat needs one (or --tokenizer PATH)");
   infer::Engine engine(*model, tokenizer.get());
   engine.cache_type = parse_cache_type(f.cache_type);
-  std::optional<tok::ChatTemplate> picked;
-  if (f.chat_template == "auto") {
-    picked = tok::ChatTemplate::from_config(load_tokenizer_config(f.model), io::arch_name(model->config().arch));
-  } else {
-    picked = tok::ChatTemplate::by_name(f.chat_template);
-  }
-  const tok::ChatTemplate& tmpl = *picked;
+  const tok::ChatTemplate tmpl = pick_chat_template(f.chat_template, f.model, model->config());
   const std::string name = tmpl.name();
   std::optional<std::string> system;
   if (!f.system.empty()) system = f.system;
@@ -97,7 +91,8 @@ void register_chat(CLI::App& app) {
   sub->add_option("-m,--model", f->model, "Hugging Face model folder")->required();
   sub->add_option("--tokenizer", f->tokenizer, "Tokenizer file or folder (default: the model folder)");
   sub->add_option("--lora", f->lora, "Apply a PEFT LoRA adapter folder");
-  sub->add_option("--chat-template", f->chat_template, "auto, chatml, qwen3, llama2, alpaca2, plain");
+  sub->add_option("--chat-template", f->chat_template, "auto (the checkpoint's Jinja template, else a built-in by architecture), chatml, qwen3, llama2, alpaca2, plain, "
+                 "or FILE.jinja");
   sub->add_option("--system", f->system, "System prompt");
   sub->add_flag("--no-think", f->no_think, "Qwen3: disable thinking");
   sub->add_option("-n,--max-new-tokens", f->max_new_tokens, "Most tokens per answer");

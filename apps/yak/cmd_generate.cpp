@@ -21,7 +21,7 @@ struct GenerateFlags {
   std::vector<std::string> prompts, prompt_ids, stop;
   int64_t max_new_tokens = -1;
   int threads = 0;
-  bool ids = false, verbose = false, ignore_eos = false, no_think = false;
+  bool ids = false, verbose = false, ignore_eos = false, no_think = false, print_prompt = false;
   SamplingFlags sampling;
 };
 
@@ -55,7 +55,12 @@ void run_generate(const GenerateFlags& f) {
       msgs.push_back({"user", texts[i]});
       tok::ChatOptions opt;
       opt.enable_thinking = !f.no_think;
-      r.prompt = tokenizer->encode(tmpl->render(msgs, opt), tmpl->add_special_tokens());
+      const std::string rendered = tmpl->render(msgs, opt);
+      if (f.print_prompt) {
+        std::fwrite(rendered.data(), 1, rendered.size(), stdout);
+        continue;
+      }
+      r.prompt = tokenizer->encode(rendered, tmpl->add_special_tokens());
       r.stop = tmpl->stop_strings();
     } else {
       r.prompt = tokenizer->encode(texts[i], true);
@@ -66,6 +71,10 @@ void run_generate(const GenerateFlags& f) {
     infer::GenerateRequest r;
     r.prompt = parse_ids(s);
     reqs.push_back(std::move(r));
+  }
+  if (f.print_prompt) {
+    check(tmpl.has_value(), "--print-prompt shows what --chat-template renders; give --chat-template");
+    return;
   }
   if (reqs.empty()) throw Error("nothing to generate from: give -p TEXT, -f FILE or --prompt-ids IDS");
   // Constrained output: a GBNF grammar (text or file) or a JSON schema (text or a .json file).
@@ -138,13 +147,15 @@ void register_generate(CLI::App& app) {
   sub->add_option("--tokenizer", f->tokenizer, "Tokenizer file or folder (default: the model folder)");
   sub->add_option("--lora", f->lora, "Apply a PEFT LoRA adapter folder");
   sub->add_option("--chat-template", f->chat_template,
-                  "Wrap the prompt as a user turn: auto, chatml, qwen3, llama2, alpaca2, plain");
+                  "Wrap the prompt as a user turn: auto (the checkpoint's Jinja template, else a built-in), chatml, qwen3, "
+                  "llama2, alpaca2, plain, or FILE.jinja");
   sub->add_option("--system", f->system, "System prompt (with --chat-template)");
   sub->add_flag("--no-think", f->no_think, "Qwen3: disable thinking (enable_thinking=false)");
   sub->add_option("--grammar", f->grammar, "Constrain the output to a GBNF grammar (llama.cpp's notation; rule 'root')");
   sub->add_option("--grammar-file", f->grammar_file, "Read the GBNF grammar from a file");
   sub->add_option("-j,--json-schema", f->json_schema, "Constrain the output to JSON valid for this schema (JSON text or a .json file)");
   sub->add_flag("--ids", f->ids, "Print generated token ids instead of text");
+  sub->add_flag("--print-prompt", f->print_prompt, "Print the prompt --chat-template renders, and stop");
   sub->add_flag("--ignore-eos", f->ignore_eos, "Keep generating past EOS");
   sub->add_flag("-v,--verbose", f->verbose, "Print prefill and decode speed");
   f->sampling.add(*sub);

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -67,10 +68,14 @@ void run_info(const std::string& dir, int64_t context) {
   auto tokenizer = load_model_tokenizer(dir, "");
   std::printf("tokenizer        %s\n", tokenizer ? tokenizer->describe().c_str() : "none found");
   Json tc = load_tokenizer_config(dir);
-  std::string tmpl = tok::ChatTemplate::detect(tc, io::arch_name(c.arch));
-  bool has_source = tc.contains("chat_template");
-  std::printf("chat template    %s%s\n", tmpl.c_str(),
-              has_source ? " (from the checkpoint's template)" : " (by architecture)");
+  const std::string family = tok::ChatTemplate::detect(tc, io::arch_name(c.arch));
+  if (const auto src = tok::ChatTemplate::jinja_source(tc)) {
+    const auto lines = std::count(src->begin(), src->end(), '\n') + 1;
+    std::printf("chat template    jinja, the checkpoint's own (%lld line%s; closest built-in family: %s)\n",
+                static_cast<long long>(lines), lines == 1 ? "" : "s", family.c_str());
+  } else {
+    std::printf("chat template    %s (built-in, by architecture: the checkpoint has none)\n", family.c_str());
+  }
 }
 
 }  // namespace

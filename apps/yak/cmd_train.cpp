@@ -38,6 +38,7 @@ struct TrainFlags {
   train::PreferenceOptions pref;
   std::string rm_loss = "sigmoid";
   train::LmTrainOptions o;
+  std::string tokenizer_chat_template;  // --tokenizer_chat_template: Jinja text or file (default: the checkpoint's)
   std::string pretrain, save_path, ckpt_path, use_tensorboard, metrics_path;
   std::vector<double> adam_betas = {0.9, 0.95};
   int64_t lora_rank = 0;
@@ -65,6 +66,8 @@ struct TrainFlags {
 // Flags of every trainer; `data` adds the dataset flags of the offline trainers (pt, sft, rm, dpo).
 void add_common(CLI::App* sub, TrainFlags& f, bool data = true) {
   sub->add_option("--pretrain", f.pretrain, "Model folder to start from")->required();
+  sub->add_option("--tokenizer_chat_template", f.tokenizer_chat_template,
+                  "With --apply_chat_template: this Jinja template (text or FILE.jinja) instead of the checkpoint's");
   if (data) {
     sub->add_option("--dataset", f.dataset, "Dataset(s): FILE.jsonl, FILE.json, FILE.txt, json@DIR; comma-separated")
         ->required();
@@ -185,7 +188,7 @@ void run_train(TrainFlags& f) {
   }
   std::optional<tok::ChatTemplate> tmpl;
   if (f.sft.apply_chat_template)
-    tmpl = tok::ChatTemplate::from_config(load_tokenizer_config(f.pretrain), io::arch_name(model->config().arch));
+    tmpl = pick_chat_template(f.tokenizer_chat_template, f.pretrain, model->config());
   if (f.prm_mode) {
     f.prm.max_len = f.sft.max_len;
     f.prm.input_key = f.sft.input_key;
@@ -303,7 +306,7 @@ struct PromptSets {
 PromptSets load_prompts(const TrainFlags& f, const tok::Tokenizer& tok, const model::DecoderModel& m) {
   std::optional<tok::ChatTemplate> tmpl;
   if (f.prompt.apply_chat_template)
-    tmpl = tok::ChatTemplate::from_config(load_tokenizer_config(f.pretrain), io::arch_name(m.config().arch));
+    tmpl = pick_chat_template(f.tokenizer_chat_template, f.pretrain, m.config());
   train::ReadOptions ro;
   ro.split = f.split;
   ro.max_samples = f.max_samples;

@@ -23,8 +23,18 @@ void apply_matmul_precision(const std::string& value) {
 }
 
 tok::ChatTemplate pick_chat_template(const std::string& name, const std::string& model_dir, const io::ModelConfig& cfg) {
-  if (name != "auto") return tok::ChatTemplate::by_name(name);
-  return tok::ChatTemplate::from_config(load_tokenizer_config(model_dir), io::arch_name(cfg.arch));
+  if (name.empty() || name == "auto")
+    return tok::ChatTemplate::from_config(load_tokenizer_config(model_dir), io::arch_name(cfg.arch));
+  // Jinja: a file, or the template text itself (OpenRLHF's --tokenizer_chat_template passes text).
+  const bool text = name.find("{%") != std::string::npos || name.find("{{") != std::string::npos;
+  const bool file = !text && (name.size() > 6 && name.compare(name.size() - 6, 6, ".jinja") == 0 ||
+                              name.find('/') != std::string::npos || fs::is_regular_file(name));
+  if (text || file) {
+    if (file && !fs::is_regular_file(name)) throw Error("--chat-template " + name + ": no such file");
+    return tok::ChatTemplate::from_jinja(text ? name : read_text_file(name), text ? "chat_template" : name,
+                                         load_tokenizer_config(model_dir));
+  }
+  return tok::ChatTemplate::by_name(name);
 }
 
 DType parse_cache_type(const std::string& name) {

@@ -1,6 +1,9 @@
 #include "yak/tokenizer/chat_template.h"
 
+#include <algorithm>
+
 #include "yak/base/error.h"
+#include "yak/tokenizer/jinja/jinja.h"
 
 namespace yak::tok {
 
@@ -185,16 +188,49 @@ ChatTemplate ChatTemplate::by_name(const std::string& name) {
   return t;
 }
 
-std::string ChatTemplate::detect(const Json& cfg, const std::string& arch) {
-  std::string src;
-  if (cfg.is_object()) {
-    auto it = cfg.find("chat_template");
-    if (it != cfg.end() && it->is_string()) src = it->get<std::string>();
-    if (it != cfg.end() && it->is_array())
-      for (const auto& e : *it)
-        if (e.is_object() && e.value("name", "") == "default" && e.contains("template") && e["template"].is_string())
-          src = e["template"].get<std::string>();
+std::optional<std::string> ChatTemplate::jinja_source(const Json& cfg) {
+  if (!cfg.is_object()) return std::nullopt;
+  auto it = cfg.find("chat_template");
+  if (it == cfg.end()) return std::nullopt;
+  if (it->is_string() && !it->get<std::string>().empty()) return it->get<std::string>();
+  if (it->is_array())
+    for (const auto& e : *it)
+      if (e.is_object() && e.value("name", "") == "default" && e.contains("template") && e["template"].is_string())
+        return e["template"].get<std::string>();
+  return std::nullopt;
+}
+
+ChatTemplate ChatTemplate::from_jinja(const std::string& source, const std::string& where, const Json& cfg) {
+  ChatTemplate t;
+  t.name_ = "jinja";
+  try {
+    t.jinja_ = std::make_shared<const jinja::Template>(source, where);
+  } catch (const jinja::TemplateError& e) {
+    throw Error(std::string("chat template ") + e.what());
   }
+  t.special_ = Json::object();
+  for (const char* k : {"bos_token", "eos_token", "unk_token", "pad_token"}) {
+    if (!cfg.is_object() || !cfg.contains(k)) continue;
+    const Json& v = cfg[k];
+    if (v.is_string()) t.special_[k] = v;
+    else if (v.is_object() && v.contains("content") && v["content"].is_string()) t.special_[k] = v["content"];
+  }
+  // Replies end at the model's EOS (the engine stops on its id) or at an end-of-turn marker the
+  // template writes.
+  for (const char* m : {"<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|END_OF_TURN_TOKEN|>", "<|eom_id|>",
+                        "<|endoftext|>", "<｜end▁of▁sentence｜>", "<|return|>", "</s>"})
+    if (source.find(m) != std::string::npos) t.jinja_stops_.emplace_back(m);
+  if (t.special_.contains("eos_token")) {
+    const std::string eos = t.special_["eos_token"].get<std::string>();
+    if (!eos.empty() && std::find(t.jinja_stops_.begin(), t.jinja_stops_.end(), eos) == t.jinja_stops_.end())
+      t.jinja_stops_.push_back(eos);
+  }
+  t.jinja_tools_ = source.find("tools") != std::string::npos;
+  return t;
+}
+
+std::string ChatTemplate::detect(const Json& cfg, const std::string& arch) {
+  const std::string src = jinja_source(cfg).value_or("");
   if (src.find("enable_thinking") != std::string::npos || arch == "Qwen3ForCausalLM" || arch == "Qwen3MoeForCausalLM")
     return "qwen3";
   if (src.find("<|im_start|>") != std::string::npos) return "chatml";
@@ -206,6 +242,11 @@ std::string ChatTemplate::detect(const Json& cfg, const std::string& arch) {
 }
 
 ChatTemplate ChatTemplate::from_config(const Json& cfg, const std::string& arch) {
+  if (auto src = jinja_source(cfg)) return from_jinja(*src, "chat_template", cfg);
+  return builtin_from_config(cfg, arch);
+}
+
+ChatTemplate ChatTemplate::builtin_from_config(const Json& cfg, const std::string& arch) {
   ChatTemplate t = by_name(detect(cfg, arch));
   if (t.name_ != "chatml" || !cfg.is_object() || !cfg.contains("chat_template") || !cfg["chat_template"].is_string())
     return t;
@@ -255,7 +296,57 @@ std::string python_json(const nlohmann::ordered_json& j) {
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
+namespace {
+// The conversation as transformers hands it to a template: OpenAI-style message dicts (tool
+// calls with their arguments as a dict when they parse as JSON), tools as dicts.
+jinja::Value conversation(std::span<const ChatMessage> msgs) {
+  jinja::List out;
+  for (const auto& m : msgs) {
+    jinja::Value d = jinja::Value::dict();
+    d.dict_ref().set(jinja::Value("role"), jinja::Value(m.role));
+    d.dict_ref().set(jinja::Value("content"), jinja::Value(m.content));
+    if (!m.tool_calls.empty()) {
+      jinja::List calls;
+      for (const auto& c : m.tool_calls) {
+        jinja::Value args;
+        try {
+          args = jinja::Value::from_json(nlohmann::ordered_json::parse(c.arguments));
+        } catch (const std::exception&) {
+          args = jinja::Value(c.arguments);
+        }
+        jinja::Value fn = jinja::Value::dict();
+        fn.dict_ref().set(jinja::Value("name"), jinja::Value(c.name));
+        fn.dict_ref().set(jinja::Value("arguments"), args);
+        jinja::Value call = jinja::Value::dict();
+        call.dict_ref().set(jinja::Value("type"), jinja::Value("function"));
+        call.dict_ref().set(jinja::Value("function"), fn);
+        calls.push_back(call);
+      }
+      d.dict_ref().set(jinja::Value("tool_calls"), jinja::Value::list(std::move(calls)));
+    }
+    out.push_back(d);
+  }
+  return jinja::Value::list(std::move(out));
+}
+}  // namespace
+
 std::string ChatTemplate::render(std::span<const ChatMessage> msgs, const ChatOptions& o) const {
+  if (jinja_) {
+    jinja::Value vars = jinja::Value::from_json(nlohmann::ordered_json::parse(special_.dump()));
+    auto& d = vars.dict_ref();
+    d.set(jinja::Value("messages"), conversation(msgs));
+    jinja::List tools;
+    for (const auto& t : o.tools) tools.push_back(jinja::Value::from_json(nlohmann::ordered_json::parse(t)));
+    d.set(jinja::Value("tools"), tools.empty() ? jinja::Value(jinja::None{}) : jinja::Value::list(std::move(tools)));
+    d.set(jinja::Value("documents"), jinja::Value(jinja::None{}));
+    d.set(jinja::Value("add_generation_prompt"), jinja::Value(o.add_generation_prompt));
+    if (!o.enable_thinking) d.set(jinja::Value("enable_thinking"), jinja::Value(false));
+    try {
+      return jinja_->render(vars);
+    } catch (const jinja::TemplateError& e) {
+      throw Error(std::string("chat template ") + e.what());
+    }
+  }
   if (!supports_tools()) {
     if (!o.tools.empty()) throw Error("the " + name_ + " chat template has no format for tools");
     for (const auto& m : msgs)
@@ -271,6 +362,7 @@ std::string ChatTemplate::render(std::span<const ChatMessage> msgs, const ChatOp
 }
 
 std::vector<std::string> ChatTemplate::stop_strings() const {
+  if (jinja_) return jinja_stops_;
   if (name_ == "chatml" || name_ == "qwen3") return {"<|im_end|>", "<|endoftext|>"};
   if (name_ == "llama2" || name_ == "alpaca2") return {"</s>"};
   return {};

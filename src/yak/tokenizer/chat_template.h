@@ -1,12 +1,20 @@
-// Built-in chat template families (ChatML/Qwen2, Qwen3 thinking switch, Llama-2, Chinese-Alpaca-2,
-// plain completion) rendered in C++, matching the official Jinja templates without a Jinja engine.
+// Chat templates: a checkpoint's own Jinja template (tokenizer_config.json `chat_template`,
+// chat_template.jinja, a GGUF's tokenizer.chat_template, or --chat-template FILE.jinja) rendered by
+// yak's Jinja interpreter as transformers' apply_chat_template renders it; and, for checkpoints
+// without one, built-in families (ChatML/Qwen2, Qwen3 thinking switch, Llama-2, Chinese-Alpaca-2,
+// plain completion) written in C++ to match the official templates.
 #pragma once
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "yak/base/json.h"
+
+namespace yak::jinja {
+class Template;
+}
 
 namespace yak::tok {
 
@@ -38,14 +46,25 @@ class ChatTemplate {
  public:
   // Known names: chatml, qwen3, llama2, alpaca2, plain. Throws yak::Error listing them otherwise.
   static ChatTemplate by_name(const std::string& name);
+  // A Jinja template's source; `where` names it in errors (a file, "tokenizer_config.json"). The
+  // special tokens (bos_token, eos_token, unk_token, pad_token: strings or {"content": ...}) come
+  // from tokenizer_config. Throws yak::Error naming the line when the source does not parse.
+  static ChatTemplate from_jinja(const std::string& source, const std::string& where, const Json& tokenizer_config);
+  // The Jinja source a tokenizer_config holds (a string, or the "default" of a named list).
+  static std::optional<std::string> jinja_source(const Json& tokenizer_config);
   static std::vector<std::string> known_names();
-  // Family name for a checkpoint: from the Jinja source in tokenizer_config.json, then the
-  // architecture (config.json "architectures"[0]).
+  // Built-in family closest to a checkpoint: from the Jinja source in tokenizer_config.json,
+  // then the architecture (config.json "architectures"[0]).
   static std::string detect(const Json& tokenizer_config, const std::string& architecture);
-  // by_name(detect(...)) with the template's own default system prompt when it has one.
+  // The checkpoint's own Jinja template when it has one (from_jinja), else the built-in family
+  // by_name(detect(...)).
   static ChatTemplate from_config(const Json& tokenizer_config, const std::string& architecture);
+  // The built-in family closest to a checkpoint, with the template's own default system prompt
+  // when it has one (what from_config gave before Jinja templates were rendered).
+  static ChatTemplate builtin_from_config(const Json& tokenizer_config, const std::string& architecture);
 
-  const std::string& name() const { return name_; }
+  const std::string& name() const { return name_; }  // "jinja" for a Jinja template
+  bool is_jinja() const { return jinja_ != nullptr; }
   // Throws yak::Error when the messages break the family's rules (e.g. llama2 role order).
   std::string render(std::span<const ChatMessage> messages, const ChatOptions& options = {}) const;
   // Strings that end a reply in this family (the engine also stops on EOS).
@@ -54,8 +73,9 @@ class ChatTemplate {
   // plain completion does; templates write what they need themselves (llama2 writes <s>), exactly
   // as transformers' apply_chat_template tokenizes without add_special_tokens.
   bool add_special_tokens() const { return name_ == "plain"; }
-  // Whether the family renders tools and tool calls (Qwen's <tools> / <tool_call> format).
-  bool supports_tools() const { return name_ == "chatml" || name_ == "qwen3"; }
+  // Whether the template renders tools and tool calls (Qwen's format for the built-in families;
+  // a Jinja template that reads `tools`).
+  bool supports_tools() const { return name_ == "chatml" || name_ == "qwen3" || jinja_tools_; }
 
   // System prompt used when the conversation has none (chatml: Qwen2's; alpaca2: Chinese-Alpaca-2's).
   const std::optional<std::string>& default_system() const { return default_system_; }
@@ -64,6 +84,10 @@ class ChatTemplate {
  private:
   std::string name_;
   std::optional<std::string> default_system_;
+  std::shared_ptr<const jinja::Template> jinja_;
+  Json special_;                       // bos_token, eos_token, ... as the template sees them
+  std::vector<std::string> jinja_stops_;
+  bool jinja_tools_ = false;
 };
 
 }  // namespace yak::tok

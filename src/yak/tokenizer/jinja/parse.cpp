@@ -227,7 +227,10 @@ class Lexer {
           if (src_.compare(pos, 2, t) == 0) op = t;
         if (op.size() == 1 && !std::strchr("+-*/%~<>=.,:|()[]{}", c)) fail(std::string("unexpected char '") + c + "'");
         if (op == "(" || op == "[" || op == "{") ++depth;
-        if (op == ")" || op == "]" || op == "}") --depth;
+        if (op == ")" || op == "]" || op == "}") {
+          if (depth == 0) fail("unexpected '" + op + "'");
+          --depth;
+        }
         tokens_.push_back({Tok::Op, op, line_});
         pos += op.size();
       }
@@ -313,6 +316,7 @@ class Parser {
   }
 
   Node parse_statement() {
+    Nest nest(*this);
     const Token kw = next();
     Node n;
         n.kind = NodeKind::Text;
@@ -468,6 +472,7 @@ class Parser {
   }
 
   ExprPtr parse_expr() {
+    Nest nest(*this);
     ExprPtr e = parse_or();
     while (is_name("if")) {
       const int line = next().line;
@@ -508,6 +513,7 @@ class Parser {
     return e;
   }
   ExprPtr parse_not() {
+    Nest nest(*this);
     if (is_name("not")) {
       const int line = next().line;
       auto e = make(ExprKind::Not, line);
@@ -581,6 +587,7 @@ class Parser {
     return e;
   }
   ExprPtr parse_unary(bool with_filter) {
+    Nest nest(*this);
     ExprPtr e;
     if (is_op("-") || is_op("+")) {
       const Token op = next();
@@ -807,8 +814,18 @@ class Parser {
     return e;
   }
 
+  // Nesting of expressions and statements, bounded so that hostile input cannot exhaust the stack.
+  struct Nest {
+    Parser& p;
+    explicit Nest(Parser& parser) : p(parser) {
+      if (++p.depth_ > 200) p.fail("too deeply nested (more than 200 levels)");
+    }
+    ~Nest() { --p.depth_; }
+  };
+
   std::vector<Token> t_;
   size_t i_ = 0;
+  int depth_ = 0;
   const std::string& name_;
 };
 
