@@ -48,6 +48,7 @@ struct ServeFlags {
   std::string cache_type = "f32", matmul_precision, pooling = "last";
   int port = 8080, parallel = 4, threads = 0, max_n = 16, draft_max = 4;
   int64_t ctx = 0, kv_size = 0, batch = 256, queue = 64, max_body_mb = 8;
+  int64_t rm_max_len = 0, rm_batch = 16;  // serve-rm: --max_len, --batch_size
   double shutdown_timeout = 10, draft_p_min = 0.75;
   bool no_prefix_cache = false, reward = false, normalize_reward = false;
   AskFlags ask;  // --semantic/--db: POST /api/ask beside the OpenAI routes
@@ -59,6 +60,7 @@ void run_reward_server(const ServeFlags& f) {
   ops::set_num_threads(f.threads);
   apply_matmul_precision(f.matmul_precision);
   train::RewardModelScorer scorer(f.model, f.normalize_reward);
+  scorer.set_limits(f.rm_max_len, static_cast<size_t>(f.rm_batch));
   auto tokenizer = load_model_tokenizer(f.model, f.tokenizer);
   serve::ModelContext mc;
   mc.id = !f.alias.empty() ? f.alias : fs::path(f.model).filename().string();
@@ -219,6 +221,9 @@ void register_serve_rm(CLI::App& app) {
   s->add_option("--host", f->host, "Address to listen on");
   s->add_option("--port", f->port, "Port (0: any free port; the URL is printed)");
   s->add_flag("--normalize_reward", f->normalize_reward, "Normalize scores with the mean/std in config.json");
+  s->add_option("--max_len", f->rm_max_len, "Longest query in tokens; longer ones keep their end (default: the model's context)");
+  s->add_option("--batch_size", f->rm_batch, "Queries scored per forward (default 16)")->check(CLI::PositiveNumber);
+  add_matmul_precision_flag(*s, f->matmul_precision);
   s->add_option("--api-key", f->api_key, "Require Authorization: Bearer KEY on every route but /health");
   s->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   s->callback([f] { run_reward_server(*f); });

@@ -292,7 +292,13 @@ train::RewardSet make_rewards(const TrainFlags& f) {
   train::RewardSet reward;
   for (const auto& d : f.reward_pretrain) reward.add(train::make_model_reward(d, f.normalize_reward));
   for (const auto& r : f.reward_fn) reward.add(train::make_rule_reward(r));
-  if (!f.remote_rm_url.empty()) reward.add(train::make_remote_reward(f.remote_rm_url, f.reward_timeout));
+  if (!f.remote_rm_url.empty()) {
+    if (f.remote_rm_url.rfind("http://", 0) != 0 && f.remote_rm_url.rfind("https://", 0) != 0)
+      throw Error("--remote_rm_url " + f.remote_rm_url +
+                  ": expected an http(s):// URL; a Python reward function (OpenRLHF's reward_func.py) cannot run "
+                  "in yak (no Python at run time): use --reward_fn or --reward_cmd");
+    reward.add(train::make_remote_reward(f.remote_rm_url, f.reward_timeout));
+  }
   if (!f.reward_cmd.empty()) reward.add(train::make_command_reward(f.reward_cmd, f.reward_timeout));
   if (reward.empty()) throw Error("no reward: give --reward_pretrain, --reward_fn, --remote_rm_url or --reward_cmd");
   return reward;
@@ -496,6 +502,8 @@ void register_train(CLI::App& app) {
   auto sft = std::make_shared<TrainFlags>();
   auto* s = train->add_subcommand("sft", "Supervised fine-tuning on prompt/response data");
   add_common(s, *sft);
+  s->add_flag("--pretrain_mode", sft->pretrain_mode,
+              "Train on whole texts from --input_key, as `yak train pt` (OpenRLHF's continued pretraining)");
   s->add_option("--output_key", sft->sft.output_key, "Key of the response");
   s->add_option("--input_template", sft->sft.input_template,
                 "Prompt template with one {}, e.g. \"User: {}\\nAssistant: \"");
@@ -528,15 +536,18 @@ void register_train(CLI::App& app) {
   rm->reward_mode = true;
   auto* r = train->add_subcommand("rm", "Reward model on preference pairs (score head, pairwise loss)");
   add_common(r, *rm);
-  r->add_option("--prompt_key", rm->pref.prompt_key, "Key of the prompt (empty: chosen/rejected are whole dialogues)");
+  auto* rm_pk = r->add_option("--prompt_key", rm->pref.prompt_key,
+                              "Key of the prompt (empty: chosen/rejected are whole dialogues; not given: those "
+                              "records without 'prompt' are, as OpenRLHF's default)");
   r->add_option("--chosen_key", rm->pref.chosen_key, "Key of the preferred response");
   r->add_option("--rejected_key", rm->pref.rejected_key, "Key of the rejected response");
   r->add_option("--margin_key", rm->pref.margin_key, "Optional key of a per-pair margin");
   r->add_option("--input_template", rm->pref.input_template, "Prompt template with one {}");
   r->add_flag("--apply_chat_template", rm->pref.apply_chat_template, "Render prompts with the chat template");
   r->add_option("--loss", rm->rm_loss, "sigmoid (-log sigma(r_c - r_r - margin)) or logexp");
-  r->callback([rm] {
+  r->callback([rm, rm_pk] {
     rm->sft.apply_chat_template = rm->pref.apply_chat_template;
+    rm->pref.prompt_key_optional = rm_pk->count() == 0;
     run_train(*rm);
   });
 
@@ -545,14 +556,16 @@ void register_train(CLI::App& app) {
   auto* dp = train->add_subcommand("dpo", "DPO / cDPO / IPO on preference pairs against a frozen reference");
   add_common(dp, *dpo);
   dp->add_option("--ref_pretrain", dpo->ref_pretrain, "Reference model folder (default: --pretrain)");
-  dp->add_option("--prompt_key", dpo->pref.prompt_key, "Key of the prompt");
+  auto* dpo_pk = dp->add_option("--prompt_key", dpo->pref.prompt_key,
+                                "Key of the prompt (not given: records without 'prompt' hold whole dialogues)");
   dp->add_option("--chosen_key", dpo->pref.chosen_key, "Key of the preferred response");
   dp->add_option("--rejected_key", dpo->pref.rejected_key, "Key of the rejected response");
   dp->add_option("--input_template", dpo->pref.input_template, "Prompt template with one {}");
   dp->add_flag("--apply_chat_template", dpo->pref.apply_chat_template, "Render prompts with the chat template");
   add_dpo_flags(dp, *dpo);
-  dp->callback([dpo] {
+  dp->callback([dpo, dpo_pk] {
     dpo->sft.apply_chat_template = dpo->pref.apply_chat_template;
+    dpo->pref.prompt_key_optional = dpo_pk->count() == 0;
     run_train(*dpo);
   });
 
@@ -567,6 +580,7 @@ void register_train(CLI::App& app) {
   add_prompt_flags(pp, P);
   add_reward_flags(pp, P);
   pp->add_option("--generate_max_len", P.ppo.generate_max_len, "Tokens generated per rollout at most");
+  pp->add_option("--max_len", P.ppo.max_len, "Prompt + response in tokens at most (OpenRLHF's --max_len)");
   pp->add_option("--actor_learning_rate,--learning_rate", P.o.learning_rate, "Actor learning rate");
   pp->add_option("--critic_learning_rate", P.ppo.critic_learning_rate, "Critic learning rate");
   pp->add_flag("--save_value_network", P.ppo.save_value_network, "Also save the critic at SAVE_PATH_critic");

@@ -2,8 +2,11 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <vector>
 
 #include "common.h"
+#include "openrlhf_flags.h"
 #include "yak/base/error.h"
 
 int main(int argc, char** argv) {
@@ -26,7 +29,11 @@ int main(int argc, char** argv) {
   yak::cli::register_convert(app);
   yak::cli::register_eval(app);
   try {
-    app.parse(argc, argv);
+    // OpenRLHF's spellings (dotted names, cluster flags) become yak's before parsing.
+    const auto rewritten = yak::cli::rewrite_openrlhf_args(std::vector<std::string>(argv, argv + argc));
+    for (const auto& line : yak::cli::openrlhf_notices(rewritten)) std::fprintf(stderr, "%s\n", line.c_str());
+    std::vector<std::string> args(rewritten.args.rbegin(), rewritten.args.rend() - 1);  // CLI11: reversed, no argv[0]
+    app.parse(args);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

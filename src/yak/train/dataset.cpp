@@ -80,6 +80,13 @@ void check_prefix(const Record& r, const tok::ChatTemplate& t, const std::string
 
 }  // namespace
 
+std::string render_dialogue(const Record& r, const std::string& key, const tok::ChatTemplate& t) {
+  auto it = r.value.find(key);
+  if (it == r.value.end()) throw Error(r.where + ": missing key '" + key + "'");
+  const auto msgs = parse_messages(r, key, *it);
+  return render(t, r, msgs, false);
+}
+
 // Python str.format with one positional field: "{}" or "{0}", "{{" and "}}" escapes.
 std::string format_template(const std::string& tmpl, const std::string& value) {
   std::string out;
@@ -142,7 +149,7 @@ std::optional<Sample> make_sft_sample(const Record& r, const tok::Tokenizer& tok
   if (!o.apply_chat_template) {
     check(!o.multiturn, "--multiturn needs --apply_chat_template");
     std::string input = require_string(r, o.input_key);
-    prompt_text = o.input_template ? format_template(*o.input_template, input) : input;
+    prompt_text = o.input_template && !o.input_template->empty() ? format_template(*o.input_template, input) : input;
     if (!o.output_key.empty()) response_text = require_string(r, o.output_key);
     spans = {{prompt_text, false}, {response_text, true}};
   } else {

@@ -60,6 +60,10 @@ std::string format_template(const std::string& tmpl, const std::string& value);
 // Skips (counted): empty prompt, empty response, no assistant turn (multiturn), prompt tokens
 // >= max_len - 2. Longer samples are truncated to max_len with the last token forced to EOS.
 // Throws yak::Error naming record.where and the key for missing keys and wrong types.
+// A record's whole dialogue (a list of messages under `key`) through the chat template, without
+// a generation prompt (OpenRLHF's preference data without --prompt_key).
+std::string render_dialogue(const Record& record, const std::string& key, const tok::ChatTemplate& tmpl);
+
 std::optional<Sample> make_sft_sample(const Record& record, const tok::Tokenizer& tokenizer,
                                       const tok::ChatTemplate* chat_template, const SftOptions& options,
                                       std::string* skip_reason);

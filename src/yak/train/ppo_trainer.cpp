@@ -48,7 +48,7 @@ std::vector<PromptItem> build_prompts(std::span<const Record> records, const tok
     } else {
       check(in.is_string(), r.where + ": key '" + o.input_key + "' must be a string (or use --apply_chat_template)");
       const std::string s = in.get<std::string>();
-      p.text = o.input_template ? format_template(*o.input_template, s) : s;
+      p.text = o.input_template && !o.input_template->empty() ? format_template(*o.input_template, s) : s;
       p.ids = tok.encode(p.text, true);
     }
     if (!o.label_key.empty()) {
@@ -170,6 +170,9 @@ std::vector<infer::GenerateRequest> requests_for(std::span<const PromptItem> pro
       infer::GenerateRequest r;
       r.prompt = prompts[which[k]].ids;
       r.max_new_tokens = o.generate_max_len;
+      if (o.max_len > 0)  // OpenRLHF's --max_len: prompt + response
+        r.max_new_tokens = std::min<int64_t>(o.generate_max_len,
+                                             std::max<int64_t>(1, o.max_len - static_cast<int64_t>(r.prompt.size())));
       r.sampling.do_sample = o.temperature > 0;
       r.sampling.temperature = o.temperature;
       r.sampling.top_p = o.top_p;

@@ -57,6 +57,7 @@ struct PpoOptions {
   int64_t num_episodes = 1;               // passes over the prompt set
   int64_t max_steps = -1;                 // rollout steps (-1: all episodes)
   int generate_max_len = 1024;
+  int max_len = 0;  // --max_len: prompt + response at most (0: no bound beyond generate_max_len)
   float temperature = 1.0f, top_p = 1.0f;
   int top_k = 0;
   double gamma = 1.0, lambd = 0.95;

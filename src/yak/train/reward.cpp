@@ -189,7 +189,8 @@ RewardModelScorer::~RewardModelScorer() = default;
 
 std::vector<float> RewardModelScorer::score_texts(std::span<const std::string> texts) {
   std::vector<Sample> s(texts.size());
-  const int64_t ctx = model_->config().max_position_embeddings;
+  int64_t ctx = model_->config().max_position_embeddings;
+  if (max_len_ > 0) ctx = ctx > 0 ? std::min(ctx, max_len_) : max_len_;
   for (size_t i = 0; i < texts.size(); ++i) {
     auto& ids = s[i].ids;
     ids = tok_->encode(texts[i], false);
@@ -202,8 +203,8 @@ std::vector<float> RewardModelScorer::score_texts(std::span<const std::string> t
   std::vector<const Sample*> ptr;
   for (auto& x : s) ptr.push_back(&x);
   std::vector<float> r;
-  for (size_t i = 0; i < ptr.size(); i += 16) {  // bounded batches
-    auto part = score_samples(*model_, std::span(ptr).subspan(i, std::min<size_t>(16, ptr.size() - i)));
+  for (size_t i = 0; i < ptr.size(); i += batch_) {  // bounded batches
+    auto part = score_samples(*model_, std::span(ptr).subspan(i, std::min(batch_, ptr.size() - i)));
     r.insert(r.end(), part.begin(), part.end());
   }
   for (auto& v : r) v = static_cast<float>((v - mean_) / std_);

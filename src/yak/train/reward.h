@@ -3,6 +3,7 @@
 // (OpenRLHF's --remote_rm_url protocol) and a subprocess speaking the same JSON. Several sources
 // add up. Every source returns one finite number per query or throws yak::Error naming itself.
 #pragma once
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <span>
@@ -49,8 +50,16 @@ class RewardModelScorer {
   RewardModelScorer(const std::filesystem::path& dir, bool normalize);
   ~RewardModelScorer();
   std::vector<float> score_texts(std::span<const std::string> texts);
+  // OpenRLHF serve_rm's --max_len (longest query in tokens, the end kept; 0: the model's
+  // context) and --batch_size (queries scored per forward).
+  void set_limits(int64_t max_len, size_t batch_size) {
+    max_len_ = max_len;
+    batch_ = std::max<size_t>(1, batch_size);
+  }
 
  private:
+  int64_t max_len_ = 0;
+  size_t batch_ = 16;
   std::filesystem::path dir_;
   std::unique_ptr<model::DecoderModel> model_;
   std::unique_ptr<tok::Tokenizer> tok_;

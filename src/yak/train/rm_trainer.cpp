@@ -57,13 +57,18 @@ std::vector<PreferencePair> build_preference_pairs(std::span<const Record> recor
     bool ok = true;
     for (auto [key, dst] : {std::pair{o.chosen_key, &p.chosen}, std::pair{o.rejected_key, &p.rejected}}) {
       std::string why;
-      if (o.prompt_key.empty()) {
-        // Whole dialogues (hh-rlhf style): the text itself, EOS appended.
-        const std::string text = json_get<std::string>(r.value, key, r.where);
+      if (o.prompt_key.empty() || (o.prompt_key_optional && !r.value.contains(o.prompt_key))) {
+        // Whole dialogues (hh-rlhf style): the text itself, or the messages through the chat
+        // template, EOS appended.
+        auto v = r.value.find(key);
+        const bool messages = v != r.value.end() && v->is_array();
+        if (messages && !(o.apply_chat_template && tmpl))
+          throw Error(r.where + ": key '" + key + "' is a list of messages; give --apply_chat_template");
+        const std::string text = messages ? render_dialogue(r, key, *tmpl) : json_get<std::string>(r.value, key, r.where);
         if (text.empty()) {
           why = "empty " + key;
         } else {
-          dst->ids = tok.encode(text, true);
+          dst->ids = tok.encode(text, messages ? tmpl->add_special_tokens() : true);
           if (tok.eos_id()) dst->ids.push_back(*tok.eos_id());
           if (static_cast<int>(dst->ids.size()) > o.max_len) dst->ids.resize(static_cast<size_t>(o.max_len));
           dst->loss_mask.assign(dst->ids.size(), 1);

@@ -21,6 +21,9 @@ struct PreferencePair {
 
 struct PreferenceOptions {
   std::string prompt_key = "prompt";  // --prompt_key; empty: chosen/rejected hold whole dialogues
+  // --prompt_key not given: records without prompt_key hold whole dialogues (OpenRLHF's default
+  // of no prompt key), records with it are prompt + responses.
+  bool prompt_key_optional = false;
   std::string chosen_key = "chosen", rejected_key = "rejected";
   std::string margin_key;  // optional per-pair margin
   std::optional<std::string> input_template;

@@ -211,7 +211,7 @@ Value attr_path(const Value& v, const std::string& path, Host& host) {
   while (p <= path.size()) {
     const size_t q = std::min(path.find('.', p), path.size());
     const std::string part = path.substr(p, q - p);
-    const bool digits = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+    const bool digits = !part.empty() && part.size() < 18 && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
     x = digits ? host.getitem(x, Value(static_cast<int64_t>(std::stoll(part)))) : host.getitem(x, Value(part));
     p = q + 1;
   }
@@ -272,7 +272,7 @@ std::string brace_format(const std::string& fmt, Args& a, Host& host) {
     if (field.find(':') != std::string::npos) field = field.substr(0, field.find(':'));
     Value v;
     if (field.empty()) v = a.get(auto_i++, "");
-    else if (std::all_of(field.begin(), field.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    else if (field.size() < 9 && std::all_of(field.begin(), field.end(), [](char c) { return c >= '0' && c <= '9'; }))
       v = a.get(static_cast<size_t>(std::stoul(field)), "");
     else v = a.get(SIZE_MAX, field.c_str());
     if (v.is_undefined()) host.fail("KeyError", "'" + field + "'");
@@ -886,14 +886,28 @@ bool apply_test(const std::string& name, const Value& v, Args& a, Host& host) {
   host.fail("TemplateAssertionError", "No test named '" + name + "'.");
 }
 
+// Strings and lists a template builds stay below 64 MB (a doubling loop would exhaust memory).
+constexpr size_t kMaxBuilt = size_t{64} << 20;
+
 Value binary_op(const std::string& op, const Value& a, const Value& b, Host& host) {
-  if (op == "~") return Value(a.to_str() + b.to_str());
+  auto sized = [&](size_t n) {
+    if (n > kMaxBuilt) host.fail("MemoryError", "a string or list past 64 MB");
+  };
+  if (op == "~") {
+    std::string x = a.to_str(), y = b.to_str();
+    sized(x.size() + y.size());
+    return Value(x + y);
+  }
   if (a.is_undefined() || b.is_undefined())
     host.fail("UndefinedError", "'" + (a.is_undefined() ? a : b).undefined_name() + "' is undefined");
   if (a.is_number() && b.is_number()) return number_op(op, a, b, host);
   if (op == "+") {
-    if (a.is_string() && b.is_string()) return Value(a.str() + b.str());
+    if (a.is_string() && b.is_string()) {
+      sized(a.str().size() + b.str().size());
+      return Value(a.str() + b.str());
+    }
     if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
+      sized(a.items().size() + b.items().size());
       List l = a.items();
       l.insert(l.end(), b.items().begin(), b.items().end());
       return a.is_tuple() ? Value::tuple(std::move(l)) : Value::list(std::move(l));
@@ -903,7 +917,11 @@ Value binary_op(const std::string& op, const Value& a, const Value& b, Host& hos
     const Value& seq = a.is_number() ? b : a;
     const Value& n = a.is_number() ? a : b;
     if (n.is_int() || n.is_bool()) {
-      const int64_t k = std::min<int64_t>(n.as_int(), 1 << 20);
+      const int64_t k = std::max<int64_t>(0, n.as_int());
+      if (seq.is_string() || seq.is_list()) {
+        const size_t unit = seq.is_string() ? seq.str().size() : seq.items().size();
+        if (unit > 0 && static_cast<uint64_t>(k) > kMaxBuilt / unit) host.fail("MemoryError", "a string or list past 64 MB");
+      }
       if (seq.is_string()) {
         std::string s;
         for (int64_t i = 0; i < k; ++i) s += seq.str();

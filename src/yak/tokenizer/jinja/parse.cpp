@@ -2,6 +2,7 @@
 // lstrip_blocks) -> statement and expression trees.
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 
 #include "yak/tokenizer/jinja/ast.h"
@@ -637,7 +638,7 @@ class Parser {
       }
       case Tok::Float: {
         auto e = make(ExprKind::Literal, tk.line);
-        e->value = Value(std::stod(tk.text));
+        e->value = Value(std::strtod(tk.text.c_str(), nullptr));  // overflow gives inf, as Python's float()
         return e;
       }
       case Tok::Op: {
@@ -718,7 +719,9 @@ class Parser {
           a->kind = ExprKind::Item;
           a->kids.push_back(std::move(e));
           auto idx = make(ExprKind::Literal, line);
-          idx->value = Value(static_cast<int64_t>(std::stoll(next().text)));
+          const std::string digits = next().text;
+          if (digits.size() > 18) fail("index " + digits + " is out of range");
+          idx->value = Value(static_cast<int64_t>(std::stoll(digits)));
           a->kids.push_back(std::move(idx));
         } else {
           a->name = expect_name();

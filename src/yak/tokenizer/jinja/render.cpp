@@ -3,6 +3,8 @@
 // item lookup (a dict's methods win over its keys for `.name`, keys win for `[...]`), and the
 // filters, tests, methods and globals of builtins.cpp.
 #include <ctime>
+#include <new>
+#include <stdexcept>
 
 #include "yak/tokenizer/jinja/builtins.h"
 #include "yak/tokenizer/jinja/jinja.h"
@@ -50,12 +52,12 @@ class Renderer final : public Host {
   Renderer(const std::string& name, std::function<std::tm()> clock) : name_(name), clock_(std::move(clock)) {}
 
   std::string run(const Body& body, const Value& variables) {
-    auto globals = std::make_shared<Frame>();
-    for (auto& [k, v] : builtin_globals(*this, clock_)) globals->set(k, std::move(v));
+    globals_ = std::make_shared<Frame>();
+    for (auto& [k, v] : builtin_globals(*this, clock_)) globals_->set(k, std::move(v));
     if (variables.is_dict())
-      for (const auto& [k, v] : variables.dict_ref().entries) globals->set(k.to_str(), v);
+      for (const auto& [k, v] : variables.dict_ref().entries) globals_->set(k.to_str(), v);
     auto top = std::make_shared<Frame>();
-    top->parent = globals;
+    top->parent = globals_;
     std::string out;
     exec(body, top, out);
     return out;
@@ -140,6 +142,20 @@ class Renderer final : public Host {
     for (size_t i = 0; i < targets.size(); ++i) f->set(targets[i], items[i]);
   }
 
+  // Whether v holds the dict `d` (a reference cycle that would outlive the render).
+  static bool reaches(const Value& v, const Dict* d, int depth) {
+    if (depth > 64) return true;  // too deep to tell: refuse
+    if (v.is_dict()) {
+      if (&v.dict_ref() == d) return true;
+      for (const auto& [k, x] : v.dict_ref().entries)
+        if (reaches(x, d, depth + 1)) return true;
+    } else if (v.is_list()) {
+      for (const auto& x : v.items())
+        if (reaches(x, d, depth + 1)) return true;
+    }
+    return false;
+  }
+
   void emit(std::string& out, const std::string& s) {
     out += s;
     if (out.size() > kMaxOutput) fail("RuntimeError", "the template's output passed 256 MB");
@@ -172,6 +188,8 @@ class Renderer final : public Host {
             line_ = n.line;
             if (!ns.is_dict() || !ns.dict_ref().is_namespace)
               fail("TemplateRuntimeError", "cannot assign attribute on non-namespace object");
+            if (reaches(v, &ns.dict_ref(), 0))
+              fail("TemplateRuntimeError", "a namespace cannot hold itself (" + n.targets[0] + "." + n.text + ")");
             ns.dict_ref().set(Value(n.text), std::move(v));
           } else {
             unpack(f, n.targets, v);
@@ -250,11 +268,15 @@ class Renderer final : public Host {
 
   // A macro (or a call block's caller): parameters bound from the call, defaults evaluated in
   // the macro's own scope, the body rendered to a string.
-  Value make_macro(const Node& n, const FramePtr& closure) {
+  Value make_macro(const Node& n, const FramePtr& scope) {
     const Node* node = &n;
+    // The macro is usually stored in the scope it closes over: a weak reference breaks the cycle
+    // (a scope that ended leaves the macro the template's globals).
+    std::weak_ptr<Frame> closure = scope;
     return Value::function([this, node, closure](Args& a) -> Value {
       auto fr = std::make_shared<Frame>();
-      fr->parent = closure;
+      fr->parent = closure.lock();
+      if (!fr->parent) fr->parent = globals_;
       const int saved = line_;
       List varargs;
       for (size_t i = 0; i < a.pos.size(); ++i) {
@@ -412,6 +434,7 @@ class Renderer final : public Host {
 
   const std::string& name_;
   std::function<std::tm()> clock_;
+  FramePtr globals_;
   int line_ = 1;
   int depth_ = 0;
   int64_t steps_ = 0;
@@ -426,7 +449,13 @@ std::string Template::render(const Value& variables, const std::function<std::tm
     localtime_r(&t, &tm);
     return tm;
   });
-  return r.run(root_->body, variables);
+  try {
+    return r.run(root_->body, variables);
+  } catch (const std::bad_alloc&) {
+    throw TemplateError("MemoryError", name_ + ": the template ran out of memory");
+  } catch (const std::length_error&) {
+    throw TemplateError("MemoryError", name_ + ": the template built a string past the limit");
+  }
 }
 
 }  // namespace yak::jinja

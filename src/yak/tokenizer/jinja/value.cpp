@@ -33,11 +33,21 @@ Value Value::from_json(const nlohmann::ordered_json& j) {
   }
 }
 
-int64_t Value::as_int() const { return is_bool() ? (as_bool() ? 1 : 0) : std::get<int64_t>(v_); }
+void Value::throw_type(const char* want) const {
+  std::string got = type_name();
+  if (const auto* u = std::get_if<Undefined>(&v_); u && !u->name.empty()) got += " '" + u->name + "'";
+  throw Error("expected " + std::string(want) + ", got " + got);
+}
+
+int64_t Value::as_int() const {
+  if (is_bool()) return as_bool() ? 1 : 0;
+  return get<int64_t>("int");
+}
 
 double Value::as_double() const {
   if (is_float()) return std::get<double>(v_);
-  return static_cast<double>(as_int());
+  if (is_int() || is_bool()) return static_cast<double>(as_int());
+  throw_type("a number");
 }
 
 bool Value::truthy() const {

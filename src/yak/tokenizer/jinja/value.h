@@ -60,14 +60,16 @@ class Value {
   bool is_dict() const { return std::holds_alternative<std::shared_ptr<Dict>>(v_); }
   bool is_function() const { return std::holds_alternative<std::shared_ptr<Function>>(v_); }
 
-  bool as_bool() const { return std::get<bool>(v_); }
+  // Typed access; a value of another type throws yak::Error naming both types (a template's type
+  // error, never a crash).
+  bool as_bool() const { return get<bool>("bool"); }
   int64_t as_int() const;  // int or bool
   double as_double() const;  // int, float or bool
-  const std::string& str() const { return std::get<std::string>(v_); }
-  List& items() const { return *std::get<std::shared_ptr<List>>(v_); }
-  Dict& dict_ref() const { return *std::get<std::shared_ptr<Dict>>(v_); }
-  Function& fn() const { return *std::get<std::shared_ptr<Function>>(v_); }
-  const std::string& undefined_name() const { return std::get<Undefined>(v_).name; }
+  const std::string& str() const { return get<std::string>("str"); }
+  List& items() const { return *get<std::shared_ptr<List>>("list"); }
+  Dict& dict_ref() const { return *get<std::shared_ptr<Dict>>("dict"); }
+  Function& fn() const { return *get<std::shared_ptr<Function>>("function"); }
+  const std::string& undefined_name() const { return get<Undefined>("Undefined").name; }
 
   bool truthy() const;
   std::string type_name() const;  // Python's: 'str', 'NoneType', 'dict', ...
@@ -83,6 +85,13 @@ class Value {
   friend bool operator!=(const Value& a, const Value& b) { return !(a == b); }
 
  private:
+  template <typename T>
+  const T& get(const char* want) const {
+    if (const T* p = std::get_if<T>(&v_)) return *p;
+    throw_type(want);
+  }
+  [[noreturn]] void throw_type(const char* want) const;
+
   std::variant<Undefined, None, bool, int64_t, double, std::string, std::shared_ptr<List>, std::shared_ptr<Dict>,
                std::shared_ptr<Function>>
       v_;
