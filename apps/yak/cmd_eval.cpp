@@ -9,6 +9,7 @@
 #include "yak/base/error.h"
 #include "yak/base/json.h"
 #include "yak/base/progress.h"
+#include "yak/infer/multiple_choice.h"
 #include "yak/infer/perplexity.h"
 #include "yak/io/safetensors.h"
 #include "yak/ops/ops.h"
@@ -85,6 +86,75 @@ void register_eval(CLI::App& app) {
         j["top1_agreement"] = r.top1_agreement;
       }
       io::write_file_atomic(f->json, j.dump(1) + "\n");
+    }
+  });
+
+  struct McFlags {
+    std::string model, tokenizer, task = "cmmlu", data, split, json;
+    std::vector<std::string> subjects;
+    int shots = 5, threads = 0, max_new_tokens = 16;
+    int64_t max_length = 2048;
+    bool generate = false, no_bos = false;
+  };
+  auto m = std::make_shared<McFlags>();
+  auto* mc = ev->add_subcommand("mc", "Multiple-choice benchmarks: CMMLU, C-Eval, MMLU with their official prompts");
+  mc->add_option("-m,--model", m->model, "Model folder or .gguf file")->required();
+  mc->add_option("--task", m->task, "cmmlu (default), ceval or mmlu")->capture_default_str();
+  mc->add_option("--data", m->data, "The benchmark's folder (dev/ and test/, or val/ for C-Eval)")->required();
+  mc->add_option("--shots", m->shots, "Solved dev examples before each question (default 5)")->check(CLI::Range(0, 64));
+  mc->add_option("--subjects", m->subjects, "Only these subjects (file stems; repeatable or comma-separated)")
+      ->delimiter(',');
+  mc->add_option("--split", m->split, "Split to score (default: test; C-Eval: val, the split with answers)");
+  mc->add_option("--max_length", m->max_length, "Prompt tokens at most; shots are dropped to fit (default 2048)");
+  mc->add_flag("--generate", m->generate,
+               "Read the letter the model writes (greedy, CMMLU's extraction rules) instead of comparing the "
+               "logits of A/B/C/D");
+  mc->add_option("--max-new-tokens", m->max_new_tokens, "With --generate: tokens generated per answer (default 16)");
+  mc->add_flag("--no-bos", m->no_bos, "Tokenize prompts without the tokenizer's special prefix");
+  mc->add_option("--tokenizer", m->tokenizer, "Tokenizer path (default: the model's)");
+  mc->add_option("--json", m->json, "Write per-subject, per-category and overall accuracy (and predictions) to JSON");
+  mc->add_option("-t,--threads", m->threads, "Threads (default: all cores)");
+  mc->callback([m] {
+    ops::set_num_threads(m->threads);
+    const auto task = infer::parse_mc_task(m->task);
+    const auto subjects = infer::load_mc_subjects(task, m->data, m->split, m->subjects);
+    auto model = model::DecoderModel::load(m->model);
+    auto tok = load_model_tokenizer(m->model, m->tokenizer);
+    if (!tok) throw Error(m->model + ": no tokenizer found; give --tokenizer");
+    infer::McOptions o;
+    o.shots = m->shots;
+    o.max_tokens = m->max_length;
+    o.generate = m->generate;
+    o.max_new_tokens = m->max_new_tokens;
+    o.add_bos = !m->no_bos;
+    std::optional<ProgressBar> bar;
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto r = infer::run_mc(*model, *tok, task, subjects, o, [&](int64_t done, int64_t total) {
+      if (!bar) bar.emplace("questions", total);
+      bar->update(done);
+    });
+    if (bar) bar->finish();
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("%-40s %9s %8s\n", "subject", "questions", "accuracy");
+    for (const auto& s : r.subjects)
+      std::printf("%-40s %9lld %7.2f%%\n", s.name.c_str(), static_cast<long long>(s.total), 100 * s.accuracy());
+    std::printf("\n");
+    for (const auto& [c, a] : r.categories) std::printf("%-40s %17.2f%%\n", c.c_str(), 100 * a);
+    std::printf("%-40s %17.2f%%   (%s, %d-shot, %s; mean over %zu subjects, %lld questions, %.1f s)\n", "average",
+                100 * r.average, infer::mc_task_name(task), m->shots, m->generate ? "generated letter" : "A-D logits",
+                r.subjects.size(), static_cast<long long>(r.questions), secs);
+    int64_t unanswered = 0;
+    for (const auto& s : r.subjects) unanswered += s.unanswered;
+    if (m->generate) std::printf("no letter could be read in %lld answers (counted wrong)\n", static_cast<long long>(unanswered));
+    if (!m->json.empty()) {
+      Json subj = Json::object(), cats = Json::object();
+      for (const auto& s : r.subjects)
+        subj[s.name] = {{"accuracy", s.accuracy()}, {"correct", s.correct}, {"total", s.total}, {"unanswered", s.unanswered}};
+      for (const auto& [c, a] : r.categories) cats[c] = a;
+      Json j = {{"model", m->model}, {"task", infer::mc_task_name(task)}, {"shots", m->shots},
+                {"mode", m->generate ? "generate" : "logits"}, {"average", r.average}, {"categories", cats},
+                {"subjects", subj}, {"predictions", r.predictions}};
+      io::write_file_atomic(m->json, j.dump(1) + "\n");
     }
   });
 }
