@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "yak/base/error.h"
+#include "yak/base/utf8.h"
 
 namespace yak::jinja {
 
@@ -338,38 +339,14 @@ Value Args::get(size_t i, const char* name, Value fallback) const {
 std::u32string utf8_decode(const std::string& s) {
   std::u32string out;
   out.reserve(s.size());
-  for (size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    int n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
-    if (i + static_cast<size_t>(n) > s.size()) n = 1;
-    char32_t cp = n == 1 ? c : c & (0x7f >> n);
-    for (int k = 1; k < n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + static_cast<size_t>(k)]) & 0x3f);
-    out.push_back(cp);
-    i += static_cast<size_t>(n);
-  }
+  for (size_t i = 0; i < s.size();) out.push_back(static_cast<char32_t>(utf8::next(s, i)));
   return out;
 }
 
 std::string utf8_encode(const std::u32string& s) {
   std::string out;
   out.reserve(s.size());
-  for (const char32_t c : s) {
-    if (c < 0x80) {
-      out += static_cast<char>(c);
-    } else if (c < 0x800) {
-      out += static_cast<char>(0xc0 | (c >> 6));
-      out += static_cast<char>(0x80 | (c & 0x3f));
-    } else if (c < 0x10000) {
-      out += static_cast<char>(0xe0 | (c >> 12));
-      out += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
-      out += static_cast<char>(0x80 | (c & 0x3f));
-    } else {
-      out += static_cast<char>(0xf0 | (c >> 18));
-      out += static_cast<char>(0x80 | ((c >> 12) & 0x3f));
-      out += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
-      out += static_cast<char>(0x80 | (c & 0x3f));
-    }
-  }
+  for (const char32_t c : s) utf8::append(out, static_cast<uint32_t>(c));
   return out;
 }
 
