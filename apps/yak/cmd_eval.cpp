@@ -3,12 +3,14 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <optional>
 
 #include "common.h"
 #include "yak/base/error.h"
 #include "yak/base/json.h"
 #include "yak/base/progress.h"
+#include "yak/infer/longbench.h"
 #include "yak/infer/multiple_choice.h"
 #include "yak/infer/perplexity.h"
 #include "yak/io/safetensors.h"
@@ -156,6 +158,92 @@ void register_eval(CLI::App& app) {
                 {"subjects", subj}, {"predictions", r.predictions}};
       io::write_file_atomic(m->json, j.dump(1) + "\n");
     }
+  });
+
+  struct LbFlags {
+    std::string model, tokenizer, chat_template = "none", prompt_config, maxlen_config, json, dataset;
+    std::vector<std::string> data;
+    int64_t max_len = 3500;
+    int threads = 0;
+  };
+  auto l = std::make_shared<LbFlags>();
+  auto* lb = ev->add_subcommand("longbench", "LongBench: long-context answers and LongBench's scorers");
+  lb->add_option("--data", l->data, "LongBench JSONL file(s) (input, context, answers, all_classes, dataset, length)")
+      ->required();
+  lb->add_option("-m,--model", l->model, "Model to answer with (without it: score each record's 'pred' field)");
+  lb->add_option("--dataset", l->dataset, "Dataset name for records without a 'dataset' field");
+  lb->add_option("--prompt-config", l->prompt_config, "LongBench's config/dataset2prompt.json (default: {context}\\n\\n{input})");
+  lb->add_option("--maxlen-config", l->maxlen_config, "LongBench's config/dataset2maxlen.json (default: 128 new tokens)");
+  lb->add_option("--max_len", l->max_len, "Prompt tokens at most; longer prompts keep their first and last halves (default 3500)");
+  lb->add_option("--chat-template", l->chat_template,
+                 "none (default), auto or FILE.jinja: wrap prompts as a user turn (not on trec, triviaqa, samsum, lsht, lcc, "
+                 "repobench-p, as LongBench)");
+  lb->add_option("--tokenizer", l->tokenizer, "Tokenizer path (default: the model's)");
+  lb->add_option("--json", l->json, "Write per-dataset scores and the predictions to JSON");
+  lb->add_option("-t,--threads", l->threads, "Threads (default: all cores)");
+  lb->callback([l] {
+    ops::set_num_threads(l->threads);
+    std::vector<infer::LbRecord> recs;
+    for (const auto& d : l->data) {
+      auto part = infer::read_longbench(d, l->dataset);
+      recs.insert(recs.end(), part.begin(), part.end());
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    if (!l->model.empty()) {
+      auto model = model::DecoderModel::load(l->model);
+      auto tok = load_model_tokenizer(l->model, l->tokenizer);
+      if (!tok) throw Error(l->model + ": no tokenizer found; give --tokenizer");
+      infer::LbOptions o;
+      o.max_len = l->max_len;
+      Json prompts, maxlens;
+      if (!l->prompt_config.empty()) prompts = read_json_file(l->prompt_config);
+      else std::fprintf(stderr, "yak: no --prompt-config: prompts are {context}\\n\\n{input}, not LongBench's\n");
+      if (!l->maxlen_config.empty()) maxlens = read_json_file(l->maxlen_config);
+      o.prompt_format = [&](const std::string& d) {
+        if (!prompts.is_object()) return std::string("{context}\n\n{input}");
+        if (!prompts.contains(d) || !prompts[d].is_string())
+          throw Error(l->prompt_config + ": no prompt for dataset '" + d + "'");
+        return prompts[d].get<std::string>();
+      };
+      o.max_new_tokens = [&](const std::string& d) {
+        if (!maxlens.is_object()) return 128;
+        if (!maxlens.contains(d) || !maxlens[d].is_number_integer())
+          throw Error(l->maxlen_config + ": no answer length for dataset '" + d + "'");
+        return maxlens[d].get<int>();
+      };
+      std::optional<tok::ChatTemplate> tmpl;
+      if (l->chat_template != "none") tmpl = pick_chat_template(l->chat_template, l->model, model->config());
+      o.chat = tmpl ? &*tmpl : nullptr;
+      std::optional<ProgressBar> bar;
+      infer::longbench_generate(*model, *tok, recs, o, [&](int64_t done, int64_t total) {
+        if (!bar) bar.emplace("answers", total);
+        bar->update(done);
+      });
+      if (bar) bar->finish();
+    }
+    std::map<std::string, std::pair<double, int64_t>> by;  // dataset -> (sum, count)
+    Json preds = Json::array();
+    for (const auto& r : recs) {
+      const double s = infer::longbench_record_score(r.dataset, r.prediction, r.answers, r.all_classes);
+      by[r.dataset].first += s;
+      by[r.dataset].second += 1;
+      preds.push_back({{"dataset", r.dataset}, {"pred", r.prediction}, {"answers", r.answers}, {"score", s}});
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("%-24s %-16s %8s %8s\n", "dataset", "metric", "records", "score");
+    Json scores = Json::object();
+    double sum = 0;
+    for (const auto& [d, v] : by) {
+      // LongBench rounds each dataset's mean to 2 decimals of a percentage.
+      const double score = std::round(10000.0 * v.first / static_cast<double>(v.second)) / 100.0;
+      std::printf("%-24s %-16s %8lld %8.2f\n", d.c_str(), infer::longbench_metric_name(infer::longbench_metric(d)),
+                  static_cast<long long>(v.second), score);
+      scores[d] = score;
+      sum += score;
+    }
+    std::printf("%-24s %-16s %8zu %8.2f   (%.1f s)\n", "average", "", recs.size(), by.empty() ? 0.0 : sum / by.size(), secs);
+    if (!l->json.empty())
+      io::write_file_atomic(l->json, Json{{"scores", scores}, {"predictions", preds}}.dump(1) + "\n");
   });
 }
 
