@@ -335,6 +335,41 @@ TEST(TrainDataSft, ChatTemplateStringPair) {
   EXPECT_EQ(s->ids.back(), *qwen_tok().eos_id());
 }
 
+TEST(TrainDataSft, AlpacaRecordsAsChineseLlamaAlpaca2BuildsThem) {
+  // Chinese-LLaMA-Alpaca-2's build_dataset.py: instruction + "\n" + input (when non-empty) into
+  // "[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{instruction} [/INST]" after BOS.
+  SftOptions o;
+  o.apply_chat_template = true;
+  o.input_key = "instruction";
+  o.output_key = "output";
+  o.input_suffix_key = "input";
+  std::string why;
+  for (const char* name : {"alpaca2", "alpaca2-long"}) {
+    auto chat = tok::ChatTemplate::by_name(name);
+    const std::string sys = std::string(name) == "alpaca2"
+                                ? "You are a helpful assistant. 你是一个乐于助人的助手。"
+                                : "You are a helpful assistant. 你是一个乐于助人的助手。请你提供专业、有逻辑、内容真实、有价值的详细回复。";
+    auto s = make_sft_sample(rec(R"({"instruction": "Translate", "input": "hello", "output": "你好"})"), qwen_tok(), &chat,
+                             o, &why);
+    ASSERT_TRUE(s) << why;
+    const auto p = enc("<s>[INST] <<SYS>>\n" + sys + "\n<</SYS>>\n\nTranslate\nhello [/INST]");
+    ASSERT_GE(s->ids.size(), p.size());
+    EXPECT_EQ(std::vector<int32_t>(s->ids.begin(), s->ids.begin() + static_cast<long>(p.size())), p) << name;
+    // Without an input the instruction stands alone.
+    auto s2 = make_sft_sample(rec(R"({"instruction": "Translate", "input": "", "output": "x"})"), qwen_tok(), &chat, o, &why);
+    ASSERT_TRUE(s2) << why;
+    const auto p2 = enc("<s>[INST] <<SYS>>\n" + sys + "\n<</SYS>>\n\nTranslate [/INST]");
+    EXPECT_EQ(std::vector<int32_t>(s2->ids.begin(), s2->ids.begin() + static_cast<long>(p2.size())), p2) << name;
+  }
+  // --system-prompt-file's text becomes the system turn.
+  o.system_prompt = "Be brief.";
+  auto chat = tok::ChatTemplate::by_name("alpaca2");
+  auto s = make_sft_sample(rec(R"({"instruction": "Hi", "output": "Hello"})"), qwen_tok(), &chat, o, &why);
+  ASSERT_TRUE(s) << why;
+  const auto p = enc("<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST]");
+  EXPECT_EQ(std::vector<int32_t>(s->ids.begin(), s->ids.begin() + static_cast<long>(p.size())), p);
+}
+
 TEST(TrainDataSft, ChatTemplateMessagesSingleTurnTrainsLastReplyOnly) {
   auto chat = tok::ChatTemplate::by_name("chatml");
   SftOptions o;

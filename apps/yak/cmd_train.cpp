@@ -74,6 +74,18 @@ void add_common(CLI::App* sub, TrainFlags& f, bool data = true) {
     sub->add_option("--dataset_probs", f.dataset_probs, "Sampling probabilities of the datasets, e.g. 0.7,0.3");
     sub->add_option("--max_len", f.sft.max_len, "Longest sample in tokens (pt: block size)");
     sub->add_option("--input_key", f.sft.input_key, "Key of the prompt (sft) or text (pt)");
+    sub->add_flag_callback(
+        "--alpaca",
+        [&f] {
+          f.sft.input_key = "instruction";
+          f.sft.output_key = "output";
+          f.sft.input_suffix_key = "input";
+        },
+        "Alpaca records: the prompt is instruction + \"\\n\" + input (when non-empty), the response output");
+    sub->add_option_function<std::string>(
+        "--system-prompt-file", [&f](const std::string& p) { f.sft.system_prompt = read_text_file(p); },
+        "With --apply_chat_template: this file's text as the system turn of every prompt (e.g. Chinese-LLaMA-"
+        "Alpaca-2's alpaca-2-long.txt)");
     sub->add_option("--eval_split", f.eval_split, "Split used for evaluation");
     sub->add_option("--max_steps", f.o.max_steps, "Stop after N optimizer steps (-1: all)");
     sub->add_option("--learning_rate", f.o.learning_rate, "Peak learning rate");

@@ -11,6 +11,9 @@ namespace {
 
 const char* const kQwenSystem = "You are a helpful assistant.";
 const char* const kAlpaca2System = "You are a helpful assistant. 你是一个乐于助人的助手。";
+// Chinese-LLaMA-Alpaca-2's prompts/alpaca-2-long.txt: the system prompt for long replies.
+const char* const kAlpaca2LongSystem =
+    "You are a helpful assistant. 你是一个乐于助人的助手。请你提供专业、有逻辑、内容真实、有价值的详细回复。";
 
 bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
@@ -170,7 +173,7 @@ std::string render_llama2(std::span<const ChatMessage> msgs, const std::optional
 }  // namespace
 
 std::vector<std::string> ChatTemplate::known_names() {
-  return {"chatml", "qwen3", "llama2", "alpaca2", "plain"};
+  return {"chatml", "qwen3", "llama2", "alpaca2", "alpaca2-long", "plain"};
 }
 
 ChatTemplate ChatTemplate::by_name(const std::string& name) {
@@ -180,6 +183,9 @@ ChatTemplate ChatTemplate::by_name(const std::string& name) {
     t.default_system_ = kQwenSystem;
   } else if (name == "alpaca2") {
     t.default_system_ = kAlpaca2System;
+  } else if (name == "alpaca2-long") {
+    t.name_ = "alpaca2";
+    t.default_system_ = kAlpaca2LongSystem;
   } else if (name != "qwen3" && name != "llama2" && name != "plain") {
     std::string known;
     for (const auto& n : known_names()) known += (known.empty() ? "" : ", ") + n;

@@ -133,6 +133,17 @@ std::string SkipStats::summary() const {
   return s;
 }
 
+namespace {
+std::string with_suffix(const Record& r, const SftOptions& o, std::string input) {
+  if (o.input_suffix_key.empty()) return input;
+  auto it = r.value.find(o.input_suffix_key);
+  if (it == r.value.end() || it->is_null()) return input;
+  if (!it->is_string()) throw Error(r.where + ": key '" + o.input_suffix_key + "' must be a string");
+  const std::string extra = it->get<std::string>();
+  return extra.empty() ? input : input + "\n" + extra;
+}
+}  // namespace
+
 std::optional<Sample> make_sft_sample(const Record& r, const tok::Tokenizer& tokenizer, const tok::ChatTemplate* chat,
                                       const SftOptions& o, std::string* skip_reason) {
   auto skip = [&](const std::string& why) -> std::optional<Sample> {
@@ -148,7 +159,7 @@ std::optional<Sample> make_sft_sample(const Record& r, const tok::Tokenizer& tok
   std::string prompt_text, response_text;  // OpenRLHF's prompt/response for the emptiness checks
   if (!o.apply_chat_template) {
     check(!o.multiturn, "--multiturn needs --apply_chat_template");
-    std::string input = require_string(r, o.input_key);
+    std::string input = with_suffix(r, o, require_string(r, o.input_key));
     prompt_text = o.input_template && !o.input_template->empty() ? format_template(*o.input_template, input) : input;
     if (!o.output_key.empty()) response_text = require_string(r, o.output_key);
     spans = {{prompt_text, false}, {response_text, true}};
@@ -166,8 +177,12 @@ std::optional<Sample> make_sft_sample(const Record& r, const tok::Tokenizer& tok
       if (!out.is_string())
         throw Error(r.where + ": key '" + o.output_key + "' must be a string when '" + o.input_key + "' is (got " +
                     type_name(out) + ")");
-      msgs = {{"user", in.get<std::string>()}, {"assistant", out.get<std::string>()}};
+      msgs = {{"user", with_suffix(r, o, in.get<std::string>())}, {"assistant", out.get<std::string>()}};
       n_prompt = 1;
+      if (o.system_prompt) {
+        msgs.insert(msgs.begin(), tok::ChatMessage{"system", *o.system_prompt});
+        n_prompt = 2;
+      }
     } else {
       msgs = parse_messages(r, o.input_key, in);
       if (has_output) {

@@ -40,6 +40,12 @@ struct SftOptions {
   bool apply_chat_template = false;  // --apply_chat_template (needs a ChatTemplate)
   bool multiturn = false;            // --multiturn: loss on every assistant turn
   int max_len = 2048;                // --max_len
+  // Alpaca's optional `input` (--alpaca): when the record holds it non-empty, the prompt is
+  // record[input_key] + "\n" + record[input_suffix_key], as Stanford Alpaca and
+  // Chinese-LLaMA-Alpaca-2's build_dataset.py join them.
+  std::string input_suffix_key;
+  // --system-prompt-file: a system turn before each single-turn prompt (with --apply_chat_template).
+  std::optional<std::string> system_prompt;
 };
 
 // Python str.format with one positional field ("{}" or "{0}"; "{{" and "}}" escape braces):
