@@ -250,6 +250,12 @@ def main():
                 print("     exit", r.returncode, r.stderr.strip()[-600:])
             passed, failed = passed + ok, failed + (not ok)
     print(f"openrlhf scripts: {passed} commands trained, {refused} refused as expected, {skipped} skipped, {failed} failed")
+    # The README's figures for the scripts in ../shared/data (43 commands): 25 train (24 without
+    # the Qwen2 tokenizer the PRM needs), 9 refused, 9 skipped.
+    want = (25, 9, 9) if prm_model is not None else (24, 9, 10)
+    if (passed, refused, skipped) != want:
+        print(f"FAIL expected {want[0]} trained, {want[1]} refused, {want[2]} skipped (README)")
+        return 1
     return 1 if failed else 0
 
 
