@@ -3,6 +3,8 @@
 // fit their base are refused.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
 #include <filesystem>
 
@@ -134,6 +136,48 @@ TEST(Lora, AdapterForAnotherBaseIsRefused) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("different base"), std::string::npos) << e.what();
   }
+}
+
+// A reward model's adapter over a causal LM base (yak train rm --lora_rank): the score head is a
+// modules_to_save copy saved in the adapter (PEFT's SEQ_CLS layout), so base + adapter scores as
+// the trained model did, and merging keeps the head (yak lora merge --is_rm).
+TEST(Lora, RewardModelAdapterCarriesItsScoreHead) {
+  const auto base = kGolden / "models" / "qwen2_chat";
+  auto m = model::DecoderModel::load(base);
+  ASSERT_FALSE(m->has_score_head());
+  model::LoraConfig lc;
+  lc.r = 4;
+  lc.target_modules = {"all-linear"};
+  lc.modules_to_save = {"score"};
+  m->add_lora(lc, 3);
+  m->add_score_head(1, 7);
+  // Non-zero adapters, as after training.
+  for (auto& p : m->lora_parameters()) {
+    float* x = p.var.value().data<float>();
+    for (int64_t i = 0; i < p.var.value().numel(); ++i) x[i] += 0.01f * static_cast<float>((i * 7919) % 13 - 6);
+  }
+  const std::vector<int32_t> ids = {5, 17, 99, 230, 4};
+  auto score = [&](model::DecoderModel& x) {
+    model::KVCache cache(x.config(), 1, static_cast<int64_t>(ids.size()));
+    model::Batch b;
+    for (size_t t = 0; t < ids.size(); ++t) b.ids.push_back(ids[t]), b.pos.push_back(static_cast<int32_t>(t)), b.slot.push_back(0);
+    b.logits_for.push_back(static_cast<int32_t>(ids.size() - 1));
+    return static_cast<double>(x.forward_scores(b, cache).value().data<float>()[0]);
+  };
+  const double want = score(*m);
+  const auto dir = fs::temp_directory_path() / ("yak_rm_lora_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  m->save_lora(dir);
+  const Json cfg = read_json_file(dir / "adapter_config.json");
+  EXPECT_EQ(cfg["task_type"], "SEQ_CLS");
+  EXPECT_TRUE(io::SafetensorsFile::open(dir / "adapter_model.safetensors")->has("base_model.model.score.weight"));
+  auto again = model::DecoderModel::load(base);
+  again->load_lora(dir);
+  ASSERT_TRUE(again->has_score_head());
+  EXPECT_NEAR(score(*again), want, 1e-6);
+  again->merge_lora();
+  EXPECT_NEAR(score(*again), want, 1e-4) << "merged";
+  fs::remove_all(dir);
 }
 
 TEST(Lora, BadConfigsNameTheField) {

@@ -63,6 +63,7 @@ void run_resize(const ResizeFlags& f) {
 void register_lora(CLI::App& app) {
   struct MergeFlags {
     std::string base, adapter, out;
+    bool is_rm = false;
   };
   auto f = std::make_shared<MergeFlags>();
   auto* lora = app.add_subcommand("lora", "LoRA adapters (PEFT layout)");
@@ -71,12 +72,20 @@ void register_lora(CLI::App& app) {
   mg->add_option("--base", f->base, "Base model folder")->required();
   mg->add_option("--adapter", f->adapter, "PEFT adapter folder")->required();
   mg->add_option("--out", f->out, "Output model folder (new or empty)")->required();
+  mg->add_flag("--is_rm", f->is_rm,
+               "A reward model's adapter: keep its score head (a *ForSequenceClassification folder; OpenRLHF's "
+               "lora_combiner --is_rm)");
   mg->callback([f] {
     namespace fs = std::filesystem;
     if (fs::exists(f->out) && (!fs::is_directory(f->out) || !fs::is_empty(f->out)))
       throw Error("--out " + f->out + ": exists and is not an empty folder");
     auto m = model::DecoderModel::load(f->base);
+    const bool base_has_score = m->has_score_head();
     m->load_lora(f->adapter);
+    if (f->is_rm && !m->has_score_head())
+      throw Error("--is_rm: " + f->adapter + " has no score head (a reward model's adapter saves 'score' in modules_to_save)");
+    if (!f->is_rm && m->has_score_head() && !base_has_score)
+      throw Error(f->adapter + ": a reward model's adapter (it carries a score head); give --is_rm");
     m->merge_lora();
     train::save_hf_folder(*m, f->base, f->out);
     std::printf("merged %s into %s -> %s\n", f->adapter.c_str(), f->base.c_str(), f->out.c_str());

@@ -124,7 +124,7 @@ void add_common(CLI::App* sub, TrainFlags& f, bool data = true) {
   sub->add_option("--target_modules", f.target_modules,
                   "LoRA modules: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj or all-linear")
       ->delimiter(',');
-  sub->add_option("--modules_to_save", f.modules_to_save, "Also train full copies of: embed_tokens,lm_head")
+  sub->add_option("--modules_to_save", f.modules_to_save, "Also train full copies of: embed_tokens,lm_head,score (rm: score always)")
       ->delimiter(',');
   sub->add_option("-t,--threads", f.threads, "Threads (default: all cores)");
   add_matmul_precision_flag(*sub, f.matmul_precision);
@@ -140,6 +140,9 @@ std::unique_ptr<model::DecoderModel> load_trainee(const TrainFlags& f) {
     lc.dropout = f.lora_dropout;
     lc.target_modules = f.target_modules;
     lc.modules_to_save = f.modules_to_save;
+    // A reward model's score head trains in full and is saved in the adapter (PEFT's SEQ_CLS).
+    if (f.reward_mode && std::find(lc.modules_to_save.begin(), lc.modules_to_save.end(), "score") == lc.modules_to_save.end())
+      lc.modules_to_save.push_back("score");
     lc.base_model = f.pretrain;
     model->add_lora(lc, f.o.seed);
   } else if (!f.modules_to_save.empty()) {

@@ -49,5 +49,13 @@ printf '{"prompt": "1+1=", "output": "2"}\n' > "$tmp/nokey.jsonl"
 expect2 "missing input key" "$yak" train sft --pretrain "$m" --dataset "$tmp/nokey.jsonl" --save_path "$tmp/x3"
 grep -q "input" "$tmp/err" && ok || bad "the error does not name the key"
 [[ ! -e $tmp/x2 && ! -e $tmp/x3 ]] && ok || bad "output written after an error"
+# A reward model trained as a LoRA adapter keeps its score head; `lora merge --is_rm` writes a
+# sequence classifier (without --is_rm the merge is refused: it would drop the head).
+for i in 0 1 2 3 4 5 6 7; do printf '{"prompt": "Q%d?", "chosen": "yes %d", "rejected": "no %d"}\n' $i $i $i; done >"$tmp/pairs.jsonl"
+"$yak" train rm --pretrain "$m" --dataset "$tmp/pairs.jsonl" --max_steps 2 --train_batch_size 2 --micro_train_batch_size 2 \
+  --lora_rank 4 --save_path "$tmp/rm-lora" >/dev/null 2>&1 || bad "rm with LoRA"
+expect2 "merging an RM adapter without --is_rm" "$yak" lora merge --base "$m" --adapter "$tmp/rm-lora" --out "$tmp/rm-x"
+"$yak" lora merge --base "$m" --adapter "$tmp/rm-lora" --out "$tmp/rm-merged" --is_rm >/dev/null 2>&1 &&
+  grep -q ForSequenceClassification "$tmp/rm-merged/config.json" && ok || bad "lora merge --is_rm"
 echo "$passes passed, $fails failed"
 [[ $fails -eq 0 ]]

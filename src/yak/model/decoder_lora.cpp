@@ -82,6 +82,8 @@ void DecoderModel::add_lora(const LoraConfig& cfg, uint64_t seed) {
       if (tied) lm_head_ = embed_;
     } else if (m == "lm_head") {
       lm_head_ = ag::Var(f32_copy(lm_head_.value()));
+    } else if (m == "score" && score_.defined()) {
+      score_ = ag::Var(f32_copy(score_.value()));  // (a head added later is f32 already)
     }
   }
 }
@@ -99,8 +101,9 @@ std::vector<NamedParam> DecoderModel::lora_parameters() const {
     }
   for (auto& m : lora_->modules_to_save) {
     if (m == "embed_tokens") out.push_back({std::string(kPeftPrefix) + "model.embed_tokens.weight", embed_});
-    if (m == "lm_head" && lm_head_.id() != embed_.id())
+    if (m == "lm_head" && lm_head_.id() != embed_.id() && lm_head_.defined())
       out.push_back({std::string(kPeftPrefix) + "lm_head.weight", lm_head_});
+    if (m == "score" && score_.defined()) out.push_back({std::string(kPeftPrefix) + "score.weight", score_});
   }
   return out;
 }
@@ -132,6 +135,17 @@ void DecoderModel::load_lora(const fs::path& dir) {
   LoraConfig cfg = LoraConfig::from_peft_json(read_json_file(cfg_path), cfg_path.string());
   auto file = io::SafetensorsFile::open(dir / "adapter_model.safetensors");
   const std::string where = (dir / "adapter_model.safetensors").string();
+  // A reward model's adapter over a causal LM base: its score head comes from the adapter.
+  const std::string score_name = std::string(kPeftPrefix) + "score.weight";
+  if (std::find(cfg.modules_to_save.begin(), cfg.modules_to_save.end(), "score") != cfg.modules_to_save.end() &&
+      !score_.defined()) {
+    if (!file->has(score_name)) throw Error(where + ": missing tensor '" + score_name + "' that adapter_config.json implies");
+    const Tensor t = file->get(score_name);
+    if (t.shape().size() != 2 || t.dim(1) != cfg_.hidden_size)
+      throw Error(where + ": tensor '" + score_name + "' has shape " + shape_str(t.shape()) + ", expected [labels, " +
+                  std::to_string(cfg_.hidden_size) + "]");
+    add_score_head(t.dim(0), 0);
+  }
   add_lora(cfg, 0);
   size_t used = 0;
   for (auto& p : lora_parameters()) {

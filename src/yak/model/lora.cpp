@@ -38,8 +38,8 @@ void LoraConfig::validate(const std::string& where) const {
                   "' (expected q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj or all-linear)");
   }
   for (auto& m : modules_to_save)
-    if (m != "embed_tokens" && m != "lm_head")
-      throw Error(where + ": modules_to_save supports embed_tokens and lm_head, not '" + m + "'");
+    if (m != "embed_tokens" && m != "lm_head" && m != "score")
+      throw Error(where + ": modules_to_save supports embed_tokens, lm_head and score, not '" + m + "'");
 }
 
 Json LoraConfig::to_peft_json() const {
@@ -49,7 +49,10 @@ Json LoraConfig::to_peft_json() const {
     for (int k = 0; k < kProjCount; ++k) targets.push_back(proj_name(static_cast<Proj>(k)));
   }
   return {{"peft_type", "LORA"},
-          {"task_type", "CAUSAL_LM"},
+          // A reward model's adapter carries its score head (PEFT's SEQ_CLS task saves it).
+          {"task_type", std::find(modules_to_save.begin(), modules_to_save.end(), "score") != modules_to_save.end()
+                            ? "SEQ_CLS"
+                            : "CAUSAL_LM"},
           {"r", r},
           {"lora_alpha", alpha},
           {"lora_dropout", dropout},

@@ -1,6 +1,6 @@
 // LoRA adapters in PEFT's layout (adapter_config.json + adapter_model.safetensors): y = x W^T +
 // scale * (x A^T) B^T on the targeted projections, with scale = alpha / r (alpha / sqrt(r) with
-// rsLoRA). modules_to_save (embed_tokens, lm_head) are trained as full copies.
+// rsLoRA). modules_to_save (embed_tokens, lm_head, a reward model's score) are trained as full copies.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -24,7 +24,7 @@ struct LoraConfig {
   double dropout = 0;
   bool rslora = false;
   std::vector<std::string> target_modules;   // subset of q_proj..down_proj, or {"all-linear"}
-  std::vector<std::string> modules_to_save;  // embed_tokens, lm_head
+  std::vector<std::string> modules_to_save;  // embed_tokens, lm_head, score
   std::string base_model;                    // informational (base_model_name_or_path)
   double scale() const;
   bool targets(Proj p) const;
