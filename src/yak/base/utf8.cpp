@@ -69,6 +69,11 @@ void append(std::string& out, uint32_t cp) {
   }
 }
 
+bool is_python_space(uint32_t c) {
+  return c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f) || c == 0x85 || c == 0xa0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
+}
+
 uint32_t next(std::string_view s, size_t& i) {
   int n = valid_at(s, i);
   if (n == 0) {

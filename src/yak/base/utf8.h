@@ -20,6 +20,9 @@ size_t incomplete_tail(std::string_view s);
 // Appends the UTF-8 encoding of code point cp.
 void append(std::string& out, uint32_t cp);
 
+// Whether Python's str.isspace() holds for cp: the whitespace str.split() and str.strip() use.
+bool is_python_space(uint32_t cp);
+
 // Decodes one code point at s[i]; advances i. Invalid bytes decode as U+FFFD, one byte each.
 uint32_t next(std::string_view s, size_t& i);
 

@@ -24,16 +24,12 @@ std::string enc(uint32_t c) {
   utf8::append(s, c);
   return s;
 }
-bool py_space(uint32_t c) {
-  return c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f) || c == 0x85 || c == 0xa0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
-}
 // str.split(): runs of whitespace.
 std::vector<std::string> split_ws(const std::string& s) {
   std::vector<std::string> out;
   std::string cur;
   for (uint32_t c : cps(s)) {
-    if (py_space(c)) {
+    if (utf8::is_python_space(c)) {
       if (!cur.empty()) out.push_back(cur), cur.clear();
     } else {
       cur += enc(c);
@@ -88,7 +84,7 @@ std::string normalize_zh(const std::string& s) {
   }();
   std::string out;
   for (uint32_t c : cps(lower_ascii(s)))
-    if (!ascii_punct(c) && !cn.count(c) && !py_space(c)) out += enc(c);
+    if (!ascii_punct(c) && !cn.count(c) && !utf8::is_python_space(c)) out += enc(c);
   return out;
 }
 

@@ -8,6 +8,7 @@
 
 #include "yak/base/error.h"
 #include "yak/base/json.h"
+#include "yak/infer/sampler.h"
 #include "yak/io/csv.h"
 #include "yak/model/kv_cache.h"
 
@@ -339,10 +340,7 @@ McResult run_mc(model::DecoderModel& model, const tok::Tokenizer& tok, McTask ta
         std::vector<int32_t> out;
         Tensor lg = feed(ids);
         for (int k = 0; k < o.max_new_tokens; ++k) {
-          const float* row = lg.data<float>();
-          int32_t next = 0;
-          for (int64_t v = 1; v < V; ++v)
-            if (row[v] > row[next]) next = static_cast<int32_t>(v);
+          const int32_t next = argmax(std::span<const float>(lg.data<float>(), static_cast<size_t>(V)));
           if (tok.is_special(next)) break;
           out.push_back(next);
           ids.push_back(next);

@@ -214,23 +214,22 @@ ChatTemplate ChatTemplate::from_jinja(const std::string& source, const std::stri
   } catch (const jinja::TemplateError& e) {
     throw Error(std::string("chat template ") + e.what());
   }
-  t.special_ = Json::object();
+  std::string eos;
   for (const char* k : {"bos_token", "eos_token", "unk_token", "pad_token"}) {
     if (!cfg.is_object() || !cfg.contains(k)) continue;
     const Json& v = cfg[k];
-    if (v.is_string()) t.special_[k] = v;
-    else if (v.is_object() && v.contains("content") && v["content"].is_string()) t.special_[k] = v["content"];
+    const Json* text = v.is_string() ? &v : v.is_object() && v.contains("content") && v["content"].is_string() ? &v["content"] : nullptr;
+    if (!text) continue;
+    t.special_.emplace_back(k, text->get<std::string>());
+    if (std::string(k) == "eos_token") eos = text->get<std::string>();
   }
   // Replies end at the model's EOS (the engine stops on its id) or at an end-of-turn marker the
   // template writes.
   for (const char* m : {"<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|END_OF_TURN_TOKEN|>", "<|eom_id|>",
                         "<|endoftext|>", "<｜end▁of▁sentence｜>", "<|return|>", "</s>"})
     if (source.find(m) != std::string::npos) t.jinja_stops_.emplace_back(m);
-  if (t.special_.contains("eos_token")) {
-    const std::string eos = t.special_["eos_token"].get<std::string>();
-    if (!eos.empty() && std::find(t.jinja_stops_.begin(), t.jinja_stops_.end(), eos) == t.jinja_stops_.end())
-      t.jinja_stops_.push_back(eos);
-  }
+  if (!eos.empty() && std::find(t.jinja_stops_.begin(), t.jinja_stops_.end(), eos) == t.jinja_stops_.end())
+    t.jinja_stops_.push_back(eos);
   t.jinja_tools_ = source.find("tools") != std::string::npos;
   return t;
 }
@@ -338,8 +337,9 @@ jinja::Value conversation(std::span<const ChatMessage> msgs) {
 
 std::string ChatTemplate::render(std::span<const ChatMessage> msgs, const ChatOptions& o) const {
   if (jinja_) {
-    jinja::Value vars = jinja::Value::from_json(nlohmann::ordered_json::parse(special_.dump()));
+    jinja::Value vars = jinja::Value::dict();
     auto& d = vars.dict_ref();
+    for (const auto& [k, v] : special_) d.set(jinja::Value(k), jinja::Value(v));
     d.set(jinja::Value("messages"), conversation(msgs));
     jinja::List tools;
     for (const auto& t : o.tools) tools.push_back(jinja::Value::from_json(nlohmann::ordered_json::parse(t)));

@@ -85,7 +85,7 @@ class ChatTemplate {
   std::string name_;
   std::optional<std::string> default_system_;
   std::shared_ptr<const jinja::Template> jinja_;
-  Json special_;                       // bos_token, eos_token, ... as the template sees them
+  std::vector<std::pair<std::string, std::string>> special_;  // bos_token, eos_token, ... as the template sees them
   std::vector<std::string> jinja_stops_;
   bool jinja_tools_ = false;
 };

@@ -11,17 +11,14 @@
 #include <cstring>
 #include <ctime>
 
+#include "yak/base/utf8.h"
 #include "yak/tokenizer/jinja/jinja.h"
 
 namespace yak::jinja {
 
 namespace {
 
-bool py_space(char32_t c) {
-  return c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f) || c == 0x85 || c == 0xa0 ||
-         c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f ||
-         c == 0x3000;
-}
+bool py_space(char32_t c) { return utf8::is_python_space(static_cast<uint32_t>(c)); }
 
 std::u32string cps(const std::string& s) { return utf8_decode(s); }
 std::string enc(const std::u32string& s) { return utf8_encode(s); }
