@@ -15,7 +15,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct ChatFlags {
-  std::string cache_type = "f32", matmul_precision;
+  std::string cache_type = "f32", matmul_precision, alpha;
   std::string model, tokenizer, chat_template = "auto", system, lora;
   bool has_system = false, no_think = false, verbose = false;
   int threads = 0;
@@ -27,6 +27,7 @@ void run_chat(ChatFlags& f) {
   ops::set_num_threads(f.threads);
   apply_matmul_precision(f.matmul_precision);
   auto model = model::DecoderModel::load(f.model);
+  apply_ntk_alpha(*model, f.alpha);
   if (!f.lora.empty()) model->load_lora(f.lora);
   auto tokenizer = load_model_tokenizer(f.model, f.tokenizer);
   if (!tokenizer) throw Error(f.model + ": no tokenizer found; chat needs one (or --tokenizer PATH)");
@@ -100,6 +101,7 @@ void register_chat(CLI::App& app) {
   sub->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   sub->add_option("--cache-type", f->cache_type, "KV cache element type: f32 (default), f16, bf16");
   add_matmul_precision_flag(*sub, f->matmul_precision);
+  add_ntk_alpha_flag(*sub, f->alpha);
   sub->add_flag("-v,--verbose", f->verbose, "Print speed after each answer");
   f->sampling.add(*sub);
   sub->callback([f] { run_chat(*f); });

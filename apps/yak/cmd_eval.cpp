@@ -20,7 +20,7 @@ namespace yak::cli {
 
 void register_eval(CLI::App& app) {
   struct Flags {
-    std::string model, file, reference, tokenizer, json;
+    std::string model, file, reference, tokenizer, json, alpha;
     int64_t ctx = 2048, stride = 512;
     int threads = 0;
     bool add_bos = false;
@@ -42,9 +42,11 @@ void register_eval(CLI::App& app) {
   pp->add_flag("--add-bos", f->add_bos, "Put the tokenizer's special prefix (BOS) before the text");
   pp->add_option("--json", f->json, "Write the result and the per-window values to this JSON file");
   pp->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
+  add_ntk_alpha_flag(*pp, f->alpha);
   pp->callback([f] {
     ops::set_num_threads(f->threads);
     auto model = model::DecoderModel::load(f->model);
+    apply_ntk_alpha(*model, f->alpha);
     auto tok = load_model_tokenizer(f->model, f->tokenizer);
     if (!tok) throw Error(f->model + ": no tokenizer found; give --tokenizer");
     const auto ids = tok->encode(read_input(f->file), f->add_bos);
@@ -161,7 +163,7 @@ void register_eval(CLI::App& app) {
   });
 
   struct LbFlags {
-    std::string model, tokenizer, chat_template = "none", prompt_config, maxlen_config, json, dataset;
+    std::string model, tokenizer, chat_template = "none", prompt_config, maxlen_config, json, dataset, alpha;
     std::vector<std::string> data;
     int64_t max_len = 3500;
     int threads = 0;
@@ -181,6 +183,7 @@ void register_eval(CLI::App& app) {
   lb->add_option("--tokenizer", l->tokenizer, "Tokenizer path (default: the model's)");
   lb->add_option("--json", l->json, "Write per-dataset scores and the predictions to JSON");
   lb->add_option("-t,--threads", l->threads, "Threads (default: all cores)");
+  add_ntk_alpha_flag(*lb, l->alpha);
   lb->callback([l] {
     ops::set_num_threads(l->threads);
     std::vector<infer::LbRecord> recs;
@@ -191,6 +194,7 @@ void register_eval(CLI::App& app) {
     const auto t0 = std::chrono::steady_clock::now();
     if (!l->model.empty()) {
       auto model = model::DecoderModel::load(l->model);
+      apply_ntk_alpha(*model, l->alpha);
       auto tok = load_model_tokenizer(l->model, l->tokenizer);
       if (!tok) throw Error(l->model + ": no tokenizer found; give --tokenizer");
       infer::LbOptions o;

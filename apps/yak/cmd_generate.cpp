@@ -16,7 +16,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct GenerateFlags {
-  std::string cache_type = "f32", matmul_precision;
+  std::string cache_type = "f32", matmul_precision, alpha;
   std::string model, tokenizer, file, chat_template, system, lora, grammar, grammar_file, json_schema;
   std::vector<std::string> prompts, prompt_ids, stop;
   int64_t max_new_tokens = -1;
@@ -29,6 +29,7 @@ void run_generate(const GenerateFlags& f) {
   ops::set_num_threads(f.threads);
   apply_matmul_precision(f.matmul_precision);
   auto model = model::DecoderModel::load(f.model);
+  apply_ntk_alpha(*model, f.alpha);
   if (!f.lora.empty()) model->load_lora(f.lora);
   auto tokenizer = load_model_tokenizer(f.model, f.tokenizer);
   const auto& cfg = model->config();
@@ -144,6 +145,7 @@ void register_generate(CLI::App& app) {
   sub->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   sub->add_option("--cache-type", f->cache_type, "KV cache element type: f32 (default), f16, bf16");
   add_matmul_precision_flag(*sub, f->matmul_precision);
+  add_ntk_alpha_flag(*sub, f->alpha);
   sub->add_option("--tokenizer", f->tokenizer, "Tokenizer file or folder (default: the model folder)");
   sub->add_option("--lora", f->lora, "Apply a PEFT LoRA adapter folder");
   sub->add_option("--chat-template", f->chat_template,

@@ -5,6 +5,7 @@
 #include "common.h"
 #include "yak/base/error.h"
 #include "yak/base/json.h"
+#include "yak/io/safetensors.h"
 #include "yak/tokenizer/chat_template.h"
 
 namespace yak::cli {
@@ -47,6 +48,8 @@ void run_info(const std::string& dir, int64_t context) {
     weight_bytes += bytes;
   }
   std::printf("weights          %s (torch_dtype %s)\n", dtypes.c_str(), c.torch_dtype.c_str());
+  if (io::is_torch_checkpoint_dir(dir))
+    std::printf("format           PyTorch .bin (torch.save zip archive, read by a restricted unpickler: no code runs)\n");
   std::printf("layers           %lld, hidden %lld, intermediate %lld, vocab %lld\n",
               static_cast<long long>(c.num_layers), static_cast<long long>(c.hidden_size),
               static_cast<long long>(c.intermediate_size), static_cast<long long>(c.vocab_size));

@@ -45,7 +45,7 @@ void serve_until_signal(serve::ApiServer& server, const std::function<void()>& d
 
 struct ServeFlags {
   std::string model, draft_model, tokenizer, lora, host = "127.0.0.1", api_key, cors, chat_template = "auto", alias;
-  std::string cache_type = "f32", matmul_precision, pooling = "last";
+  std::string cache_type = "f32", matmul_precision, pooling = "last", alpha;
   int port = 8080, parallel = 4, threads = 0, max_n = 16, draft_max = 4;
   int64_t ctx = 0, kv_size = 0, batch = 256, queue = 64, max_body_mb = 8;
   int64_t rm_max_len = 0, rm_batch = 16;  // serve-rm: --max_len, --batch_size
@@ -95,6 +95,7 @@ void run_serve(const ServeFlags& f) {
   ops::set_num_threads(f.threads);
   apply_matmul_precision(f.matmul_precision);
   auto model = model::DecoderModel::load(f.model);
+  apply_ntk_alpha(*model, f.alpha);
   if (!f.lora.empty()) model->load_lora(f.lora);
   auto tokenizer = load_model_tokenizer(f.model, f.tokenizer);
   const auto& cfg = model->config();
@@ -204,6 +205,7 @@ void register_serve(CLI::App& app) {
   s->add_option("--shutdown-timeout", f->shutdown_timeout, "Seconds in-flight requests get after SIGTERM (default 10)");
   s->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   add_matmul_precision_flag(*s, f->matmul_precision);
+  add_ntk_alpha_flag(*s, f->alpha);
   s->add_option("--semantic", f->ask.semantic, "Semantic model (YAML): also answer POST /api/ask as `yak ask serve` does");
   s->add_option("--db", f->ask.db, "--semantic: database URL (sqlite:FILE, clickhouse://..., mysql://...)");
   s->add_option("--today", f->ask.today, "--semantic: date that relative dates count from (default: today)");

@@ -18,6 +18,16 @@ void add_matmul_precision_flag(CLI::App& app, std::string& value) {
                  "highest (f32 FMA only), medium (activations rounded to bf16: faster, bf16 numerics)");
 }
 
+void add_ntk_alpha_flag(CLI::App& app, std::string& value) {
+  app.add_option("--alpha", value,
+                 "NTK rope scaling as Chinese-LLaMA-Alpaca-2's scripts: a number a (rope base x a^(d/(d-2)) at every "
+                 "length) or auto (rescaled past the trained context: transformers' dynamic NTK, factor 2)");
+}
+
+void apply_ntk_alpha(model::DecoderModel& model, const std::string& value) {
+  if (!value.empty()) model.set_rope(model::with_ntk_alpha(model.config().rope, value, model.config().head_dim));
+}
+
 void apply_matmul_precision(const std::string& value) {
   if (!value.empty()) ops::set_matmul_precision(ops::parse_matmul_precision(value, "--matmul-precision"));
 }

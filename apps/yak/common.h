@@ -41,6 +41,11 @@ tok::ChatTemplate pick_chat_template(const std::string& name, const std::string&
 void add_matmul_precision_flag(CLI::App& app, std::string& value);
 void apply_matmul_precision(const std::string& value);
 
+// --alpha A|auto: Chinese-LLaMA-Alpaca-2's NTK rope scaling (model::with_ntk_alpha);
+// apply_ntk_alpha does nothing when the flag was not given.
+void add_ntk_alpha_flag(CLI::App& app, std::string& value);
+void apply_ntk_alpha(model::DecoderModel& model, const std::string& value);
+
 // --cache-type: f32, f16 or bf16 (throws yak::Error otherwise).
 DType parse_cache_type(const std::string& name);
 

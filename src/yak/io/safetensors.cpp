@@ -10,6 +10,7 @@
 
 #include "yak/base/error.h"
 #include "yak/base/json.h"
+#include "yak/io/torch_pickle.h"
 
 namespace yak::io {
 namespace fs = std::filesystem;
@@ -104,11 +105,59 @@ Tensor SafetensorsFile::get(const std::string& name) const {
 }
 
 WeightStore WeightStore::open_file(const fs::path& file) {
+  if (file.extension() == ".bin" || file.extension() == ".pt" || file.extension() == ".pth")
+    return of_tensors(file, read_torch_file(file));
   WeightStore s;
   s.source_ = file;
   s.files_.push_back(SafetensorsFile::open(file));
   for (auto& [name, e] : s.files_[0]->entries()) s.where_[name] = 0;
   return s;
+}
+
+namespace {
+
+// The shard names an index file lists (model.safetensors.index.json, pytorch_model.bin.index.json).
+std::vector<fs::path> shards_of_index(const fs::path& index) {
+  Json j = read_json_file(index);
+  auto wm = j.find("weight_map");
+  if (wm == j.end() || !wm->is_object()) throw Error(index.string() + ": missing object field 'weight_map'");
+  std::set<std::string> shard_names;
+  for (auto& [name, f] : wm->items()) {
+    if (!f.is_string()) throw Error(index.string() + ": weight_map['" + name + "'] must be a file name");
+    shard_names.insert(f.get<std::string>());
+  }
+  std::vector<fs::path> files;
+  for (auto& n : shard_names) {
+    if (n.find('/') != std::string::npos || n == "..")
+      throw Error(index.string() + ": shard name '" + n + "' must be a file in the same folder");
+    files.push_back(index.parent_path() / n);
+  }
+  return files;
+}
+
+// A PyTorch checkpoint folder (pytorch_model.bin, or shards with pytorch_model.bin.index.json):
+// every tensor read through the restricted unpickler.
+WeightStore open_torch_dir(const fs::path& dir) {
+  std::vector<fs::path> files;
+  if (fs::exists(dir / "pytorch_model.bin.index.json"))
+    files = shards_of_index(dir / "pytorch_model.bin.index.json");
+  else
+    files.push_back(dir / "pytorch_model.bin");
+  std::map<std::string, Tensor> all;
+  for (auto& f : files)
+    for (auto& [name, t] : read_torch_file(f))
+      if (!all.emplace(name, t).second) throw Error(f.string() + ": tensor '" + name + "' also appears in another shard");
+  return WeightStore::of_tensors(dir, std::move(all));
+}
+
+}  // namespace
+
+bool is_torch_checkpoint_dir(const fs::path& dir) {
+  if (fs::exists(dir / "model.safetensors.index.json") || fs::exists(dir / "model.safetensors")) return false;
+  if (fs::is_directory(dir))
+    for (auto& e : fs::directory_iterator(dir))
+      if (e.path().extension() == ".safetensors") return false;
+  return fs::exists(dir / "pytorch_model.bin") || fs::exists(dir / "pytorch_model.bin.index.json");
 }
 
 WeightStore WeightStore::open_dir(const fs::path& dir) {
@@ -117,19 +166,7 @@ WeightStore WeightStore::open_dir(const fs::path& dir) {
   std::vector<fs::path> files;
   fs::path index = dir / "model.safetensors.index.json";
   if (fs::exists(index)) {
-    Json j = read_json_file(index);
-    auto wm = j.find("weight_map");
-    if (wm == j.end() || !wm->is_object()) throw Error(index.string() + ": missing object field 'weight_map'");
-    std::set<std::string> shard_names;
-    for (auto& [name, f] : wm->items()) {
-      if (!f.is_string()) throw Error(index.string() + ": weight_map['" + name + "'] must be a file name");
-      shard_names.insert(f.get<std::string>());
-    }
-    for (auto& n : shard_names) {
-      if (n.find('/') != std::string::npos || n == "..")
-        throw Error(index.string() + ": shard name '" + n + "' must be a file in the same folder");
-      files.push_back(dir / n);
-    }
+    files = shards_of_index(index);
   } else if (fs::exists(dir / "model.safetensors")) {
     files.push_back(dir / "model.safetensors");
   } else {
@@ -138,7 +175,9 @@ WeightStore WeightStore::open_dir(const fs::path& dir) {
         if (e.path().extension() == ".safetensors") files.push_back(e.path());
     std::sort(files.begin(), files.end());
   }
-  if (files.empty()) throw Error(dir.string() + ": no model.safetensors (or shards with an index) found");
+  if (files.empty() && is_torch_checkpoint_dir(dir)) return open_torch_dir(dir);
+  if (files.empty())
+    throw Error(dir.string() + ": no model.safetensors or pytorch_model.bin (or shards with an index) found");
   for (auto& f : files) {
     s.files_.push_back(SafetensorsFile::open(f));
     for (auto& [name, e] : s.files_.back()->entries()) {

@@ -40,7 +40,9 @@ class SafetensorsFile {
 };
 
 // All tensors of a checkpoint folder: model.safetensors, or the shards listed by
-// model.safetensors.index.json, or every *.safetensors file in the folder.
+// model.safetensors.index.json, or every *.safetensors file in the folder; failing those, a
+// PyTorch folder (pytorch_model.bin or the shards of pytorch_model.bin.index.json, read by the
+// restricted reader of io/torch_pickle). open_file takes a .safetensors or a .bin/.pt/.pth file.
 class WeightStore {
  public:
   static WeightStore open_dir(const std::filesystem::path& dir);
@@ -60,6 +62,9 @@ class WeightStore {
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, size_t> where_;
 };
+
+// True when WeightStore::open_dir(dir) reads PyTorch .bin files (no safetensors in the folder).
+bool is_torch_checkpoint_dir(const std::filesystem::path& dir);
 
 // Writes tensors (any dtype) to path atomically: a temporary file in the same folder, fsync,
 // rename. A crash mid-write leaves the old file (if any) untouched.

@@ -48,6 +48,11 @@ class DecoderModel {
   DecoderModel(io::ModelConfig cfg, io::WeightStore store);
 
   const io::ModelConfig& config() const { return cfg_; }
+  // Replaces the rope settings the checkpoint gave (e.g. with_ntk_alpha's) before any forward.
+  void set_rope(const io::RopeConfig& rope) {
+    cfg_.rope = rope;
+    rope_ = Rope(rope, cfg_.head_dim, cfg_.max_position_embeddings);
+  }
   int64_t parameter_count() const;
   // dtype name -> bytes of weights, for `yak info`
   std::vector<std::pair<std::string, size_t>> weight_bytes_by_dtype() const;

@@ -133,8 +133,12 @@ void DecoderModel::load_lora(const fs::path& dir) {
   const fs::path cfg_path = dir / "adapter_config.json";
   if (!fs::exists(cfg_path)) throw Error(dir.string() + ": no adapter_config.json (is this a PEFT adapter folder?)");
   LoraConfig cfg = LoraConfig::from_peft_json(read_json_file(cfg_path), cfg_path.string());
-  auto file = io::SafetensorsFile::open(dir / "adapter_model.safetensors");
-  const std::string where = (dir / "adapter_model.safetensors").string();
+  // PEFT writes adapter_model.safetensors; older releases (and safe_serialization=False) .bin.
+  fs::path weights = dir / "adapter_model.safetensors";
+  if (!fs::exists(weights) && fs::exists(dir / "adapter_model.bin")) weights = dir / "adapter_model.bin";
+  const io::WeightStore store = io::WeightStore::open_file(weights);
+  const io::WeightStore* file = &store;
+  const std::string where = weights.string();
   // A reward model's adapter over a causal LM base: its score head comes from the adapter.
   const std::string score_name = std::string(kPeftPrefix) + "score.weight";
   if (std::find(cfg.modules_to_save.begin(), cfg.modules_to_save.end(), "score") != cfg.modules_to_save.end() &&
@@ -154,13 +158,17 @@ void DecoderModel::load_lora(const fs::path& dir) {
     Tensor t = file->get(name);
     if (t.shape() != p.var.value().shape())
       throw Error(where + ": tensor '" + name + "' has shape " + shape_str(t.shape()) + " but this base model needs " +
-                  shape_str(p.var.value().shape()) + " (an adapter for a different base model?)");
+                  shape_str(p.var.value().shape()) +
+                  (t.shape().size() == 2 && t.dim(0) > p.var.value().dim(0) && t.dim(1) == p.var.value().dim(1)
+                       ? " (the adapter has a larger vocabulary, as Chinese-LLaMA-Alpaca-2's do: grow the base first "
+                         "with `yak model resize-embeddings -m BASE --tokenizer ADAPTER_DIR --out BASE_ZH`)"
+                       : " (an adapter for a different base model?)"));
     Tensor v = f32_copy(t);
     std::memcpy(p.var.value().raw(), v.raw(), v.nbytes());
     ++used;
   }
-  if (used != file->entries().size())
-    for (auto& [name, e] : file->entries()) {
+  if (const auto names = file->names(); used != names.size())
+    for (auto& name : names) {
       bool known = false;
       for (auto& p : lora_parameters()) known |= p.name == name;
       if (!known) throw Error(where + ": tensor '" + name + "' does not belong to this base model's modules");

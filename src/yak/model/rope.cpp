@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string>
+
+#include "yak/base/error.h"
 
 namespace yak::model {
 namespace {
@@ -111,6 +115,29 @@ void Rope::angles(const RopeTable& t, int64_t pos, float* cos, float* sin) {
     cos[i] = static_cast<float>(std::cos(static_cast<double>(a))) * t.attention_scale;
     sin[i] = static_cast<float>(std::sin(static_cast<double>(a))) * t.attention_scale;
   }
+}
+
+io::RopeConfig with_ntk_alpha(io::RopeConfig rope, const std::string& alpha, int64_t head_dim) {
+  using io::RopeType;
+  if (rope.type != RopeType::Default && rope.type != RopeType::Linear)
+    throw Error("--alpha: NTK scaling applies to a default or linear rope; this model's is " +
+                std::string(io::rope_type_name(rope.type)));
+  if (alpha == "auto") {
+    if (rope.type == RopeType::Linear)
+      throw Error("--alpha auto over a linear rope (a 16K/64K checkpoint's rope_scaling) is not supported; give a "
+                  "number, or leave the rope as the checkpoint has it");
+    rope.type = RopeType::Dynamic;
+    rope.factor = 2.0;
+    rope.original_max_position_embeddings.reset();
+    return rope;
+  }
+  char* end = nullptr;
+  const double a = std::strtod(alpha.c_str(), &end);
+  if (alpha.empty() || end != alpha.c_str() + alpha.size() || !(a > 0) || !std::isfinite(a))
+    throw Error("--alpha " + alpha + ": expected a positive number or 'auto'");
+  check(head_dim > 2, "--alpha: head_dim must be above 2");
+  rope.theta *= std::pow(a, static_cast<double>(head_dim) / static_cast<double>(head_dim - 2));
+  return rope;
 }
 
 }  // namespace yak::model

@@ -2,6 +2,7 @@
 // (default, linear, dynamic NTK, YaRN, llama3): inverse frequencies plus the cos/sin scale.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "yak/io/hf_config.h"
@@ -28,5 +29,14 @@ class Rope {
   RopeTable base_, dynamic_;
   int64_t dynamic_len_ = -1;
 };
+
+// Chinese-LLaMA-Alpaca-2's NTK scaling (its scripts' --alpha, attn_and_long_ctx_patches.py):
+// a number a > 0 raises the base at every length, theta * a^(d/(d-2)) (d = head_dim), on top of
+// a default or linear rope; "auto" rescales past the trained context with
+// alpha = seq_len / (max_position_embeddings / 2) - 1, which is exactly transformers' dynamic NTK
+// with factor 2 (both give theta * (2 s / m - 1)^(d/(d-2))), so it becomes that. Throws
+// yak::Error for other rope types, for "auto" over a linear rope (not combined here), and for
+// values that are neither.
+io::RopeConfig with_ntk_alpha(io::RopeConfig rope, const std::string& alpha, int64_t head_dim);
 
 }  // namespace yak::model
