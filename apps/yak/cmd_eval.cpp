@@ -167,6 +167,7 @@ void register_eval(CLI::App& app) {
     std::vector<std::string> data;
     int64_t max_len = 3500;
     int threads = 0;
+    bool e = false;
   };
   auto l = std::make_shared<LbFlags>();
   auto* lb = ev->add_subcommand("longbench", "LongBench: long-context answers and LongBench's scorers");
@@ -182,6 +183,8 @@ void register_eval(CLI::App& app) {
                  "repobench-p, as LongBench)");
   lb->add_option("--tokenizer", l->tokenizer, "Tokenizer path (default: the model's)");
   lb->add_option("--json", l->json, "Write per-dataset scores and the predictions to JSON");
+  lb->add_flag("--e", l->e,
+               "LongBench-E: also score each dataset by length bucket (0-4k, 4-8k, 8k+ of the records' 'length')");
   lb->add_option("-t,--threads", l->threads, "Threads (default: all cores)");
   add_ntk_alpha_flag(*lb, l->alpha);
   lb->callback([l] {
@@ -226,11 +229,15 @@ void register_eval(CLI::App& app) {
       if (bar) bar->finish();
     }
     std::map<std::string, std::pair<double, int64_t>> by;  // dataset -> (sum, count)
+    std::map<std::string, std::map<std::string, std::pair<double, int64_t>>> by_e;  // dataset -> bucket -> (sum, count)
     Json preds = Json::array();
     for (const auto& r : recs) {
       const double s = infer::longbench_record_score(r.dataset, r.prediction, r.answers, r.all_classes);
       by[r.dataset].first += s;
       by[r.dataset].second += 1;
+      auto& b = by_e[r.dataset][infer::longbench_e_bucket(r.length)];
+      b.first += s;
+      b.second += 1;
       preds.push_back({{"dataset", r.dataset}, {"pred", r.prediction}, {"answers", r.answers}, {"score", s}});
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -246,8 +253,29 @@ void register_eval(CLI::App& app) {
       sum += score;
     }
     std::printf("%-24s %-16s %8zu %8.2f   (%.1f s)\n", "average", "", recs.size(), by.empty() ? 0.0 : sum / by.size(), secs);
-    if (!l->json.empty())
-      io::write_file_atomic(l->json, Json{{"scores", scores}, {"predictions", preds}}.dump(1) + "\n");
+    Json out = {{"scores", scores}, {"predictions", preds}};
+    if (l->e) {
+      // LongBench-E: a bucket without records has no score (eval.py's mean of nothing is NaN).
+      std::printf("\n%-24s %10s %10s %10s\n", "LongBench-E", "0-4k", "4-8k", "8k+");
+      Json se = Json::object();
+      for (const auto& [d, buckets] : by_e) {
+        std::printf("%-24s", d.c_str());
+        for (const char* name : infer::kLongBenchEBuckets) {
+          auto it = buckets.find(name);
+          if (it == buckets.end()) {
+            std::printf(" %10s", "-");
+            se[d][name] = nullptr;
+          } else {
+            const double score = std::round(10000.0 * it->second.first / static_cast<double>(it->second.second)) / 100.0;
+            std::printf(" %10.2f", score);
+            se[d][name] = score;
+          }
+        }
+        std::printf("\n");
+      }
+      out["scores_e"] = se;
+    }
+    if (!l->json.empty()) io::write_file_atomic(l->json, out.dump(1) + "\n");
   });
 }
 

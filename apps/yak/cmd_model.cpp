@@ -87,7 +87,13 @@ void register_lora(CLI::App& app) {
     if (!f->is_rm && m->has_score_head() && !base_has_score)
       throw Error(f->adapter + ": a reward model's adapter (it carries a score head); give --is_rm");
     m->merge_lora();
-    train::save_hf_folder(*m, f->base, f->out);
+    // What a full save would have put in config.json (an RM's mean/std), kept beside the adapter.
+    Json extra = Json::object();
+    if (const fs::path e = fs::path(f->adapter) / train::kConfigExtraFile; fs::exists(e)) {
+      extra = read_json_file(e);
+      if (!extra.is_object()) throw Error(e.string() + ": expected a JSON object");
+    }
+    train::save_hf_folder(*m, f->base, f->out, extra);
     std::printf("merged %s into %s -> %s\n", f->adapter.c_str(), f->base.c_str(), f->out.c_str());
   });
 }

@@ -45,6 +45,28 @@ sys.exit(1 if bad else 0)
 PY
 if [[ $out == *"hotpotqa                 qa_f1                   3    60.00"* ]]; then pass; else fail "table: $out"; fi
 
+# LongBench-E: the same predictions in length buckets (0-4k below 4000, 4-8k below 8000, 8k+).
+python3 - "$tmp" <<'PY'
+import json, sys
+d = sys.argv[1]
+rows = [json.loads(l) for l in open(f"{d}/scored.jsonl")]
+for r, n in zip(rows, [3999, 4000, 8000, 10, 7999, 12000]):
+    r["length"] = n
+with open(f"{d}/scored_e.jsonl", "w") as f:
+    for r in rows: f.write(json.dumps(r) + "\n")
+PY
+out=$("$yak" eval longbench --data "$tmp/scored_e.jsonl" --e --json "$tmp/scores_e.json" 2>&1)
+python3 - "$tmp/scores_e.json" <<'PY' && pass || fail "LongBench-E buckets: $out"
+import json, sys
+s = json.load(open(sys.argv[1]))["scores_e"]
+# hotpotqa: 1 (3999), 0.8 (4000), 0 (8000); passage_count: 1 (10), 0.5 (7999); trec: 1 (12000)
+want = {"hotpotqa": {"0-4k": 100.0, "4-8k": 80.0, "8k+": 0.0},
+        "passage_count": {"0-4k": 100.0, "4-8k": 50.0, "8k+": None},
+        "trec": {"0-4k": None, "4-8k": None, "8k+": 100.0}}
+if s != want: print("got", s, "want", want)
+sys.exit(0 if s == want else 1)
+PY
+
 "$yak" eval longbench -m "$m" --data "$tmp/ask.jsonl" --prompt-config "$tmp/prompts.json" --maxlen-config "$tmp/maxlen.json" \
   --max_len 128 --json "$tmp/ask.json" >"$tmp/ask.txt" 2>"$tmp/ask.err" || fail "answering: $(tail -2 "$tmp/ask.err")"
 python3 - "$tmp/ask.json" <<'PY' && pass || fail "answers"

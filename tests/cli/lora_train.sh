@@ -57,5 +57,12 @@ for i in 0 1 2 3 4 5 6 7; do printf '{"prompt": "Q%d?", "chosen": "yes %d", "rej
 expect2 "merging an RM adapter without --is_rm" "$yak" lora merge --base "$m" --adapter "$tmp/rm-lora" --out "$tmp/rm-x"
 "$yak" lora merge --base "$m" --adapter "$tmp/rm-lora" --out "$tmp/rm-merged" --is_rm >/dev/null 2>&1 &&
   grep -q ForSequenceClassification "$tmp/rm-merged/config.json" && ok || bad "lora merge --is_rm"
+# The reward statistics a full save writes into config.json travel beside the adapter and into the merge.
+python3 - "$tmp/rm-lora/config_extra.json" "$tmp/rm-merged/config.json" <<'PY' && ok || bad "RM mean/std not carried through the adapter"
+import json, sys
+extra, merged = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert isinstance(extra["mean"], float) and extra["std"] > 0, extra
+assert merged["mean"] == extra["mean"] and merged["std"] == extra["std"], (merged.get("mean"), extra)
+PY
 echo "$passes passed, $fails failed"
 [[ $fails -eq 0 ]]

@@ -321,6 +321,10 @@ double longbench_score(LbMetric m, const std::string& pred, const std::string& g
   return 0.0;
 }
 
+const char* longbench_e_bucket(int64_t length) {
+  return length < 4000 ? "0-4k" : length < 8000 ? "4-8k" : "8k+";
+}
+
 double longbench_record_score(const std::string& dataset, const std::string& prediction,
                               const std::vector<std::string>& answers, const std::vector<std::string>& classes) {
   const LbMetric m = longbench_metric(dataset);

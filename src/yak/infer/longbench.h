@@ -31,6 +31,11 @@ double longbench_score(LbMetric m, const std::string& prediction, const std::str
 double longbench_record_score(const std::string& dataset, const std::string& prediction,
                               const std::vector<std::string>& answers, const std::vector<std::string>& all_classes);
 
+// LongBench-E's length bucket of a record (its `length` field, words or characters as the data
+// gives it): "0-4k" below 4000, "4-8k" below 8000, else "8k+" (eval.py's scorer_e).
+const char* longbench_e_bucket(int64_t length);
+inline constexpr const char* kLongBenchEBuckets[] = {"0-4k", "4-8k", "8k+"};
+
 struct LbRecord {
   std::string dataset, where;
   nlohmann::ordered_json fields;  // the record as read (prompt templates name its keys)

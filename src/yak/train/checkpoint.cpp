@@ -81,9 +81,11 @@ void save_hf_folder(const model::DecoderModel& model, const fs::path& source_dir
   stage.commit();
 }
 
-void save_lora_folder(const model::DecoderModel& model, const fs::path& source_dir, const fs::path& out) {
+void save_lora_folder(const model::DecoderModel& model, const fs::path& source_dir, const fs::path& out,
+                      const Json& config_extra) {
   io::StagingDir stage(out, io::StagingDir::Existing::Replace);
   model.save_lora(stage.path());
+  if (!config_extra.empty()) io::write_file_atomic(stage.path() / kConfigExtraFile, config_extra.dump(2));
   for (const char* f : kCopied)
     if (std::string(f) != "config.json" && fs::exists(source_dir / f))
       fs::copy_file(source_dir / f, stage.path() / f, fs::copy_options::overwrite_existing);

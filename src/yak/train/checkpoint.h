@@ -23,9 +23,12 @@ void save_hf_folder(const model::DecoderModel& model, const std::filesystem::pat
                     const std::filesystem::path& out, const Json& config_extra = Json::object());
 
 // Writes the model's LoRA adapter as a PEFT folder (adapter_config.json, adapter_model.safetensors)
-// plus the tokenizer files of source_dir, replacing `out` as a whole.
+// plus the tokenizer files of source_dir, replacing `out` as a whole. config_extra (a reward
+// model's "mean"/"std") goes to kConfigExtraFile beside the adapter, which PEFT ignores and
+// `yak lora merge` folds into the merged config.json.
+inline constexpr const char* kConfigExtraFile = "config_extra.json";
 void save_lora_folder(const model::DecoderModel& model, const std::filesystem::path& source_dir,
-                      const std::filesystem::path& out);
+                      const std::filesystem::path& out, const Json& config_extra = Json::object());
 
 struct TrainState {
   int64_t step = 0;     // optimizer steps done

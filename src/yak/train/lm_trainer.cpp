@@ -89,7 +89,7 @@ AdamW prepare_training(model::DecoderModel& model, const LmTrainOptions& o) {
 void save_trained(const model::DecoderModel& model, const LmTrainOptions& o, const Json& config_extra) {
   if (o.save_path.empty()) return;
   if (model.has_lora())
-    save_lora_folder(model, o.pretrain, o.save_path);
+    save_lora_folder(model, o.pretrain, o.save_path, config_extra);
   else
     save_hf_folder(model, o.pretrain, o.save_path, config_extra);
 }
