@@ -19,6 +19,23 @@ namespace {
 
 const std::filesystem::path kGolden = std::filesystem::path(YAK_GOLDEN_DIR) / "eval" / "longbench_scorers.json";
 
+// qa_f1_zh and rouge_zh over jieba's words equal LongBench's metrics.py run with jieba 0.42.1
+// (tests/golden/eval/longbench_zh_scorers.json, tools/golden/make_jieba_goldens.py).
+TEST(LongBench, ChineseScorersOverJiebaWordsMatchLongBench) {
+  const auto dir = tok::Jieba::find_installed();
+  if (!dir) GTEST_SKIP() << "jieba's dictionary not installed (apt-get install python3-jieba, or set YAK_JIEBA_DIR)";
+  const auto zh = tok::Jieba::load(*dir);
+  const Json g = read_json_file(std::filesystem::path(YAK_GOLDEN_DIR) / "eval" / "longbench_zh_scorers.json");
+  int n = 0;
+  for (const auto& c : g["pairs"]) {
+    const std::string p = c["pred"], a = c["answer"];
+    EXPECT_NEAR(longbench_score(LbMetric::QaF1Zh, p, a, {}, zh.get()), c["qa_f1_zh"].get<double>(), 1e-12) << p << " | " << a;
+    EXPECT_NEAR(longbench_score(LbMetric::RougeZh, p, a, {}, zh.get()), c["rouge_zh"].get<double>(), 1e-9) << p << " | " << a;
+    ++n;
+  }
+  EXPECT_EQ(n, 8);
+}
+
 TEST(LongBench, RougeLAndCodeSimilarityMatchThePackages) {
   const Json g = read_json_file(kGolden);
   int n = 0;

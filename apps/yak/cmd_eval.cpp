@@ -1,5 +1,6 @@
 // yak eval ppl: sliding-window perplexity of a model on a text file (and, against a reference
 // model, the KL divergence and top-1 agreement of their next-token distributions).
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -163,7 +164,7 @@ void register_eval(CLI::App& app) {
   });
 
   struct LbFlags {
-    std::string model, tokenizer, chat_template = "none", prompt_config, maxlen_config, json, dataset, alpha;
+    std::string model, tokenizer, chat_template = "none", prompt_config, maxlen_config, json, dataset, alpha, jieba;
     std::vector<std::string> data;
     int64_t max_len = 3500;
     int threads = 0;
@@ -183,6 +184,9 @@ void register_eval(CLI::App& app) {
                  "repobench-p, as LongBench)");
   lb->add_option("--tokenizer", l->tokenizer, "Tokenizer path (default: the model's)");
   lb->add_option("--json", l->json, "Write per-dataset scores and the predictions to JSON");
+  lb->add_option("--jieba", l->jieba,
+                 "jieba's package folder (dict.txt, finalseg/): Chinese answers scored over its words as LongBench "
+                 "does (default: $YAK_JIEBA_DIR or Debian's python3-jieba; without one, characters)");
   lb->add_flag("--e", l->e,
                "LongBench-E: also score each dataset by length bucket (0-4k, 4-8k, 8k+ of the records' 'length')");
   lb->add_option("-t,--threads", l->threads, "Threads (default: all cores)");
@@ -228,11 +232,21 @@ void register_eval(CLI::App& app) {
       });
       if (bar) bar->finish();
     }
+    std::unique_ptr<tok::Jieba> zh;
+    if (const auto dir = l->jieba.empty() ? tok::Jieba::find_installed() : std::optional<std::filesystem::path>(l->jieba); dir)
+      zh = tok::Jieba::load(*dir);
+    const bool any_zh = std::any_of(recs.begin(), recs.end(), [](const infer::LbRecord& r) {
+      const auto m = infer::longbench_metric(r.dataset);
+      return m == infer::LbMetric::QaF1Zh || m == infer::LbMetric::RougeZh;
+    });
+    if (any_zh && !zh)
+      std::fprintf(stderr, "yak: jieba not found (apt-get install python3-jieba, or --jieba DIR): Chinese answers are "
+                           "scored over characters, not LongBench's jieba words\n");
     std::map<std::string, std::pair<double, int64_t>> by;  // dataset -> (sum, count)
     std::map<std::string, std::map<std::string, std::pair<double, int64_t>>> by_e;  // dataset -> bucket -> (sum, count)
     Json preds = Json::array();
     for (const auto& r : recs) {
-      const double s = infer::longbench_record_score(r.dataset, r.prediction, r.answers, r.all_classes);
+      const double s = infer::longbench_record_score(r.dataset, r.prediction, r.answers, r.all_classes, zh.get());
       by[r.dataset].first += s;
       by[r.dataset].second += 1;
       auto& b = by_e[r.dataset][infer::longbench_e_bucket(r.length)];
@@ -253,7 +267,7 @@ void register_eval(CLI::App& app) {
       sum += score;
     }
     std::printf("%-24s %-16s %8zu %8.2f   (%.1f s)\n", "average", "", recs.size(), by.empty() ? 0.0 : sum / by.size(), secs);
-    Json out = {{"scores", scores}, {"predictions", preds}};
+    Json out = {{"scores", scores}, {"predictions", preds}, {"chinese_words", zh ? "jieba" : "characters"}};
     if (l->e) {
       // LongBench-E: a bucket without records has no score (eval.py's mean of nothing is NaN).
       std::printf("\n%-24s %10s %10s %10s\n", "LongBench-E", "0-4k", "4-8k", "8k+");

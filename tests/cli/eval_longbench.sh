@@ -75,6 +75,15 @@ p = json.load(open(sys.argv[1]))["predictions"]
 sys.exit(0 if len(p) == 2 and all(isinstance(x["pred"], str) for x in p) and "\n" not in p[1]["pred"] else 1)
 PY
 
+# Chinese answers over jieba's words when its dictionary is installed (LongBench's scoring), else over
+# characters with a notice: pred 答案/是/清华大学 vs 清华大学 -> F1 0.5; by characters 4 of 7 -> 8/11.
+printf '{"dataset": "multifieldqa_zh", "input": "q", "context": "c", "answers": ["清华大学"], "pred": "答案是清华大学"}\n' >"$tmp/zh.jsonl"
+out=$("$yak" eval longbench --data "$tmp/zh.jsonl" --json "$tmp/zh.json" 2>&1)
+if [[ -f /usr/lib/python3/dist-packages/jieba/dict.txt || -n ${YAK_JIEBA_DIR:-} ]]; then want_zh="50.0 jieba"; else want_zh="72.73 characters"; fi
+got_zh=$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["scores"]["multifieldqa_zh"], j["chinese_words"])' "$tmp/zh.json")
+[[ $got_zh == "$want_zh" ]] && pass || fail "Chinese scoring: got '$got_zh' want '$want_zh': $out"
+expect_error "a --jieba folder without the dictionary" "dict.txt: cannot open" "$yak" eval longbench --data "$tmp/zh.jsonl" --jieba "$tmp"
+
 printf '{"dataset": "gsm8k", "input": "q", "answers": ["1"]}\n' >"$tmp/bad.jsonl"
 expect_error "unknown dataset" "bad.jsonl:1" "$yak" eval longbench --data "$tmp/bad.jsonl"
 printf '{"dataset": "hotpotqa", "input": "q"}\n' >"$tmp/bad2.jsonl"

@@ -101,11 +101,19 @@ double f1(const std::vector<std::string>& p, const std::vector<std::string>& g) 
   return 2 * prec * rec / (prec + rec);
 }
 
-// Characters as the Chinese tokens (LongBench uses jieba words).
-std::vector<std::string> zh_tokens(const std::string& s) {
+// The words LongBench's Chinese scorers see: jieba's, or single characters without it.
+std::vector<std::string> zh_words(const std::string& s, const tok::Jieba* zh) {
+  if (zh) return zh->cut(s);
   std::vector<std::string> out;
-  for (uint32_t c : cps(s)) {
-    std::string t = normalize_zh(enc(c));
+  for (uint32_t c : cps(s)) out.push_back(enc(c));
+  return out;
+}
+
+// qa_f1_zh_score's tokens: the words normalised, the empty ones dropped.
+std::vector<std::string> zh_tokens(const std::string& s, const tok::Jieba* zh) {
+  std::vector<std::string> out;
+  for (const auto& w : zh_words(s, zh)) {
+    std::string t = normalize_zh(w);
     if (!t.empty()) out.push_back(t);
   }
   return out;
@@ -295,15 +303,20 @@ const char* longbench_metric_name(LbMetric m) {
   return "?";
 }
 
-double longbench_score(LbMetric m, const std::string& pred, const std::string& gt, const std::vector<std::string>& cls) {
+double longbench_score(LbMetric m, const std::string& pred, const std::string& gt, const std::vector<std::string>& cls,
+                       const tok::Jieba* zh) {
   switch (m) {
     case LbMetric::QaF1: return f1(split_ws(normalize_answer(pred)), split_ws(normalize_answer(gt)));
-    case LbMetric::QaF1Zh: return f1(zh_tokens(pred), zh_tokens(gt));
+    case LbMetric::QaF1Zh: return f1(zh_tokens(pred, zh), zh_tokens(gt, zh));
     case LbMetric::Rouge: return rouge_l(pred, gt);
     case LbMetric::RougeZh: {
-      auto spaced = [](const std::string& s) {
+      auto spaced = [&](const std::string& s) {  // " ".join(jieba.cut(s))
         std::string out;
-        for (uint32_t c : cps(s)) out += (out.empty() ? "" : " ") + enc(c);
+        bool first = true;
+        for (const auto& w : zh_words(s, zh)) {
+          out += (first ? "" : " ") + w;
+          first = false;
+        }
         return out;
       };
       return rouge_l(spaced(pred), spaced(gt));
@@ -326,7 +339,8 @@ const char* longbench_e_bucket(int64_t length) {
 }
 
 double longbench_record_score(const std::string& dataset, const std::string& prediction,
-                              const std::vector<std::string>& answers, const std::vector<std::string>& classes) {
+                              const std::vector<std::string>& answers, const std::vector<std::string>& classes,
+                              const tok::Jieba* zh) {
   const LbMetric m = longbench_metric(dataset);
   std::string p = prediction;
   if (first_line_only(dataset)) {
@@ -334,7 +348,7 @@ double longbench_record_score(const std::string& dataset, const std::string& pre
     p = p.substr(0, p.find('\n'));
   }
   double best = 0;
-  for (const auto& a : answers) best = std::max(best, longbench_score(m, p, a, classes));
+  for (const auto& a : answers) best = std::max(best, longbench_score(m, p, a, classes, zh));
   return best;
 }
 

@@ -5,8 +5,9 @@
 // answers, and its scorers (metrics.py): QA F1 with its normalisation, ROUGE-L as the `rouge`
 // package 1.0.1 computes it (summary level, sentences split at '.'), classification and
 // retrieval accuracy, passage counting, and code edit similarity (fuzzywuzzy's ratio). The
-// Chinese F1 and ROUGE segment into characters, not jieba words (jieba's dictionary is not
-// part of yak): on Chinese datasets the scores are close to LongBench's, not equal.
+// Chinese F1 and ROUGE segment into jieba's words as LongBench does when given a tok::Jieba
+// (jieba's own dictionary, from the installed package); without one, into characters — then
+// the Chinese scores are close to LongBench's, not equal.
 #pragma once
 #include <functional>
 #include <string>
@@ -14,6 +15,7 @@
 
 #include "yak/model/decoder.h"
 #include "yak/tokenizer/chat_template.h"
+#include "yak/tokenizer/jieba.h"
 #include "yak/tokenizer/tokenizer.h"
 
 namespace yak::infer {
@@ -24,12 +26,14 @@ LbMetric longbench_metric(const std::string& dataset);
 const char* longbench_metric_name(LbMetric m);
 
 // One prediction against one answer, as metrics.py scores it (0..1).
+// `zh`: jieba for the Chinese metrics (null: characters).
 double longbench_score(LbMetric m, const std::string& prediction, const std::string& answer,
-                       const std::vector<std::string>& all_classes = {});
+                       const std::vector<std::string>& all_classes = {}, const tok::Jieba* zh = nullptr);
 // A dataset's score of one record: trec/triviaqa/samsum/lsht keep the first line of the
 // prediction, then the best over the answers.
 double longbench_record_score(const std::string& dataset, const std::string& prediction,
-                              const std::vector<std::string>& answers, const std::vector<std::string>& all_classes);
+                              const std::vector<std::string>& answers, const std::vector<std::string>& all_classes,
+                              const tok::Jieba* zh = nullptr);
 
 // LongBench-E's length bucket of a record (its `length` field, words or characters as the data
 // gives it): "0-4k" below 4000, "4-8k" below 8000, else "8k+" (eval.py's scorer_e).
