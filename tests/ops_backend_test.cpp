@@ -1071,6 +1071,31 @@ Vec dequantized(const void* q, DType qt, int64_t n) {
   return Vec(f.begin(), f.end());
 }
 
+// QLoRA's frozen bases: dx += dy W through dequantized tiles, threads owning whole blocks of
+// columns, equal to the product with the dequantized weights (onto gradients already there).
+TEST(OpsBackend, LinearBackwardQuantizedWeights) {
+  for_each_isa([] {
+    for (DType wt : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+      const int64_t blk = dtype_info(wt).block;
+      for (int64_t K : {blk, 3 * blk, 8 * blk}) {
+        const int64_t N = 37;
+        Measure bwd("linear_backward/quantized", cat(dtype_name(wt), " W [", N, "x", K, "], M 1..70"));
+        std::mt19937 rng(static_cast<unsigned>(K * 3 + static_cast<int>(wt)));
+        const Tensor W = quantize_rows(randn({N, K}, rng, 0.5), wt);
+        const Vec Wv = dequantized(W.raw(), wt, N * K);
+        for (int64_t M : {1, 5, 20, 70}) {
+          const Tensor x = randn({M, K}, rng), dy = randn({M, N}, rng);
+          Tensor dx = randn({M, K}, rng, 0.5);
+          const Vec dx0 = values(dx);
+          ops::linear_backward(dy, x, W, &dx, nullptr, nullptr);
+          bwd.nmse(minus(values(dx), dx0), ref_linear_backward(values(dy), values(x), Wv, M, N, K).dx, kTolF32,
+                   cat("dx M=", M));
+        }
+      }
+    }
+  });
+}
+
 TEST(OpsBackend, LinearQuantized) {
   using ops::cpu::cpu_traits;
   for_each_isa([] {

@@ -30,6 +30,7 @@ struct TrainFlags {
   bool skip_bad_lines = false;
   train::SftOptions sft;
   bool pretrain_mode = false, reward_mode = false, dpo_mode = false, kto_mode = false, prm_mode = false;
+  bool load_in_4bit = false;
   train::PrmOptions prm;
   train::KtoOptions kto;
   std::string kto_label_key = "label";
@@ -126,6 +127,9 @@ void add_common(CLI::App* sub, TrainFlags& f, bool data = true) {
       ->delimiter(',');
   sub->add_option("--modules_to_save", f.modules_to_save, "Also train full copies of: embed_tokens,lm_head,score (rm: score always)")
       ->delimiter(',');
+  sub->add_flag("--load_in_4bit", f.load_in_4bit,
+                "QLoRA: keep the frozen base's projections in Q4_K (ggml's 4-bit K format, Q4_0 where rows are "
+                "not whole 256-blocks) while the adapter trains in f32; needs --lora_rank");
   sub->add_option("-t,--threads", f.threads, "Threads (default: all cores)");
   add_matmul_precision_flag(*sub, f.matmul_precision);
 }
@@ -133,6 +137,12 @@ void add_common(CLI::App* sub, TrainFlags& f, bool data = true) {
 // The model to train, with a fresh LoRA adapter when --lora_rank is given.
 std::unique_ptr<model::DecoderModel> load_trainee(const TrainFlags& f) {
   auto model = model::DecoderModel::load(f.pretrain);
+  if (f.load_in_4bit) {
+    if (f.lora_rank <= 0) throw Error("--load_in_4bit (QLoRA) needs --lora_rank: a quantized base cannot be trained in full");
+    const auto [before, after] = model->convert_projections(DType::Q4_K);
+    std::printf("QLoRA: projection weights %.1f MB -> %.1f MB in Q4_K, frozen; the adapter trains in f32\n",
+                static_cast<double>(before) / 1e6, static_cast<double>(after) / 1e6);
+  }
   if (f.lora_rank > 0) {
     model::LoraConfig lc;
     lc.r = f.lora_rank;

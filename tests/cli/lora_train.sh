@@ -31,6 +31,21 @@ without=$("$yak" generate -m "$m" -p "3+4=" -n 4 --temp 0 --ids --ignore-eos -t 
 merged=$("$yak" generate -m "$tmp/merged" -p "3+4=" -n 4 --temp 0 --ids --ignore-eos -t 1)
 [[ $merged == "$with" ]] && ok || bad "merged model ($merged) differs from base+adapter ($with)"
 
+# QLoRA: the same training over a base kept in 4-bit blocks trains (loss falls), saves a PEFT adapter
+# that applies over the original base, and says what it quantized.
+"$yak" train sft --pretrain "$m" --dataset "$tmp/add.jsonl" --save_path "$tmp/qlora" --lora_rank 4 --lora_alpha 8 \
+  --target_modules q_proj,v_proj,up_proj --train_batch_size 8 --micro_train_batch_size 4 --max_epochs 2 \
+  --learning_rate 1e-2 --max_len 32 -t 1 --load_in_4bit >"$tmp/qlog" 2>&1 || bad "QLoRA training: $(tail -1 "$tmp/qlog")"
+grep -q "^QLoRA: projection weights .* MB in Q4_K" "$tmp/qlog" && ok || bad "QLoRA did not report its quantization: $(head -3 "$tmp/qlog")"
+[[ -f $tmp/qlora/adapter_model.safetensors ]] && ok || bad "no QLoRA adapter"
+python3 - "$tmp/qlora-metrics.jsonl" <<'PY' && ok || bad "QLoRA loss did not fall"
+import json, sys
+losses = [r["loss"] for r in map(json.loads, open(sys.argv[1])) if r.get("split", "train") == "train" and "loss" in r]
+assert len(losses) >= 4 and sum(losses[-2:]) < sum(losses[:2]), losses
+PY
+"$yak" generate -m "$m" --lora "$tmp/qlora" -p "3+4=" -n 4 --temp 0 --ids --ignore-eos -t 1 >/dev/null 2>&1 && ok ||
+  bad "the QLoRA adapter does not apply over the base"
+
 # Bad input: exit 2, one line, nothing written.
 expect2() {
   local what=$1; shift
@@ -40,6 +55,8 @@ expect2() {
 }
 expect2 "unknown target module" "$yak" train sft --pretrain "$m" --dataset "$tmp/add.jsonl" --save_path "$tmp/x1" --lora_rank 4 --target_modules qkv
 [[ ! -e $tmp/x1 ]] && ok || bad "output written after an error"
+expect2 "--load_in_4bit without LoRA" "$yak" train sft --pretrain "$m" --dataset "$tmp/add.jsonl" --save_path "$tmp/x4" --load_in_4bit
+grep -q "needs --lora_rank" "$tmp/err" && ok || bad "--load_in_4bit without LoRA: $(cat "$tmp/err")"
 expect2 "adapter for another base" "$yak" generate -m "$golden/models/qwen3_qknorm" --lora "$tmp/adapter" --prompt-ids "1 2"
 expect2 "merge into existing folder" "$yak" lora merge --base "$m" --adapter "$tmp/adapter" --out "$tmp/merged"
 printf '{"input": "1+1=", "output": "2"}\n{"input": "2+2=" "output": "4"}\n' > "$tmp/broken.jsonl"

@@ -275,22 +275,6 @@ DType fallback(DType t, int64_t row) {
   return row % dtype_info(f).block == 0 ? f : DType::F16;
 }
 
-// A tensor converted to `to` row by row (through f32 for quantized sources or targets).
-Tensor convert_to(const Tensor& t, DType to) {
-  if (t.dtype() == to) return t;
-  const int64_t row = t.ndim() ? t.dim(t.ndim() - 1) : 1, rows = t.numel() / std::max<int64_t>(row, 1);
-  Tensor out = Tensor::empty(t.shape(), to);
-  std::vector<float> buf(static_cast<size_t>(row));
-  const auto& from = dtype_info(t.dtype());
-  const auto& dst = dtype_info(to);
-  const size_t sb = dtype_bytes(t.dtype(), row), db = dtype_bytes(to, row);
-  for (int64_t r = 0; r < rows; ++r) {
-    from.to_float(static_cast<const uint8_t*>(t.raw()) + r * sb, buf.data(), row);
-    dst.from_float(buf.data(), static_cast<uint8_t*>(out.raw()) + r * db, row);
-  }
-  return out;
-}
-
 }  // namespace
 
 std::optional<GgufFileType> gguf_file_type_from_name(std::string_view name) {
@@ -371,7 +355,7 @@ void add_gguf_model(GgufWriter& w, const ModelConfig& cfg, const WeightStore& st
     int64_t layer = -1;
     if (gname.starts_with("blk.")) layer = std::stoll(gname.substr(4));
     const DType to = t.ndim() == 1 ? DType::F32 : gguf_tensor_type(ft, gname, layer, cfg.num_layers, t.dim(1), tied);
-    t = convert_to(t, to);
+    t = convert_rows(t, to);
     if (a == "llama" && (gname.ends_with(".attn_q.weight") || gname.ends_with(".attn_k.weight")))
       t = interleave_heads(t, gname.ends_with(".attn_q.weight") ? cfg.num_heads : cfg.num_kv_heads, false,
                            "GGUF export", gname);

@@ -91,6 +91,11 @@ class DecoderModel {
   // weights (f32) and drops the adapter. make_lora_trainable freezes the base and trains A, B and
   // the modules_to_save copies.
   void add_lora(const LoraConfig& cfg, uint64_t seed);
+  // QLoRA (OpenRLHF's --load_in_4bit): every layer's seven projection weights converted to `type`
+  // and frozen (a block format whose block does not divide a row falls back to Q4_0, else the
+  // weight stays as it is); embeddings, norms and lm_head keep their dtype. Returns the
+  // projections' bytes before and after.
+  std::pair<size_t, size_t> convert_projections(DType type);
   void load_lora(const std::filesystem::path& dir);
   void save_lora(const std::filesystem::path& dir) const;
   void merge_lora();

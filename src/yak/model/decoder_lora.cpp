@@ -88,6 +88,22 @@ void DecoderModel::add_lora(const LoraConfig& cfg, uint64_t seed) {
   }
 }
 
+std::pair<size_t, size_t> DecoderModel::convert_projections(DType type) {
+  size_t before = 0, after = 0;
+  for (auto& layer : layers_)
+    for (int k = 0; k < kProjCount; ++k) {
+      ag::Var& w = proj_weight(layer, static_cast<Proj>(k));
+      before += w.value().nbytes();
+      const int64_t in = w.value().dim(1);
+      const DType t = in % dtype_info(type).block == 0 ? type
+                      : in % 32 == 0 && dtype_is_quantized(type) ? DType::Q4_0
+                                                                 : w.value().dtype();
+      if (t != w.value().dtype()) w = ag::Var(convert_rows(w.value(), t), false);
+      after += w.value().nbytes();
+    }
+  return {before, after};
+}
+
 std::vector<NamedParam> DecoderModel::lora_parameters() const {
   std::vector<NamedParam> out;
   if (!lora_) return out;

@@ -139,4 +139,26 @@ Tensor Tensor::to_f32() const {
   return out;
 }
 
+Tensor convert_rows(const Tensor& t, DType to) {
+  if (t.dtype() == to) return t;
+  const Tensor h = t.to(cpu_device()).contiguous();
+  const int64_t row = h.ndim() ? h.dim(h.ndim() - 1) : 1, rows = row ? h.numel() / row : 0;
+  const auto& from = dtype_info(h.dtype());
+  const auto& dst = dtype_info(to);
+  check(from.to_float && dst.from_float, std::string("convert ") + from.name + " -> " + dst.name + ": no conversion");
+  check(row % from.block == 0 && row % dst.block == 0,
+        std::string("convert ") + from.name + " -> " + dst.name + ": rows of " + std::to_string(row) +
+            " are not whole blocks");
+  Tensor out = Tensor::empty(h.shape(), to);
+  std::vector<float> buf(static_cast<size_t>(row));
+  const size_t sb = dtype_bytes(h.dtype(), row), db = dtype_bytes(to, row);
+  const auto* src = static_cast<const uint8_t*>(h.raw());
+  auto* dp = static_cast<uint8_t*>(out.raw());
+  for (int64_t r = 0; r < rows; ++r) {
+    from.to_float(src + r * sb, buf.data(), row);
+    dst.from_float(buf.data(), dp + r * db, row);
+  }
+  return out;
+}
+
 }  // namespace yak

@@ -102,6 +102,10 @@ class Tensor {
 // Converts n elements of a float dtype at src to f32 at dst (host memory).
 void convert_to_f32(DType src_type, const void* src, float* dst, int64_t n);
 
+// A contiguous host copy of t in dtype `to`, row by row along the last dimension through f32
+// (quantized sources and targets included: rows must be whole blocks). t itself when already `to`.
+Tensor convert_rows(const Tensor& t, DType to);
+
 template <>
 inline bool dtype_holds<float>(DType t) {
   return t == DType::F32;

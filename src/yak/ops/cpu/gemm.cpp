@@ -220,6 +220,35 @@ void sgemm_linear(const Tensor& x, const Tensor& W, Tensor& y) {
 }
 
 // dx += dy W for any columns of W and dx (views allowed): threads own column slices of dx.
+// dx += dy W for quantized frozen weights (QLoRA bases): threads own whole blocks of columns,
+// each dequantizing its tiles of rows x columns into its scratch (never a whole f32 copy).
+void sgemm_dx_blocks(const Tensor& dy, const Tensor& W, const WeightView& w, Tensor& dx) {
+  const int64_t M = dy.dim(0), N = dy.dim(1), K = W.dim(1);
+  const int64_t blk = dtype_info(W.dtype()).block;
+  if (K % blk != 0) throw Error("linear: a quantized weight's rows must be whole blocks of " + std::to_string(blk));
+  const float* d = dy.data<float>();
+  const int64_t ldd = dy.row_stride();
+  float* gx = dx.data<float>();
+  const int64_t ldgx = dx.row_stride();
+  const int64_t nblk = K / blk;
+  const int64_t grain = std::max<int64_t>(1, split_grain(K) / blk);
+  // A chunk may be every block (one thread, or a call from inside the pool): tiles sized for K.
+  const int64_t tile = std::clamp<int64_t>(kTileFloats / K, 16, std::max<int64_t>(N, 16));
+  parallel_for_scratch(nblk, grain, static_cast<size_t>(tile * K) * sizeof(float),
+                       [&](int64_t b0, int64_t b1, void* s) {
+                         const int64_t k0 = b0 * blk, kc = (b1 - b0) * blk;
+                         float* buf = static_cast<float*>(s);
+                         const size_t off = dtype_bytes(W.dtype(), k0);
+                         for (int64_t n0 = 0; n0 < N; n0 += tile) {
+                           const int64_t nb = std::min(tile, N - n0);
+                           for (int64_t r = 0; r < nb; ++r)
+                             w.tr->to_f32(static_cast<const uint8_t*>(w.row(n0 + r)) + off, buf + r * kc, kc);
+                           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, kc, nb, 1.0f, d + n0, ldd, buf, kc,
+                                       1.0f, gx + k0, ldgx);
+                         }
+                       });
+}
+
 void sgemm_dx(const Tensor& dy, const Tensor& W, Tensor& dx) {
   const int64_t M = dy.dim(0), N = dy.dim(1), K = W.dim(1);
   if (K == 0) return;
@@ -228,6 +257,7 @@ void sgemm_dx(const Tensor& dy, const Tensor& W, Tensor& dx) {
   float* gx = dx.data<float>();
   const int64_t ldgx = dx.row_stride();
   const WeightView w = view_of(W);
+  if (dtype_is_quantized(W.dtype())) return sgemm_dx_blocks(dy, W, w, dx);
   const int64_t kc_max = split_grain(K);
   const int64_t tile = std::clamp<int64_t>(kTileFloats / kc_max, 16, std::max<int64_t>(N, 16));
   const size_t scratch = w.f32 ? 0 : static_cast<size_t>(tile * (kc_max + 16)) * sizeof(float);
@@ -351,7 +381,9 @@ void CpuBackend::linear_backward(const Tensor& dy, const Tensor& x, const Tensor
         big ? amx_product(M, K, N, {d, ldd, false, DType::F32}, {W.raw(), W.row_stride(), true, W.dtype()},
                           dx->data<float>(), dx->row_stride(), true)
             : 0;
-    if (done < K) {
+    if (done == 0) {
+      sgemm_dx(dy, W, *dx);
+    } else if (done < K) {
       Tensor rest = dx->slice_cols(done, K);
       sgemm_dx(dy, W.slice_cols(done, K), rest);
     }
