@@ -26,6 +26,12 @@ class MappedFile {
   std::filesystem::path path_;
 };
 
+// Tells the kernel the whole pages inside [p, p + n) will not be read again soon (MADV_PAGEOUT):
+// pages of a mapped file leave memory (read back from the file if touched), anonymous ones may
+// go to swap. The contents never change, so any memory may be given; a kernel without the advice
+// ignores it.
+void advise_cold(const void* p, size_t n);
+
 // Whole file as a string; throws yak::Error naming the path on failure.
 std::string read_text_file(const std::filesystem::path& path);
 

@@ -6,6 +6,7 @@
 
 #include "yak/autograd/functions.h"
 #include "yak/base/error.h"
+#include "yak/base/mmap.h"
 #include "yak/io/safetensors.h"
 #include "yak/model/decoder.h"
 
@@ -98,7 +99,13 @@ std::pair<size_t, size_t> DecoderModel::convert_projections(DType type) {
       const DType t = in % dtype_info(type).block == 0 ? type
                       : in % 32 == 0 && dtype_is_quantized(type) ? DType::Q4_0
                                                                  : w.value().dtype();
-      if (t != w.value().dtype()) w = ag::Var(convert_rows(w.value(), t), false);
+      if (t != w.value().dtype()) {
+        const Tensor old = w.value();
+        w = ag::Var(convert_rows(old, t), false);
+        // The original (usually the mapped checkpoint) is not read again: let its pages go now,
+        // so the peak holds one projection in both forms, not the whole model.
+        if (old.is_host()) advise_cold(old.raw(), old.nbytes());
+      }
       after += w.value().nbytes();
     }
   return {before, after};
