@@ -12,8 +12,10 @@
 #include "yak/base/json.h"
 #include "yak/io/safetensors.h"
 #include "yak/model/decoder.h"
+#include "model_batches.h"
 
 using namespace yak;
+using testing_util::logits_of;
 namespace fs = std::filesystem;
 
 namespace {
@@ -27,18 +29,6 @@ std::vector<std::string> adapters() {
       if (fs::exists(e.path() / "golden.json")) out.push_back(e.path().filename().string());
   std::sort(out.begin(), out.end());
   return out;
-}
-
-Tensor logits_of(model::DecoderModel& m, const std::vector<int32_t>& p) {
-  model::KVCache cache(m.config(), 1, static_cast<int64_t>(p.size()));
-  model::Batch b;
-  for (size_t t = 0; t < p.size(); ++t) {
-    b.ids.push_back(p[t]);
-    b.pos.push_back(static_cast<int32_t>(t));
-    b.slot.push_back(0);
-    b.logits_for.push_back(static_cast<int32_t>(t));
-  }
-  return m.forward(b, cache);
 }
 
 double max_diff(const Tensor& a, const Tensor& b) {
@@ -68,30 +58,15 @@ TEST_P(PeftParity, LogitsGradsAndMerge) {
   EXPECT_LE(worst, 1e-4);
 
   // Gradients of the trainable tensors for the training golden's batch.
-  Json batch = read_json_file(kGolden / "train" / base_name / "batch.json");
+  const auto tb = testing_util::golden_train_batch(kGolden / "train" / base_name / "batch.json");
   m->make_lora_trainable();
-  model::Batch b;
-  std::vector<int32_t> targets;
-  int64_t slot = 0, longest = 0, n = 0;
-  for (size_t s = 0; s < batch["sequences"].size(); ++s, ++slot) {
-    auto ids = batch["sequences"][s].get<std::vector<int32_t>>();
-    auto labels = batch["labels"][s].get<std::vector<int32_t>>();
-    longest = std::max<int64_t>(longest, static_cast<int64_t>(ids.size()));
-    for (size_t t = 0; t < ids.size(); ++t) {
-      b.ids.push_back(ids[t]);
-      b.pos.push_back(static_cast<int32_t>(t));
-      b.slot.push_back(static_cast<int32_t>(slot));
-      b.logits_for.push_back(static_cast<int32_t>(b.ids.size() - 1));
-      targets.push_back(t + 1 < ids.size() ? labels[t + 1] : -100);
-      n += t + 1 < ids.size() && labels[t + 1] != -100;
-    }
-  }
-  model::KVCache cache(m->config(), slot, longest);
+  model::KVCache cache(m->config(), tb.slots, tb.longest);
   ag::Tape tape;
   ag::Var loss;
   {
     ag::TapeScope scope(tape);
-    loss = ag::scale(ag::cross_entropy_sum(m->forward_var(b, cache), targets), 1.0f / static_cast<float>(n));
+    loss = ag::scale(ag::cross_entropy_sum(m->forward_var(tb.batch, cache), tb.targets),
+                     1.0f / static_cast<float>(tb.n_targets));
   }
   EXPECT_NEAR(loss.f32()[0], g["loss"].get<double>(), 1e-5 * g["loss"].get<double>());
   tape.backward(loss);

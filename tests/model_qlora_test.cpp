@@ -11,6 +11,7 @@
 #include "yak/autograd/functions.h"
 #include "yak/base/json.h"
 #include "yak/model/decoder.h"
+#include "model_batches.h"
 
 using namespace yak;
 namespace fs = std::filesystem;
@@ -27,32 +28,16 @@ struct Outcome {
 
 Outcome run(model::DecoderModel& m) {
   Outcome r;
-  // A batch of two sequences of the training golden's length: prefill-sized (more than 8 rows).
-  const Json batch = read_json_file(kGolden / "train" / "llama_mha_f32" / "batch.json");
-  model::Batch b;
-  std::vector<int32_t> targets;
-  int64_t slot = 0, longest = 0, n = 0;
-  for (size_t s = 0; s < batch["sequences"].size(); ++s, ++slot) {
-    auto ids = batch["sequences"][s].get<std::vector<int32_t>>();
-    auto labels = batch["labels"][s].get<std::vector<int32_t>>();
-    longest = std::max<int64_t>(longest, static_cast<int64_t>(ids.size()));
-    for (size_t t = 0; t < ids.size(); ++t) {
-      b.ids.push_back(ids[t]);
-      b.pos.push_back(static_cast<int32_t>(t));
-      b.slot.push_back(static_cast<int32_t>(slot));
-      b.logits_for.push_back(static_cast<int32_t>(b.ids.size() - 1));
-      targets.push_back(t + 1 < ids.size() ? labels[t + 1] : -100);
-      n += t + 1 < ids.size() && labels[t + 1] != -100;
-    }
-  }
+  // The training golden's two sequences: prefill-sized (more than 8 rows).
+  const auto tb = testing_util::golden_train_batch(kGolden / "train" / "llama_mha_f32" / "batch.json");
   m.make_lora_trainable();
-  model::KVCache cache(m.config(), slot, longest);
+  model::KVCache cache(m.config(), tb.slots, tb.longest);
   ag::Tape tape;
   ag::Var loss, logits;
   {
     ag::TapeScope scope(tape);
-    logits = m.forward_var(b, cache);
-    loss = ag::scale(ag::cross_entropy_sum(logits, targets), 1.0f / static_cast<float>(n));
+    logits = m.forward_var(tb.batch, cache);
+    loss = ag::scale(ag::cross_entropy_sum(logits, tb.targets), 1.0f / static_cast<float>(tb.n_targets));
   }
   r.logits = logits.value().clone();
   r.loss = loss.f32()[0];

@@ -7,6 +7,7 @@
 
 #include "yak/base/json.h"
 #include "yak/model/decoder.h"
+#include "model_batches.h"
 
 using namespace yak;
 namespace fs = std::filesystem;
@@ -17,14 +18,7 @@ const fs::path kModels = fs::path(YAK_GOLDEN_DIR) / "models";
 
 float last_token_score(model::DecoderModel& m, const std::vector<int32_t>& p) {
   model::KVCache cache(m.config(), 1, static_cast<int64_t>(p.size()));
-  model::Batch b;
-  for (size_t t = 0; t < p.size(); ++t) {
-    b.ids.push_back(p[t]);
-    b.pos.push_back(static_cast<int32_t>(t));
-    b.slot.push_back(0);
-  }
-  b.logits_for = {static_cast<int32_t>(p.size() - 1)};
-  return m.forward_scores(b, cache).f32()[0];
+  return m.forward_scores(testing_util::sequence_batch(p, false), cache).f32()[0];
 }
 
 TEST(RewardModel, ScoresMatchTransformers) {

@@ -12,8 +12,10 @@
 #include "yak/base/error.h"
 #include "yak/base/json.h"
 #include "yak/model/decoder.h"
+#include "model_batches.h"
 
 using namespace yak;
+using testing_util::logits_of;
 namespace fs = std::filesystem;
 
 namespace {
@@ -24,18 +26,6 @@ const fs::path kTorch = kGolden / "torch";
 bool same_bytes(const Tensor& a, const Tensor& b) {
   if (a.dtype() != b.dtype() || !(a.shape() == b.shape())) return false;
   return a.nbytes() == b.nbytes() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
-}
-
-Tensor logits_of(model::DecoderModel& m, const std::vector<int32_t>& p) {
-  model::KVCache cache(m.config(), 1, static_cast<int64_t>(p.size()));
-  model::Batch b;
-  for (size_t t = 0; t < p.size(); ++t) {
-    b.ids.push_back(p[t]);
-    b.pos.push_back(static_cast<int32_t>(t));
-    b.slot.push_back(0);
-    b.logits_for.push_back(static_cast<int32_t>(t));
-  }
-  return m.forward(b, cache);
 }
 
 std::vector<std::vector<int32_t>> prompts_of(const fs::path& golden_json) {
