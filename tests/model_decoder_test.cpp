@@ -8,6 +8,7 @@
 #include "golden_models.h"
 #include "yak/base/error.h"
 #include "yak/model/decoder.h"
+#include "yak/model/rope.h"
 
 using namespace yak;
 
@@ -72,6 +73,37 @@ TEST_P(GoldenLogits, MatchesTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Models, GoldenLogits, ::testing::ValuesIn(golden::golden_model_names()),
                          [](const auto& info) { return info.param; });
+
+// The rope tables themselves against transformers' (logits.safetensors: rope_inv_freq of the
+// fresh model, and for dynamic NTK the tables at sequence lengths 17, 40 and 72), and YaRN's
+// attention scaling against golden.json's: every golden model, every table counted.
+TEST(GoldenRope, InverseFrequenciesMatchTransformers) {
+  int tables = 0, models = 0;
+  for (const auto& name : golden::golden_model_names()) {
+    golden::GoldenModel g(name);
+    const auto cfg = io::ModelConfig::load(g.dir);
+    model::Rope rope(cfg.rope, cfg.head_dim, cfg.max_position_embeddings);
+    auto check = [&](const std::string& key, int64_t seq_len) {
+      ASSERT_TRUE(g.logits->has(key)) << name << ": no " << key;
+      const Tensor want = g.logits->get(key);
+      const auto& got = rope.table(seq_len).inv_freq;
+      ASSERT_EQ(static_cast<int64_t>(got.size()), want.numel()) << name << " " << key;
+      for (int64_t i = 0; i < want.numel(); ++i)
+        EXPECT_NEAR(got[static_cast<size_t>(i)], want.data<float>()[i], 1e-6 * std::fabs(want.data<float>()[i]))
+            << name << " " << key << " [" << i << "]";
+      ++tables;
+    };
+    check("rope_inv_freq", 1);
+    for (int64_t n : {17, 40, 72})
+      if (g.logits->has("rope_inv_freq_seqlen_" + std::to_string(n))) check("rope_inv_freq_seqlen_" + std::to_string(n), n);
+    if (g.meta.contains("rope_attention_scaling"))
+      EXPECT_NEAR(rope.table(1).attention_scale, g.meta["rope_attention_scaling"].get<double>(), 1e-6) << name;
+    ++models;
+  }
+  EXPECT_EQ(models, static_cast<int>(golden::golden_model_names().size()));
+  EXPECT_EQ(tables, models + 3);  // one table each, three more for dynamic NTK
+  std::printf("[rope] %d inverse-frequency tables of %d golden models match transformers\n", tables, models);
+}
 
 TEST(GoldenModels, ArePresent) {
   EXPECT_GE(golden::golden_model_names().size(), 10u);
