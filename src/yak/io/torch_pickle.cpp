@@ -1,5 +1,6 @@
 #include "yak/io/torch_pickle.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <unordered_map>
@@ -623,11 +624,11 @@ std::map<std::string, Tensor> read_torch_buffer(const uint8_t* data, size_t size
     return v.kind == Kind::Obj && arena[static_cast<size_t>(v.i)].kind == ObjKind::Dict ? &arena[static_cast<size_t>(v.i)]
                                                                                          : nullptr;
   };
+  auto named_tensor = [&](const Val& k, const Val& v) {
+    return k.kind == Kind::Str && v.kind == Kind::Obj && arena[static_cast<size_t>(v.i)].kind == ObjKind::Tensor;
+  };
   auto all_tensors = [&](const Obj& d) {
-    for (auto& [k, v] : d.pairs)
-      if (k.kind != Kind::Str || v.kind != Kind::Obj || arena[static_cast<size_t>(v.i)].kind != ObjKind::Tensor)
-        return false;
-    return true;
+    return std::all_of(d.pairs.begin(), d.pairs.end(), [&](const auto& kv) { return named_tensor(kv.first, kv.second); });
   };
   const Obj* sd = dict_of(root);
   if (!sd) throw Error(where + ": the pickle holds " + std::string(kind_name(root, arena)) + ", not a state dict");
@@ -641,7 +642,7 @@ std::map<std::string, Tensor> read_torch_buffer(const uint8_t* data, size_t size
         }
     if (!inner) {
       for (auto& [k, v] : sd->pairs)
-        if (k.kind != Kind::Str || v.kind != Kind::Obj || arena[static_cast<size_t>(v.i)].kind != ObjKind::Tensor)
+        if (!named_tensor(k, v))
           throw Error(where + ": entry " + (k.kind == Kind::Str ? "'" + *k.s + "'" : std::string(kind_name(k, arena))) +
                       " holds " + kind_name(v, arena) +
                       ", expected a tensor (a state dict maps names to tensors; no state_dict/model/module dict found)");

@@ -159,15 +159,14 @@ void DecoderModel::load_lora(const fs::path& dir) {
   // PEFT writes adapter_model.safetensors; older releases (and safe_serialization=False) .bin.
   fs::path weights = dir / "adapter_model.safetensors";
   if (!fs::exists(weights) && fs::exists(dir / "adapter_model.bin")) weights = dir / "adapter_model.bin";
-  const io::WeightStore store = io::WeightStore::open_file(weights);
-  const io::WeightStore* file = &store;
+  const io::WeightStore file = io::WeightStore::open_file(weights);
   const std::string where = weights.string();
   // A reward model's adapter over a causal LM base: its score head comes from the adapter.
   const std::string score_name = std::string(kPeftPrefix) + "score.weight";
   if (std::find(cfg.modules_to_save.begin(), cfg.modules_to_save.end(), "score") != cfg.modules_to_save.end() &&
       !score_.defined()) {
-    if (!file->has(score_name)) throw Error(where + ": missing tensor '" + score_name + "' that adapter_config.json implies");
-    const Tensor t = file->get(score_name);
+    if (!file.has(score_name)) throw Error(where + ": missing tensor '" + score_name + "' that adapter_config.json implies");
+    const Tensor t = file.get(score_name);
     if (t.shape().size() != 2 || t.dim(1) != cfg_.hidden_size)
       throw Error(where + ": tensor '" + score_name + "' has shape " + shape_str(t.shape()) + ", expected [labels, " +
                   std::to_string(cfg_.hidden_size) + "]");
@@ -177,8 +176,8 @@ void DecoderModel::load_lora(const fs::path& dir) {
   size_t used = 0;
   for (auto& p : lora_parameters()) {
     std::string name = p.name;
-    if (!file->has(name)) throw Error(where + ": missing tensor '" + name + "' that adapter_config.json implies");
-    Tensor t = file->get(name);
+    if (!file.has(name)) throw Error(where + ": missing tensor '" + name + "' that adapter_config.json implies");
+    Tensor t = file.get(name);
     if (t.shape() != p.var.value().shape())
       throw Error(where + ": tensor '" + name + "' has shape " + shape_str(t.shape()) + " but this base model needs " +
                   shape_str(p.var.value().shape()) +
@@ -190,7 +189,7 @@ void DecoderModel::load_lora(const fs::path& dir) {
     std::memcpy(p.var.value().raw(), v.raw(), v.nbytes());
     ++used;
   }
-  if (const auto names = file->names(); used != names.size())
+  if (const auto names = file.names(); used != names.size())
     for (auto& name : names) {
       bool known = false;
       for (auto& p : lora_parameters()) known |= p.name == name;
