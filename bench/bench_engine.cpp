@@ -7,8 +7,11 @@
 //     projections run on, same threads: f32 FMA, or on AMX tile products / 3 for the three bf16
 //     parts of the activations) / (2 x projection parameters flops per token).
 // --long N prefills an N-token prompt once and reports the peak resident memory beside the
-// weights + KV cache.
-//   bench_engine [--model DIR | --write-model DIR] [-t 1,2] [--json] [--long 16384]
+// weights + KV cache. --model takes any folder or GGUF file (the bounds use its own shape; a
+// 7B-shaped GGUF is what scripts/bench-peers.sh BENCH_7B=1 runs); the decode report also gives
+// the peak resident memory beside the file size + the KV cache.
+//   bench_engine [--model DIR|FILE | --write-model DIR] [-t 1,2] [--json] [--long 16384]
+//                [--prompt 512] [--decode 128]
 #include <sys/resource.h>
 
 #include <chrono>
@@ -88,10 +91,10 @@ void write_model(const fs::path& dir, const Shape05B& s) {
   io::write_file_atomic(dir / "generation_config.json", Json{{"eos_token_id", 151643}}.dump(2));
 }
 
-std::vector<int32_t> random_prompt(int64_t n, uint32_t seed) {
+std::vector<int32_t> random_prompt(int64_t n, uint32_t seed, int64_t vocab) {
   std::mt19937 rng(seed);
   std::vector<int32_t> p;
-  for (int64_t i = 0; i < n; ++i) p.push_back(static_cast<int32_t>(rng() % 150000));
+  for (int64_t i = 0; i < n; ++i) p.push_back(static_cast<int32_t>(rng() % (vocab - 1000)));
   return p;
 }
 
@@ -123,7 +126,7 @@ int main(int argc, char** argv) {
   fs::path dir = fs::temp_directory_path() / "yak-bench-qwen2.5-0.5b-shape";
   std::vector<int> threads = {1, 2};
   bool json = false, write_only = false;
-  int64_t long_prompt = 0;
+  int64_t long_prompt = 0, prompt_len = 512, decode_len = 128;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -132,17 +135,25 @@ int main(int argc, char** argv) {
     if (a == "-t") threads = parse_threads(next());
     if (a == "--json") json = true;
     if (a == "--long") long_prompt = std::atoll(next().c_str());
+    if (a == "--prompt") prompt_len = std::atoll(next().c_str());
+    if (a == "--decode") decode_len = std::atoll(next().c_str());
   }
-  Shape05B s;
   if (!io::is_gguf_path(dir) && !fs::exists(dir / "model.safetensors")) {
     std::fprintf(stderr, "writing a random bf16 model with the Qwen2.5-0.5B shape to %s ...\n", dir.c_str());
-    write_model(dir, s);
+    write_model(dir, Shape05B{});
   }
   if (write_only) return 0;
   auto model = model::DecoderModel::load(dir);
-  const int64_t prompt_len = 512, decode_len = 128;
+  const io::ModelConfig& cfg = model->config();
+  const Shape05B s{cfg.vocab_size,    cfg.hidden_size, cfg.intermediate_size, cfg.num_layers,
+                   cfg.num_heads,     cfg.num_kv_heads, cfg.head_dim};
+  const double file_bytes = io::is_gguf_path(dir) ? static_cast<double>(fs::file_size(dir)) : 0.0;
   double weight_bytes = 0;  // streamed per decoded token: every layer weight and the tied embedding
   for (auto& [name, b] : model->weight_bytes_by_dtype()) weight_bytes += static_cast<double>(b);
+  if (!cfg.tie_word_embeddings)  // an untied embedding matrix is read one row a token, not whole
+    for (const auto& p : model->parameters())
+      if (p.name == "model.embed_tokens.weight")
+        weight_bytes -= static_cast<double>(dtype_bytes(p.var.value().dtype(), p.var.value().numel()));
   const double layer_params =
       static_cast<double>(s.hidden) * (s.heads * s.hd * 2 + s.kv * s.hd * 2) + 3.0 * s.hidden * s.inter;
   const double flops_per_token = 2.0 * layer_params * s.layers;  // lm_head runs once per prompt
@@ -154,7 +165,7 @@ int main(int argc, char** argv) {
     ops::set_num_threads(threads.back());
     infer::Engine engine(*model, nullptr);
     infer::GenerateRequest req;
-    req.prompt = random_prompt(long_prompt, 9);
+    req.prompt = random_prompt(long_prompt, 9, s.vocab);
     req.max_new_tokens = 1;
     req.ignore_eos = true;
     const auto before = resident();
@@ -188,7 +199,8 @@ int main(int argc, char** argv) {
   if (!json) {
     std::printf(
         "| threads | decode tok/s | read GB/s | decode bound tok/s | decode / bound | prefill tok/s | peak GFLOP/s | "
-        "prefill bound tok/s | prefill / bound |\n|---|---|---|---|---|---|---|---|---|\n");
+        "prefill bound tok/s | prefill / bound | peak resident MB | file + KV MB |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n");
   }
   for (int t : threads) {
     ops::set_num_threads(t);
@@ -198,7 +210,7 @@ int main(int argc, char** argv) {
     const double peak = std::max(fma, amx);
     infer::Engine engine(*model, nullptr);
     infer::GenerateRequest req;
-    req.prompt = random_prompt(prompt_len, 7);
+    req.prompt = random_prompt(prompt_len, 7, s.vocab);
     req.max_new_tokens = decode_len;
     req.ignore_eos = true;
     engine.generate({req});  // warm-up: pages of the mapping, the buffer pool
@@ -209,6 +221,11 @@ int main(int argc, char** argv) {
       prefill = std::max(prefill, engine.last_stats().prefill_tps());
     }
     const double decode_bound = read_gbs * 1e9 / (weight_bytes + kv_per_position * avg_context);
+    // What the process holds after three generations beside what it must: the file (or the
+    // weights) plus the KV cache of the longest sequence.
+    const double peak_mb = resident().first / 1e6;
+    const double need_mb = ((file_bytes > 0 ? file_bytes : weight_bytes) +
+                            kv_per_position * static_cast<double>(prompt_len + decode_len)) / 1e6;
     const double prefill_bound = peak * 1e9 / flops_per_token;
     if (json) {
       std::printf("%s\n",
@@ -225,21 +242,23 @@ int main(int argc, char** argv) {
                        {"decode_bound_tokens_per_s", decode_bound},
                        {"fma_gflops", fma},
                        {"amx_f32_accurate_gflops", amx},
-                       {"prefill_bound_tokens_per_s", prefill_bound}}
+                       {"prefill_bound_tokens_per_s", prefill_bound},
+                       {"peak_resident_mb", peak_mb},
+                       {"file_plus_kv_mb", need_mb}}
                       .dump()
                       .c_str());
     } else {
-      std::printf("| %d | %.2f | %.2f | %.2f | %.0f%% | %.1f | %.1f | %.1f | %.0f%% |\n", t, decode, read_gbs,
-                  decode_bound, 100.0 * decode / decode_bound, prefill, peak, prefill_bound,
-                  100.0 * prefill / prefill_bound);
+      std::printf("| %d | %.2f | %.2f | %.2f | %.0f%% | %.1f | %.1f | %.1f | %.0f%% | %.0f | %.0f |\n", t, decode,
+                  read_gbs, decode_bound, 100.0 * decode / decode_bound, prefill, peak, prefill_bound,
+                  100.0 * prefill / prefill_bound, peak_mb, need_mb);
     }
     std::fflush(stdout);
   }
   if (!json)
     std::printf(
-        "\nmodel: random Qwen2.5-0.5B shape, bf16, %.0f MB of weights; prompt %lld tokens, decode %lld tokens "
-        "(greedy, best of 2); instruction set %s\n",
-        weight_bytes / 1e6, static_cast<long long>(prompt_len), static_cast<long long>(decode_len),
+        "\nmodel: %s, %lld layers, hidden %lld, %.0f MB of weights read per token; prompt %lld tokens, decode %lld "
+        "tokens (greedy, best of 2); instruction set %s\n",
+        dir.filename().c_str(), static_cast<long long>(s.layers), static_cast<long long>(s.hidden), weight_bytes / 1e6, static_cast<long long>(prompt_len), static_cast<long long>(decode_len),
         ops::cpu::isa_name(ops::cpu::kernels().isa));
   return 0;
 }

@@ -1,5 +1,7 @@
 // yak: one binary, one subcommand per job. Bad input exits 2 with one line; internal failure 1.
 #include <CLI/CLI.hpp>
+#include <unistd.h>
+
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -8,6 +10,35 @@
 #include "common.h"
 #include "openrlhf_flags.h"
 #include "yak/base/error.h"
+#include "yak/dist/comm.h"
+
+namespace {
+
+// Where errors go: stderr, or on ranks other than 0 of an MPI job (whose output is silenced, so
+// progress, logs and summaries come from rank 0 alone) a copy of the original stderr.
+FILE* g_errors = stderr;
+
+// Under an MPI launcher: MPI starts before anything else, and ranks other than 0 write nothing
+// but their errors.
+void start_ranks() {
+  if (!yak::dist::launched_by_mpi()) return;
+  yak::dist::Communicator& w = yak::dist::world();
+  if (w.rank() == 0) return;
+  if (FILE* copy = fdopen(dup(STDERR_FILENO), "w")) g_errors = copy;
+  if (!std::freopen("/dev/null", "w", stdout) || !std::freopen("/dev/null", "w", stderr)) g_errors = stderr;
+}
+
+// One line naming the rank when several run; a failing rank ends the whole MPI job with its code.
+int fail(int code, const char* kind, const char* what) {
+  std::fflush(stdout);
+  const std::string rank = yak::dist::rank_prefix();
+  std::fprintf(g_errors, "yak: %s: %s%s\n", kind, rank.c_str(), what);
+  std::fflush(g_errors);
+  if (!rank.empty()) yak::dist::world().abort(code);
+  return code;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"yak: run, adapt, align and serve language models, in C++"};
@@ -29,6 +60,7 @@ int main(int argc, char** argv) {
   yak::cli::register_convert(app);
   yak::cli::register_eval(app);
   try {
+    start_ranks();
     // OpenRLHF's spellings (dotted names, cluster flags) become yak's before parsing.
     const auto rewritten = yak::cli::rewrite_openrlhf_args(std::vector<std::string>(argv, argv + argc));
     for (const auto& line : yak::cli::openrlhf_notices(rewritten)) std::fprintf(stderr, "%s\n", line.c_str());
@@ -44,13 +76,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "yak: error: %s\n", e.what());
     return 2;
   } catch (const yak::Error& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "yak: error: %s\n", e.what());
-    return 2;
+    return fail(2, "error", e.what());
   } catch (const std::exception& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "yak: internal error: %s\n", e.what());
-    return 1;
+    return fail(1, "internal error", e.what());
   }
   return 0;
 }

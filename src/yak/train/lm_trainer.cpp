@@ -10,6 +10,7 @@
 #include "yak/base/png.h"
 #include "yak/base/progress.h"
 #include "yak/train/checkpoint.h"
+#include "yak/train/data_parallel.h"
 #include "yak/train/lm_loss.h"
 #include "yak/train/metrics.h"
 #include "yak/train/optimizer.h"
@@ -87,7 +88,7 @@ AdamW prepare_training(model::DecoderModel& model, const LmTrainOptions& o) {
 }
 
 void save_trained(const model::DecoderModel& model, const LmTrainOptions& o, const Json& config_extra) {
-  if (o.save_path.empty()) return;
+  if (o.save_path.empty() || !communicator_or_world(o.comm).is_root()) return;  // rank 0 writes the folder
   if (model.has_lora())
     save_lora_folder(model, o.pretrain, o.save_path, config_extra);
   else
@@ -125,6 +126,7 @@ LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train
   check(!train.empty(), "the training set has no samples");
   check(o.learning_rate >= 0, "--learning_rate must be non-negative");
   const int64_t accum = o.train_batch_size / o.micro_train_batch_size;
+  check_micro_batches_cover_ranks(communicator_or_world(o.comm), accum);
 
   LoaderOptions lo;
   lo.micro_batch_size = static_cast<size_t>(o.micro_train_batch_size);
@@ -146,6 +148,8 @@ LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train
   check(o.kd_coef >= 0 && o.kd_coef <= 1, "--kd_coef must be in [0, 1]");
   AdamW opt = prepare_training(model, o);
 
+  dist::Communicator& comm = communicator_or_world(o.comm);
+  const bool root = comm.is_root(), show = root && !o.quiet;
   int64_t step = 0;
   LoaderPosition pos;
   if (o.load_checkpoint) {
@@ -153,12 +157,13 @@ LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train
     if (auto st = load_train_state(o.ckpt_path, model, opt)) {
       step = st->step;
       pos = st->data;
-      log::warn("resumed from " + o.ckpt_path.string() + " at step " + std::to_string(step));
+      if (root) log::warn("resumed from " + o.ckpt_path.string() + " at step " + std::to_string(step));
     }
   }
   const int64_t stop = o.max_steps >= 0 ? std::min(total, o.max_steps) : total;
   BatchIterator it(train, lo, pos);
-  MetricsLog metrics(o.metrics_path, o.tensorboard_dir, step > 0);
+  MetricsLog metrics(root ? o.metrics_path : std::filesystem::path(), root ? o.tensorboard_dir : std::filesystem::path(),
+                     step > 0);
   ProgressBar bar(o.label, stop, step);  // --max_steps ends the run early; the schedule spans total
   LmTrainResult result;
   result.first_step = step;
@@ -190,9 +195,11 @@ LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train
       n_targets += count(laid.back().targets);
     }
     double loss = 0;
-    int64_t micro_index = 0;
-    for (auto& e : laid) {
-      model.set_dropout_seed(o.seed * 1000003ull + static_cast<uint64_t>(step * accum + micro_index++));
+    int64_t step_tokens = 0;
+    for (size_t mi = 0; mi < laid.size(); ++mi) {
+      const Engineered& e = laid[mi];
+      if (!runs_micro_batch(comm, static_cast<int64_t>(mi))) continue;
+      model.set_dropout_seed(o.seed * 1000003ull + static_cast<uint64_t>(step * accum + static_cast<int64_t>(mi)));
       if (e.batch.ids.empty()) continue;
       model::KVCache cache(model.config(), e.slots, e.longest);
       ag::Tape tape;
@@ -219,8 +226,15 @@ LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train
       }
       loss += l.f32()[0];
       tape.backward(l);
-      tokens_seen += static_cast<int64_t>(e.batch.ids.size());
+      step_tokens += static_cast<int64_t>(e.batch.ids.size());
     }
+    all_reduce_gradients(comm, opt.params());
+    if (comm.size() > 1) {
+      const auto sums = dist::sum_over_ranks(comm, {loss, static_cast<double>(step_tokens)});
+      loss = sums[0];
+      step_tokens = static_cast<int64_t>(sums[1]);
+    }
+    tokens_seen += step_tokens;
     const double gnorm = clip_grad_norm(opt.params(), o.max_norm);
     const double lr = o.learning_rate * sched.multiplier(step);
     opt.step(lr);
@@ -242,18 +256,19 @@ LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train
                              {"tokens_per_second", tps},
                              {"peak_memory_mb", peak_mb},
                              {"epoch", static_cast<double>(it.position().epoch)}});
-    if (!o.quiet)
+    if (show)
       bar.update(step + 1, "loss " + fmt("%.4f", loss) + " lr " + fmt("%.2e", lr) + " gn " + fmt("%.3f", gnorm) + " " +
                                fmt("%.0f", tps) + " tok/s " + fmt("%.0f", peak_mb) + " MB");
     if (o.eval_steps > 0 && (step + 1) % o.eval_steps == 0) run_eval(step + 1);
-    if (o.save_steps > 0 && (step + 1) % o.save_steps == 0 && !o.ckpt_path.empty())
+    if (root && o.save_steps > 0 && (step + 1) % o.save_steps == 0 && !o.ckpt_path.empty())
       save_train_state(o.ckpt_path, model, opt, {step + 1, it.position(), o.seed, Json::object()}, o.max_ckpt_num);
   }
-  if (!o.quiet) bar.finish(result.step_losses.empty() ? "" : "loss " + fmt("%.4f", result.step_losses.back()));
+  if (show) bar.finish(result.step_losses.empty() ? "" : "loss " + fmt("%.4f", result.step_losses.back()));
   if (o.eval_steps <= 0 || stop % o.eval_steps != 0) run_eval(stop);
   save_trained(model, o);
+  comm.barrier();  // the saved folder is complete before any rank returns
   result.steps = stop;
-  if (!o.plot_path.empty()) plot_losses(o.plot_path, o.label, {{"train", result}});
+  if (root && !o.plot_path.empty()) plot_losses(o.plot_path, o.label, {{"train", result}});
   return result;
 }
 

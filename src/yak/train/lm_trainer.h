@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "yak/base/json.h"
+#include "yak/dist/comm.h"
 #include "yak/model/decoder.h"
 #include "yak/train/dataset.h"
 #include "yak/train/optimizer.h"
@@ -49,6 +50,9 @@ struct LmTrainOptions {
   model::DecoderModel* teacher = nullptr;
   double kd_coef = 0.4;
   bool quiet = false;  // no progress bar (tests)
+  // Data parallelism (train/data_parallel.h): null trains on dist::world(), which is one process
+  // unless an MPI launcher started this one. Only rank 0 shows progress, logs and saves.
+  dist::Communicator* comm = nullptr;
 };
 
 struct LmTrainResult {

@@ -8,6 +8,7 @@
 #include "yak/base/log.h"
 #include "yak/base/progress.h"
 #include "yak/train/checkpoint.h"
+#include "yak/train/data_parallel.h"
 #include "yak/train/data_source.h"
 #include "yak/train/metrics.h"
 #include "yak/train/optimizer.h"
@@ -19,6 +20,9 @@ LmTrainResult train_on_pairs(model::DecoderModel& model, size_t n_pairs, const L
   check(o.micro_train_batch_size > 0 && o.train_batch_size % o.micro_train_batch_size == 0,
         "--train_batch_size must be a multiple of --micro_train_batch_size");
   check(static_cast<int64_t>(n_pairs) >= o.train_batch_size, "the preference set has fewer pairs than one batch");
+  dist::Communicator& comm = communicator_or_world(o.comm);
+  const bool root = comm.is_root(), show = root && !o.quiet;
+  check_micro_batches_cover_ranks(comm, o.train_batch_size / o.micro_train_batch_size);
   AdamW opt = prepare_training(model, o);
   const int64_t per_epoch = static_cast<int64_t>(n_pairs) / o.train_batch_size, total = per_epoch * o.max_epochs;
   LrSchedule sched(o.lr_scheduler, static_cast<int64_t>(std::ceil(o.lr_warmup_ratio * static_cast<double>(total))),
@@ -37,10 +41,11 @@ LmTrainResult train_on_pairs(model::DecoderModel& model, size_t n_pairs, const L
       check(start <= total, o.ckpt_path.string() + ": the checkpoint is past this run's last step");
       // Epoch orders derive from the seed alone: replay the shuffles of the epochs already begun.
       for (int64_t e = 0; e < (start + per_epoch - 1) / per_epoch; ++e) shuffle();
-      log::warn("resumed from " + o.ckpt_path.string() + " at step " + std::to_string(start));
+      if (root) log::warn("resumed from " + o.ckpt_path.string() + " at step " + std::to_string(start));
     }
   }
-  MetricsLog metrics(o.metrics_path, o.tensorboard_dir, start > 0);
+  MetricsLog metrics(root ? o.metrics_path : std::filesystem::path(), root ? o.tensorboard_dir : std::filesystem::path(),
+                     start > 0);
   const int64_t stop = o.max_steps >= 0 ? std::min(total, o.max_steps) : total;  // the schedule spans total
   ProgressBar bar(o.label, stop, start);
   const float share = static_cast<float>(o.micro_train_batch_size) / static_cast<float>(o.train_batch_size);
@@ -52,11 +57,21 @@ LmTrainResult train_on_pairs(model::DecoderModel& model, size_t n_pairs, const L
     double loss = 0;
     std::map<std::string, double> stats;
     for (int64_t m0 = 0; m0 < o.train_batch_size; m0 += o.micro_train_batch_size) {
+      if (!runs_micro_batch(comm, m0 / o.micro_train_batch_size)) continue;
       auto r = micro(std::span<const size_t>(order).subspan(base + static_cast<size_t>(m0),
                                                             static_cast<size_t>(o.micro_train_batch_size)),
                      share);
       loss += r.loss;
       for (auto& [k, v] : r.sums) stats[k] += v;
+    }
+    all_reduce_gradients(comm, opt.params());
+    if (comm.size() > 1) {  // every rank ran a micro-batch, so each has the same statistics' names
+      std::vector<double> v{loss};
+      for (auto& [k, x] : stats) v.push_back(x);
+      v = dist::sum_over_ranks(comm, std::move(v));
+      loss = v[0];
+      size_t i = 1;
+      for (auto& [k, x] : stats) x = v[i++];
     }
     const double gnorm = clip_grad_norm(opt.params(), o.max_norm);
     const double lr = o.learning_rate * sched.multiplier(step);
@@ -76,15 +91,15 @@ LmTrainResult train_on_pairs(model::DecoderModel& model, size_t n_pairs, const L
     stats["lr"] = lr;
     stats["grad_norm"] = gnorm;
     metrics.log(step + 1, stats);
-    if (!o.quiet) {
+    if (show) {
       char buf[32];
       std::snprintf(buf, sizeof buf, " lr %.2e", lr);
       bar.update(step + 1, fields + buf);
     }
-    if (o.save_steps > 0 && (step + 1) % o.save_steps == 0 && !o.ckpt_path.empty())
+    if (root && o.save_steps > 0 && (step + 1) % o.save_steps == 0 && !o.ckpt_path.empty())
       save_train_state(o.ckpt_path, model, opt, {step + 1, {}, o.seed, Json::object()}, o.max_ckpt_num);
   }
-  if (!o.quiet) bar.finish();
+  if (show) bar.finish();
   res.steps = stop;
   if (eval) {
     auto m = eval();

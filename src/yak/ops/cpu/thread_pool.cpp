@@ -175,11 +175,19 @@ class Pool {
 std::mutex g_pool_mu;
 std::unique_ptr<Pool> g_pool;
 
+// The default thread count: the cores, shared by the ranks an MPI launcher put on this node (its
+// local-size variable), so `mpirun -np 2` on two cores runs one thread per rank.
+int default_threads() {
+  int n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (const char* v : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"})
+    if (const char* p = std::getenv(v); p && std::atoi(p) > 1) return std::max(1, n / std::atoi(p));
+  return n;
+}
+
 Pool& pool() {
   std::lock_guard<std::mutex> lk(g_pool_mu);
   if (!g_pool) {
-    int n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    g_pool = std::make_unique<Pool>(n);
+    g_pool = std::make_unique<Pool>(default_threads());
     openblas_set_num_threads(1);  // the pool splits matrix products itself (gemm.cpp)
   }
   return *g_pool;
@@ -188,7 +196,7 @@ Pool& pool() {
 }  // namespace
 
 void set_num_threads(int n) {
-  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (n <= 0) n = default_threads();
   std::lock_guard<std::mutex> lk(g_pool_mu);
   if (g_pool && g_pool->size() == n) return;
   g_pool.reset();

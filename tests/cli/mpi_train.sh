@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Training under `mpirun -np 2` through the CLI: SFT and DPO on two ranks give the per-step losses
+# and the saved weights of one process (the same global batch); rank 0 alone prints, logs and
+# saves; a bad flag fails the whole job with exit 2 and each rank's message naming its rank.
+set -u
+yak=$1 golden=$2
+m=$golden/models/qwen2_chat
+if ! command -v mpirun >/dev/null; then
+  echo "SKIP: mpirun not found (install openmpi-bin; scripts/install-deps.sh does)"
+  exit 77
+fi
+if [[ ! -f $(dirname "$yak")/libyak_mpi.so ]]; then
+  echo "SKIP: yak was built without its MPI plugin (libopenmpi-dev was absent at configure time)"
+  exit 77
+fi
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0 passes=0
+ok() { passes=$((passes + 1)); }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+python3 - "$tmp" <<'PY'
+import json, random, sys
+random.seed(0)
+d = sys.argv[1]
+with open(d + "/add.jsonl", "w") as f:
+    for _ in range(80):
+        a, b = random.randint(0, 9), random.randint(0, 9)
+        f.write(json.dumps({"input": f"{a}+{b}=", "output": str(a + b)}) + "\n")
+with open(d + "/pref.jsonl", "w") as f:
+    for _ in range(80):
+        a, b = random.randint(0, 9), random.randint(0, 9)
+        f.write(json.dumps({"prompt": f"{a}+{b}=", "chosen": str(a + b), "rejected": str(a + b + 1)}) + "\n")
+PY
+# The worst relative gap of the per-step train losses of two metrics files, and of two saved
+# safetensors files (per tensor: L2 of the difference over L2 of the first), with their bounds.
+compare() {
+  python3 - "$@" <<'PY'
+import json, math, struct, sys
+kind, a, b, bound = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+def losses(p):
+    return [r["loss"] for r in map(json.loads, open(p)) if r.get("split", "train") == "train" and "loss" in r]
+def tensors(p):
+    raw = open(p, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    head = json.loads(raw[8:8 + n])
+    out = {}
+    for name, t in head.items():
+        if name == "__metadata__":
+            continue
+        s, e = t["data_offsets"]
+        buf = raw[8 + n + s:8 + n + e]
+        if t["dtype"] == "F32":
+            out[name] = struct.unpack("<%df" % (len(buf) // 4), buf)
+        elif t["dtype"] == "BF16":
+            out[name] = [struct.unpack("<f", b"\0\0" + buf[i:i + 2])[0] for i in range(0, len(buf), 2)]
+        else:
+            raise SystemExit("unexpected dtype " + t["dtype"])
+    return out
+if kind == "loss":
+    x, y = losses(a), losses(b)
+    assert len(x) == len(y) and len(x) >= 4, (len(x), len(y))
+    gap = max(abs(p - q) / abs(p) for p, q in zip(x, y))
+else:
+    x, y = tensors(a), tensors(b)
+    assert x.keys() == y.keys()
+    gap = 0.0
+    for k in x:
+        d = math.sqrt(sum((p - q) ** 2 for p, q in zip(x[k], y[k])))
+        gap = max(gap, d / max(math.sqrt(sum(p * p for p in x[k])), 1e-30))
+print(f"{kind} gap {gap:.3g} (bound {bound:g})")
+sys.exit(0 if gap <= bound else 1)
+PY
+}
+# 10 steps of 8 samples, as in the distributed issue's target (gaps within 1e-6 / 1e-5).
+common=(--train_batch_size 8 --micro_train_batch_size 2 --learning_rate 5e-5 --max_len 32 --seed 3)
+
+# SFT: one process and two ranks, one thread each (results today depend on the thread count at
+# the rounding level: see docs/DISTRIBUTED.md).
+"$yak" train sft --pretrain "$m" --dataset "$tmp/add.jsonl" --save_path "$tmp/one" "${common[@]}" \
+  -t 1 >"$tmp/log1" 2>&1 || bad "sft, one process: $(tail -1 "$tmp/log1")"
+mpirun -np 2 "$yak" train sft --pretrain "$m" --dataset "$tmp/add.jsonl" --save_path "$tmp/two" "${common[@]}" \
+  >"$tmp/log2" 2>&1 || bad "sft, two ranks: $(tail -3 "$tmp/log2")"
+compare loss "$tmp/one-metrics.jsonl" "$tmp/two-metrics.jsonl" 1e-6 && ok || bad "sft losses differ"
+compare weights "$tmp/one/model.safetensors" "$tmp/two/model.safetensors" 1e-5 && ok || bad "sft weights differ"
+[[ $(grep -c '^trained ' "$tmp/log2") -eq 1 && $(grep -c '^saved ' "$tmp/log2") -eq 1 ]] && ok ||
+  bad "two ranks printed their summary $(grep -c '^trained ' "$tmp/log2") times"
+[[ $(wc -l <"$tmp/two-metrics.jsonl") -eq $(wc -l <"$tmp/one-metrics.jsonl") ]] && ok ||
+  bad "the metrics file was written by more than one rank"
+[[ -s $tmp/two-loss.png ]] && ok || bad "no loss curve from rank 0"
+
+# DPO: the same comparison (its loss gap sits at f32's floor, so 2e-6).
+"$yak" train dpo --pretrain "$m" --dataset "$tmp/pref.jsonl" --save_path "$tmp/dpo1" "${common[@]}" -t 1 \
+  >"$tmp/dlog1" 2>&1 || bad "dpo, one process: $(tail -1 "$tmp/dlog1")"
+mpirun -np 2 "$yak" train dpo --pretrain "$m" --dataset "$tmp/pref.jsonl" --save_path "$tmp/dpo2" "${common[@]}" \
+  >"$tmp/dlog2" 2>&1 || bad "dpo, two ranks: $(tail -3 "$tmp/dlog2")"
+compare loss "$tmp/dpo1-metrics.jsonl" "$tmp/dpo2-metrics.jsonl" 2e-6 && ok || bad "dpo losses differ"
+compare weights "$tmp/dpo1/model.safetensors" "$tmp/dpo2/model.safetensors" 1e-5 && ok || bad "dpo weights differ"
+
+# A bad flag: the job exits 2, each rank's one line names it, nothing is saved.
+mpirun -np 2 "$yak" train sft --pretrain "$m" --dataset "$tmp/add.jsonl" --save_path "$tmp/bad" \
+  --train_batch_size 2 --micro_train_batch_size 2 >"$tmp/out" 2>"$tmp/err"
+code=$?
+[[ $code -eq 2 ]] && ok || bad "bad flag under mpirun: exit $code"
+grep -q "yak: error: rank 0: .*fewer than the 2 ranks" "$tmp/err" && ok || bad "no rank-0 message: $(head -3 "$tmp/err")"
+[[ ! -e $tmp/bad ]] && ok || bad "output written after an error"
+
+echo "mpi_train: $passes passed, $fails failed"
+((fails == 0))
