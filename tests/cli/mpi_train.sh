@@ -27,6 +27,9 @@ with open(d + "/add.jsonl", "w") as f:
     for _ in range(80):
         a, b = random.randint(0, 9), random.randint(0, 9)
         f.write(json.dumps({"input": f"{a}+{b}=", "output": str(a + b)}) + "\n")
+with open(d + "/prompts.jsonl", "w") as f:
+    for i in range(40):
+        f.write(json.dumps({"input": f"Name a word for thing {i}:"}) + "\n")
 with open(d + "/pref.jsonl", "w") as f:
     for _ in range(80):
         a, b = random.randint(0, 9), random.randint(0, 9)
@@ -96,6 +99,22 @@ mpirun -np 2 "$yak" train dpo --pretrain "$m" --dataset "$tmp/pref.jsonl" --save
   >"$tmp/dlog2" 2>&1 || bad "dpo, two ranks: $(tail -3 "$tmp/dlog2")"
 compare loss "$tmp/dpo1-metrics.jsonl" "$tmp/dpo2-metrics.jsonl" 2e-6 && ok || bad "dpo losses differ"
 compare weights "$tmp/dpo1/model.safetensors" "$tmp/dpo2/model.safetensors" 1e-5 && ok || bad "dpo weights differ"
+
+# GRPO: rollouts split across the ranks; the same samples are drawn (equal mean rewards every
+# step), the policy losses and the saved weights agree.
+grpo=(--prompt_data "$tmp/prompts.jsonl" --input_key input --reward_fn 'format:\s*[a-mA-M][\s\S]*'
+  --advantage_estimator group_norm --n_samples_per_prompt 4 --rollout_batch_size 4 --micro_rollout_batch_size 4
+  --generate_max_len 3 --train_batch_size 8 --micro_train_batch_size 2 --actor_learning_rate 5e-5 --seed 3)
+"$yak" train ppo --pretrain "$m" "${grpo[@]}" --save_path "$tmp/grpo1" -t 1 >"$tmp/glog1" 2>&1 ||
+  bad "grpo, one process: $(tail -1 "$tmp/glog1")"
+mpirun -np 2 "$yak" train ppo --pretrain "$m" "${grpo[@]}" --save_path "$tmp/grpo2" >"$tmp/glog2" 2>&1 ||
+  bad "grpo, two ranks: $(tail -3 "$tmp/glog2")"
+python3 - "$tmp/grpo1-metrics.jsonl" "$tmp/grpo2-metrics.jsonl" <<'PY' && ok || bad "grpo rollouts differ across ranks"
+import json, sys
+rows = [[r["reward"] for r in map(json.loads, open(p)) if "reward" in r] for p in sys.argv[1:]]
+assert len(rows[0]) == 10 and rows[0] == rows[1], rows
+PY
+compare weights "$tmp/grpo1/model.safetensors" "$tmp/grpo2/model.safetensors" 1e-5 && ok || bad "grpo weights differ"
 
 # A bad flag: the job exits 2, each rank's one line names it, nothing is saved.
 mpirun -np 2 "$yak" train sft --pretrain "$m" --dataset "$tmp/add.jsonl" --save_path "$tmp/bad" \

@@ -1,6 +1,8 @@
 // Run by ctest under `mpirun -np 2`: the collectives give what they promise, and data-parallel
 // training across the ranks equals training in one process with the same global batch (per-step
-// losses within 1e-6 relative (DPO: 2e-6), weights after the run within 1e-5), for SFT and DPO. Every rank
+// losses within 1e-6 relative (DPO: 2e-6), weights after the run within 1e-5), for SFT, DPO and
+// GRPO (rollouts split across the ranks by prompt group, experience and update data parallel),
+// and PPO with a critic. Every rank
 // runs the one-process reference itself (a single-rank communicator) and then the distributed
 // run, so the comparison needs no files. Without a launcher (one process) it checks the same
 // with a world of one.
@@ -12,10 +14,13 @@
 #include <numeric>
 
 #include "../preference_data.h"
+#include "yak/base/json.h"
 #include "yak/dist/comm.h"
 #include "yak/tokenizer/tokenizer.h"
 #include "yak/train/dpo_trainer.h"
 #include "yak/train/lm_trainer.h"
+#include "yak/train/ppo_trainer.h"
+#include "yak/train/reward.h"
 
 using namespace yak;
 namespace fs = std::filesystem;
@@ -164,6 +169,68 @@ TEST(DataParallel, DpoEqualsOneProcess) {
   // DPO's loss reads differences of summed sequence log-probs: its gap sits at f32's floor
   // (1.05e-6 measured at lr 5e-5 and 1e-4 alike), so its bound is 2e-6.
   expect_same_training(one.losses, many.losses, *start, *a, *b, 2e-6, 1e-5);
+}
+
+std::vector<train::PromptItem> word_prompts(const tok::Tokenizer& tok, int n) {
+  std::vector<train::Record> recs;
+  for (int i = 0; i < n; ++i)
+    recs.push_back({Json{{"input", "Name a word for thing " + std::to_string(i) + ":"}}, "gen:" + std::to_string(i)});
+  return train::build_prompts(recs, tok, nullptr, {});
+}
+
+// 10 rollout steps of 4 prompts x 4 samples; the per-step number compared is the mean policy
+// loss (the trainer's own loss figure), and the rollouts' rewards must be identical (the same
+// samples were drawn, wherever they were drawn).
+void rl_equals_one_process(const std::string& estimator) {
+  auto tok = tok::load_tokenizer(kModel);
+  const auto prompts = word_prompts(*tok, 40);
+  train::RewardSet reward;
+  reward.add(train::make_rule_reward("format:\\s*[a-mA-M][\\s\\S]*"));
+  train::PpoOptions o;
+  o.advantage_estimator = estimator;
+  o.n_samples_per_prompt = 4;
+  o.rollout_batch_size = 4;
+  o.micro_rollout_batch_size = 4;
+  o.generate_max_len = 3;
+  o.init_kl_coef = 0.01;
+  o.num_episodes = 1;  // 10 steps
+  o.critic_learning_rate = 1e-4;
+  o.actor.train_batch_size = 8;
+  o.actor.micro_train_batch_size = 2;
+  o.actor.learning_rate = 1e-4;
+  o.actor.quiet = true;
+  const bool gae = estimator == "gae";
+  auto run = [&](dist::Communicator* comm, std::unique_ptr<model::DecoderModel>& actor) {
+    actor = model::DecoderModel::load(kModel);
+    auto ref = model::DecoderModel::load(kModel);
+    auto critic = gae ? model::DecoderModel::load(kModel) : nullptr;
+    o.actor.comm = comm;
+    return train::train_ppo(*actor, ref.get(), critic.get(), *tok, prompts, reward, o);
+  };
+  auto single = dist::make_single();
+  std::unique_ptr<model::DecoderModel> a, b;
+  const auto one = run(single.get(), a);
+  const auto many = run(&world(), b);
+  ASSERT_EQ(one.steps.size(), 10u);
+  ASSERT_EQ(many.steps.size(), 10u);
+  train::LmTrainResult l1, l2;
+  for (size_t k = 0; k < one.steps.size(); ++k) {
+    EXPECT_EQ(one.steps[k].reward, many.steps[k].reward) << "rollout step " << k;
+    EXPECT_EQ(one.steps[k].response_len, many.steps[k].response_len) << "rollout step " << k;
+    // a group estimator's policy loss sits near 0: compared as 1 + loss (1e-6 absolute)
+    l1.step_losses.push_back(one.steps[k].policy_loss + 1.0);
+    l2.step_losses.push_back(many.steps[k].policy_loss + 1.0);
+  }
+  auto start = model::DecoderModel::load(kModel);
+  expect_same_training(l1, l2, *start, *a, *b, 1e-6, 1e-5);
+}
+
+TEST(DataParallel, GrpoEqualsOneProcess) {
+  rl_equals_one_process("group_norm");
+}
+
+TEST(DataParallel, PpoWithCriticEqualsOneProcess) {
+  rl_equals_one_process("gae");
 }
 
 TEST(DataParallel, TooFewMicroBatchesForTheRanksIsRefused) {

@@ -146,6 +146,22 @@ std::string rank_prefix() {
   return w.size() > 1 ? "rank " + std::to_string(w.rank()) + ": " : "";
 }
 
+std::vector<std::string> Communicator::all_gather_bytes(const std::string& mine) {
+  std::vector<std::string> out(static_cast<size_t>(size()));
+  for (int r = 0; r < size(); ++r) {
+    uint64_t n = r == rank() ? mine.size() : 0;
+    broadcast(&n, sizeof n, r);
+    std::string& s = out[static_cast<size_t>(r)];
+    if (r == rank()) {
+      s = mine;
+    } else {
+      s.resize(n);
+    }
+    if (n) broadcast(s.data(), n, r);
+  }
+  return out;
+}
+
 std::vector<double> sum_over_ranks(Communicator& comm, std::vector<double> values) {
   comm.all_reduce_sum(values.data(), values.size());
   return values;

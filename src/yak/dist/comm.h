@@ -38,6 +38,9 @@ class Communicator {
   virtual std::string name() const = 0;
 
   bool is_root() const { return rank() == 0; }
+  // Every rank's bytes, in rank order, on every rank (sizes may differ): one broadcast of each
+  // rank's size and bytes in turn.
+  std::vector<std::string> all_gather_bytes(const std::string& mine);
 };
 
 // The single-process communicator: every collective is the identity.

@@ -7,11 +7,13 @@
 
 #include "yak/autograd/functions.h"
 #include "yak/base/error.h"
+#include "yak/base/json.h"
 #include "yak/base/log.h"
 #include "yak/base/png.h"
 #include "yak/base/progress.h"
 #include "yak/infer/engine.h"
 #include "yak/train/checkpoint.h"
+#include "yak/train/data_parallel.h"
 #include "yak/train/metrics.h"
 #include "yak/train/optimizer.h"
 
@@ -152,14 +154,20 @@ TokenGrid rows_of(const TokenGrid& g, std::span<const size_t> idx) {
 }
 
 // Experience-side forwards (no tape) over all rollouts in micro-batches, written into a grid.
+// Across ranks, micro-batch c runs on rank c % size and the grids are summed: every other rank
+// holds zeros there, so each rank ends with exactly one process's values.
 template <class F>
-void fill_grid(std::span<const Rollout* const> rows, int64_t T, int64_t micro, TokenGrid& g, F&& forward) {
-  for (size_t i = 0; i < rows.size(); i += static_cast<size_t>(micro)) {
+void fill_grid(dist::Communicator& comm, std::span<const Rollout* const> rows, int64_t T, int64_t micro, TokenGrid& g,
+               F&& forward) {
+  if (comm.size() > 1) std::fill(g.v.begin(), g.v.end(), 0.0f);
+  for (size_t i = 0, c = 0; i < rows.size(); i += static_cast<size_t>(micro), ++c) {
+    if (!runs_micro_batch(comm, static_cast<int64_t>(c))) continue;
     auto part = rows.subspan(i, std::min<size_t>(static_cast<size_t>(micro), rows.size() - i));
     std::unique_ptr<model::KVCache> cache;
     ag::Var v = forward(part, cache);
     std::copy(v.f32(), v.f32() + v.numel(), g.v.begin() + static_cast<long>(i * T));
   }
+  comm.all_reduce_sum(g.v.data(), g.v.size());
 }
 
 std::vector<infer::GenerateRequest> requests_for(std::span<const PromptItem> prompts, std::span<const size_t> which,
@@ -188,6 +196,64 @@ std::vector<infer::GenerateResult> generate(model::DecoderModel& actor, const to
                                             const std::vector<infer::GenerateRequest>& reqs, int64_t micro) {
   infer::Engine engine(actor, &tok);
   return engine.generate_in_chunks(reqs, micro);
+}
+
+// One sample's generation and reward, as every rank needs it after the rollouts.
+struct Scored {
+  infer::GenerateResult gen;
+  float reward = 0;
+  bool bad = false;
+};
+
+// Generates and scores the groups of `reqs` (n requests a group): group g on rank g % size, so
+// each rank samples and scores its share; then every rank gets every group's results, in order.
+// The requests carry their own seeds, so a sample does not depend on which rank drew it.
+std::vector<Scored> rollouts_across_ranks(dist::Communicator& comm, model::DecoderModel& actor,
+                                          const tok::Tokenizer& tok, const std::vector<infer::GenerateRequest>& reqs,
+                                          int64_t n, int64_t micro, RewardSet& reward,
+                                          const std::function<RewardQuery(size_t)>& query, double* generate_s,
+                                          double* reward_s) {
+  const size_t groups = reqs.size() / static_cast<size_t>(n), N = static_cast<size_t>(n);
+  std::vector<size_t> mine;  // sample indices this rank runs
+  for (size_t g = 0; g < groups; ++g)
+    if (runs_micro_batch(comm, static_cast<int64_t>(g)))
+      for (size_t j = 0; j < N; ++j) mine.push_back(g * N + j);
+  auto t0 = Clock::now();
+  std::vector<infer::GenerateRequest> my_reqs;
+  for (size_t i : mine) my_reqs.push_back(reqs[i]);
+  auto gen = my_reqs.empty() ? std::vector<infer::GenerateResult>{} : generate(actor, tok, my_reqs, micro);
+  *generate_s += since(t0);
+  t0 = Clock::now();
+  std::vector<RewardQuery> q;
+  for (size_t k = 0; k < mine.size(); ++k) {
+    RewardQuery one = query(mine[k]);
+    one.response = gen[k].text;
+    q.push_back(std::move(one));
+  }
+  std::vector<bool> bad;
+  auto rw = q.empty() ? std::vector<float>{} : reward.score(q, &bad);
+  *reward_s += since(t0);
+  std::vector<Scored> out(reqs.size());
+  if (comm.size() == 1) {
+    for (size_t k = 0; k < mine.size(); ++k) out[mine[k]] = {std::move(gen[k]), rw[k], bad[k]};
+    return out;
+  }
+  Json j = Json::array();
+  for (size_t k = 0; k < mine.size(); ++k)
+    j.push_back({mine[k], gen[k].tokens, gen[k].text, static_cast<int>(gen[k].finish_reason), gen[k].eos_token,
+                 rw[k], static_cast<bool>(bad[k])});
+  for (const std::string& part : comm.all_gather_bytes(j.dump())) {
+    for (const Json& e : Json::parse(part)) {
+      Scored& sc = out[e[0].get<size_t>()];
+      sc.gen.tokens = e[1].get<std::vector<int32_t>>();
+      sc.gen.text = e[2].get<std::string>();
+      sc.gen.finish_reason = static_cast<infer::FinishReason>(e[3].get<int>());
+      sc.gen.eos_token = e[4].get<int32_t>();
+      sc.reward = e[5].get<float>();
+      sc.bad = e[6].get<bool>();
+    }
+  }
+  return out;
 }
 
 double masked_mean_of(const TokenGrid& g) {
@@ -301,18 +367,19 @@ PpoStepStats PpoLearner::update(std::vector<Rollout>& rolls, PpoTrace* trace) {
   for (auto& r : rolls) rows.push_back(&r), T = std::max(T, r.actions());
   st.samples = static_cast<int64_t>(N);
 
+  dist::Communicator& comm = communicator_or_world(o.actor.comm);
   // ---- 2. experience: old log-probs, reference log-probs, values
   auto t0 = Clock::now();
   TokenGrid old_lp = empty_grid(rows, T), ref_lp = old_lp, values = old_lp;
   {
     ag::NoTapeScope no_tape;
-    fill_grid(rows, T, o.micro_rollout_batch_size, old_lp,
+    fill_grid(comm, rows, T, o.micro_rollout_batch_size, old_lp,
               [&](auto part, auto& cache) { return actor_forward(actor, part, T, cache, false).logp; });
     if (use_ref_)
-      fill_grid(rows, T, o.micro_rollout_batch_size, ref_lp,
+      fill_grid(comm, rows, T, o.micro_rollout_batch_size, ref_lp,
                 [&](auto part, auto& cache) { return actor_forward(*reference_, part, T, cache, false).logp; });
     if (gae_)
-      fill_grid(rows, T, o.micro_rollout_batch_size, values,
+      fill_grid(comm, rows, T, o.micro_rollout_batch_size, values,
                 [&](auto part, auto& cache) { return critic_forward(*critic_, part, T, cache); });
   }
   st.forward_s = since(t0);
@@ -367,6 +434,7 @@ PpoStepStats PpoLearner::update(std::vector<Rollout>& rolls, PpoTrace* trace) {
       for (size_t k = s0; k < s0 + tb; ++k) step_tokens += static_cast<double>(rolls[idx[k]].actions());
       double pl = 0, vl = 0, ent = 0, clip = 0;
       for (size_t m0 = s0; m0 < s0 + tb; m0 += mb) {
+        if (!runs_micro_batch(comm, static_cast<int64_t>((m0 - s0) / mb))) continue;
         std::span<const size_t> part(idx.data() + m0, std::min(mb, s0 + tb - m0));
         std::vector<const Rollout*> mrows;
         double m_tokens = 0;
@@ -415,6 +483,12 @@ PpoStepStats PpoLearner::update(std::vector<Rollout>& rolls, PpoTrace* trace) {
           tape.backward(loss);
         }
       }
+      all_reduce_gradients(comm, actor_opt_->params());
+      if (gae_) all_reduce_gradients(comm, critic_opt_->params());
+      if (comm.size() > 1) {
+        const auto sums = dist::sum_over_ranks(comm, {pl, vl, ent, clip});
+        pl = sums[0], vl = sums[1], ent = sums[2], clip = sums[3];
+      }
       const double lr_mult = sched_->multiplier(std::min(total_opt_ - 1, done_opt_steps_));
       gn_sum += clip_grad_norm(actor_opt_->params(), o.actor.max_norm);
       actor_opt_->step(o.actor.learning_rate * lr_mult);
@@ -461,11 +535,14 @@ PpoResult train_ppo(model::DecoderModel& actor, model::DecoderModel* reference, 
   if (o.max_steps >= 0) total_steps = std::min(total_steps, o.max_steps);
   const int64_t samples_per_step = o.rollout_batch_size * n;
   PpoLearner learner(actor, reference, critic, o, total_steps);
+  dist::Communicator& comm = communicator_or_world(o.actor.comm);
+  const bool root = comm.is_root(), show = root && !o.actor.quiet;
 
-  MetricsLog metrics(o.actor.metrics_path, o.actor.tensorboard_dir, o.actor.load_checkpoint);
+  MetricsLog metrics(root ? o.actor.metrics_path : std::filesystem::path(),
+                     root ? o.actor.tensorboard_dir : std::filesystem::path(), o.actor.load_checkpoint);
   PpoResult res;
-  auto run_eval = [&](int64_t step) {
-    if (!eval) return;
+  auto run_eval = [&](int64_t step) {  // rank 0 alone: evaluation changes nothing the ranks share
+    if (!eval || !root) return;
     const double v = eval(actor);
     res.eval_history.emplace_back(step, v);
     metrics.log(step, {{"score", v}}, "eval");
@@ -496,7 +573,7 @@ PpoResult train_ppo(model::DecoderModel& actor, model::DecoderModel* reference, 
       cursor = loop.at("cursor").get<size_t>();
       order_rng.set_state(loop.at("order_rng").get<std::vector<uint64_t>>());
       sample_seed = loop.at("sample_seed").get<uint64_t>();
-      log::warn("resumed from " + o.actor.ckpt_path.string() + " at rollout step " + std::to_string(start));
+      if (root) log::warn("resumed from " + o.actor.ckpt_path.string() + " at rollout step " + std::to_string(start));
     }
   }
   auto checkpoint = [&](int64_t done) {
@@ -519,28 +596,31 @@ PpoResult train_ppo(model::DecoderModel& actor, model::DecoderModel* reference, 
       const size_t want = static_cast<size_t>((samples_per_step - static_cast<int64_t>(rolls.size())) / n);
       std::vector<size_t> which;
       for (size_t k = 0; k < want && consumed < max_consumed; ++k, ++consumed) which.push_back(next_prompt());
-      auto t0 = Clock::now();
       auto reqs = requests_for(prompts, which, n, o, sample_seed);
       sample_seed += reqs.size();
-      auto gen = generate(actor, tok, reqs, o.micro_rollout_batch_size);
-      st.generate_s += since(t0);
-      t0 = Clock::now();
-      std::vector<Rollout> batch(gen.size());
-      std::vector<RewardQuery> q;
-      for (size_t i = 0; i < gen.size(); ++i) {
+      auto scored = rollouts_across_ranks(
+          comm, actor, tok, reqs, n, o.micro_rollout_batch_size, reward,
+          [&](size_t i) {
+            const PromptItem& p = prompts[which[i / static_cast<size_t>(n)]];
+            return RewardQuery{p.text, "", p.label};
+          },
+          &st.generate_s, &st.reward_s);
+      std::vector<Rollout> batch(scored.size());
+      std::vector<float> rw(scored.size());
+      std::vector<bool> bad(scored.size());
+      for (size_t i = 0; i < scored.size(); ++i) {
+        const infer::GenerateResult& gen = scored[i].gen;
         Rollout& r = batch[i];
         r.prompt = which[i / static_cast<size_t>(n)];
         r.ids = prompts[r.prompt].ids;
         r.prompt_len = static_cast<int64_t>(r.ids.size());
-        r.ids.insert(r.ids.end(), gen[i].tokens.begin(), gen[i].tokens.end());
-        if (gen[i].eos_token >= 0) r.ids.push_back(gen[i].eos_token);
-        r.truncated = gen[i].finish_reason == infer::FinishReason::Length;
-        r.response = gen[i].text;
-        q.push_back({prompts[r.prompt].text, r.response, prompts[r.prompt].label});
+        r.ids.insert(r.ids.end(), gen.tokens.begin(), gen.tokens.end());
+        if (gen.eos_token >= 0) r.ids.push_back(gen.eos_token);
+        r.truncated = gen.finish_reason == infer::FinishReason::Length;
+        r.response = gen.text;
+        rw[i] = scored[i].reward;
+        bad[i] = scored[i].bad;
       }
-      std::vector<bool> bad;
-      auto rw = reward.score(q, &bad);
-      st.reward_s += since(t0);
       for (size_t g = 0; g < which.size(); ++g) {
         bool drop = false;
         double mean = 0;
@@ -596,7 +676,7 @@ PpoResult train_ppo(model::DecoderModel& actor, model::DecoderModel* reference, 
                            {"timing/reward", st.reward_s},
                            {"timing/forward", st.forward_s},
                            {"timing/train", st.train_s}});
-    if (!o.actor.quiet) {
+    if (show) {
       char buf[256];
       std::snprintf(buf, sizeof buf,
                     "reward %.3f len %.1f kl %.4f pg %.4f gn %.3f%s | gen %.1fs rm %.1fs fwd %.1fs train %.1fs",
@@ -606,17 +686,18 @@ PpoResult train_ppo(model::DecoderModel& actor, model::DecoderModel* reference, 
       bar.update(step + 1, buf);
     }
     if (o.eval_steps > 0 && (step + 1) % o.eval_steps == 0 && step + 1 < total_steps) run_eval(step + 1);
-    if (o.actor.save_steps > 0 && (step + 1) % o.actor.save_steps == 0 && !o.actor.ckpt_path.empty())
+    if (root && o.actor.save_steps > 0 && (step + 1) % o.actor.save_steps == 0 && !o.actor.ckpt_path.empty())
       checkpoint(step + 1);
   }
-  if (!o.actor.quiet) bar.finish();
+  if (show) bar.finish();
   run_eval(total_steps);
   save_trained(actor, o.actor);
-  if (o.save_value_network && critic && critic->has_score_head() && !o.actor.save_path.empty()) {
+  if (root && o.save_value_network && critic && critic->has_score_head() && !o.actor.save_path.empty()) {
     check(!o.critic_pretrain.empty(), "--save_value_network: the critic's source folder is unknown");
     save_hf_folder(*critic, o.critic_pretrain, o.actor.save_path.string() + "_critic");
   }
-  if (!o.actor.plot_path.empty()) plot_ppo(o.actor.plot_path, o.actor.label, res);
+  if (root && !o.actor.plot_path.empty()) plot_ppo(o.actor.plot_path, o.actor.label, res);
+  comm.barrier();
   return res;
 }
 
