@@ -6,6 +6,7 @@
 #include "yak/base/log.h"
 #include "yak/io/safetensors.h"
 #include "yak/ops/ops.h"
+#include "yak/dist/comm.h"
 #include "yak/train/best_of_n.h"
 #include "yak/train/data_source.h"
 #include "yak/train/dataset.h"
@@ -408,7 +409,7 @@ void run_rejection_sample(TrainFlags& f) {
   std::string text;
   double sum = 0;
   for (auto& r : recs) text += r.dump() + "\n", sum += r["reward"].get<double>();
-  io::write_file_atomic(f.save_path, text);
+  if (dist::world().is_root()) io::write_file_atomic(f.save_path, text);  // under MPI every rank drew the same
   std::printf("wrote %zu %s records to %s (mean reward %.4f)\n", recs.size(),
               rs ? ("best-of-" + std::to_string(f.sampling.n_samples_per_prompt)).c_str() : "conditional-SFT",
               f.save_path.c_str(), recs.empty() ? std::nan("") : sum / static_cast<double>(recs.size()));

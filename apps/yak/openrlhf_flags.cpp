@@ -104,8 +104,8 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 84> kDotted 
 // with them (yak's attention is already fused, rollouts come from the actor's own weights, so
 // vLLM's importance-sampling correction has no mismatch to correct).
 bool not_applicable(std::string_view f) {
-  static constexpr std::array<std::string_view, 24> exact = {
-      "--zero_stage", "--adam_offload", "--flash_attn", "--attn_implementation", "--deepspeed_enable_sleep",
+  static constexpr std::array<std::string_view, 23> exact = {
+      "--adam_offload", "--flash_attn", "--attn_implementation", "--deepspeed_enable_sleep",
       "--enforce_eager", "--teacher_offload", "--ref_reward_offload", "--use_dynamic_batch",
       "--train_max_tokens_per_gpu", "--rollout_max_tokens_per_gpu", "--enable_vllm_is_correction",
       "--local_rank", "--overlap_comm", "--zpg", "--grad_accum_dtype", "--disable_fast_tokenizer",
@@ -119,10 +119,11 @@ bool not_applicable(std::string_view f) {
          ends("_num_nodes") || ends("_num_gpus_per_node");
 }
 
-// Features of OpenRLHF that yak does not have: accepted, dropped, and said so.
+// Features of OpenRLHF that yak does not have: accepted, dropped, and said so. (--zero_stage: data
+// parallelism across MPI ranks is there, ZeRO's sharding of the optimizer state is not yet.)
 bool unsupported(std::string_view f) {
-  static constexpr std::array<std::string_view, 11> names = {
-      "--use_wandb",     "--wandb_org",        "--wandb_group", "--wandb_project", "--wandb_run_name",
+  static constexpr std::array<std::string_view, 12> names = {
+      "--zero_stage",    "--use_wandb",     "--wandb_org",        "--wandb_group", "--wandb_project", "--wandb_run_name",
       "--aux_loss_coef", "--eval.temperature", "--eval.n_samples_per_prompt", "--reward.stop_properly_penalty_coef",
       "--eval_temperature", "--eval_n_samples_per_prompt"};
   return std::find(names.begin(), names.end(), f) != names.end();

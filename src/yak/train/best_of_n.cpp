@@ -10,6 +10,7 @@
 #include "yak/io/safetensors.h"
 #include "yak/io/staging_dir.h"
 #include "yak/train/checkpoint.h"
+#include "yak/train/data_parallel.h"
 
 namespace yak::train {
 namespace fs = std::filesystem;
@@ -196,6 +197,10 @@ std::vector<IterativeDpoRound> iterative_dpo(model::DecoderModel& policy, const 
   // staging folder next to save_path (or a temporary folder) and loaded back.
   const fs::path ref_dir = (o.train.save_path.empty() ? fs::temp_directory_path() / "yak-iterative-dpo"
                                                       : fs::path(o.train.save_path.string() + "-reference"));
+  // Across ranks every rank samples and scores the prompts (the same seeds: the same pairs) and the
+  // DPO rounds are data parallel; rank 0 alone writes the reference folder and the checkpoints.
+  dist::Communicator& comm = communicator_or_world(o.train.comm);
+  const bool root = comm.is_root();
   int first = 0;
   if (o.train.load_checkpoint && !o.train.ckpt_path.empty()) {
     first = load_round(o.train.ckpt_path, policy, o.train);
@@ -222,7 +227,7 @@ std::vector<IterativeDpoRound> iterative_dpo(model::DecoderModel& policy, const 
     st.pairs = pairs.size();
     st.mean_reward = count ? sum / static_cast<double>(count) : std::nan("");
     st.best_reward = best_count ? best_sum / static_cast<double>(best_count) : std::nan("");
-    if (!o.train.quiet)
+    if (!o.train.quiet && root)
       std::fprintf(stderr, "round %d/%d: mean reward %.4f, best-of-%lld %.4f, %zu preference pairs\n", round + 1,
                    o.rounds, st.mean_reward, static_cast<long long>(so.n_samples_per_prompt), st.best_reward,
                    pairs.size());
@@ -230,10 +235,11 @@ std::vector<IterativeDpoRound> iterative_dpo(model::DecoderModel& policy, const 
     if (static_cast<int64_t>(pairs.size()) < o.train.train_batch_size) {
       log::warn("round " + std::to_string(round + 1) + ": " + std::to_string(pairs.size()) +
                 " pairs, fewer than one batch; no DPO this round");
-      if (!o.train.ckpt_path.empty()) save_round(o.train.ckpt_path, policy, round + 1);
+      if (root && !o.train.ckpt_path.empty()) save_round(o.train.ckpt_path, policy, round + 1);
       continue;
     }
-    save_hf_folder(policy, o.train.pretrain, ref_dir);
+    if (root) save_hf_folder(policy, o.train.pretrain, ref_dir);
+    comm.barrier();
     auto reference = model::DecoderModel::load(ref_dir);
     LmTrainOptions t = o.train;
     t.save_path.clear();  // the final policy is saved once, below
@@ -243,9 +249,10 @@ std::vector<IterativeDpoRound> iterative_dpo(model::DecoderModel& policy, const 
     t.load_checkpoint = false;  // rounds resume whole, from the round checkpoint
     t.save_steps = -1;
     train_dpo(policy, *reference, pairs, {}, t, o.dpo);
-    if (!o.train.ckpt_path.empty()) save_round(o.train.ckpt_path, policy, round + 1);
+    if (root && !o.train.ckpt_path.empty()) save_round(o.train.ckpt_path, policy, round + 1);
   }
-  fs::remove_all(ref_dir);
+  comm.barrier();  // every rank has read the reference folder
+  if (root) fs::remove_all(ref_dir);
   save_trained(policy, o.train);
   return stats;
 }
