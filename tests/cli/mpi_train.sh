@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Training under `mpirun -np 2` through the CLI: SFT and DPO on two ranks give the per-step losses
-# and the saved weights of one process (the same global batch); rank 0 alone prints, logs and
-# saves; a bad flag fails the whole job with exit 2 and each rank's message naming its rank.
+# Training under `mpirun -np 2` through the CLI: SFT, DPO and GRPO on two ranks give the per-step
+# losses and the saved weights of one process (the same global batch); rank 0 alone prints, logs
+# and saves; a killed rank ends the job and its last checkpoint resumes in one process, a
+# one-process checkpoint resumes on two ranks; a bad flag fails the whole job with exit 2 and each
+# rank's message naming its rank.
 set -u
 yak=$1 golden=$2
 m=$golden/models/qwen2_chat
@@ -26,6 +28,10 @@ d = sys.argv[1]
 with open(d + "/add.jsonl", "w") as f:
     for _ in range(80):
         a, b = random.randint(0, 9), random.randint(0, 9)
+        f.write(json.dumps({"input": f"{a}+{b}=", "output": str(a + b)}) + "\n")
+with open(d + "/long.jsonl", "w") as f:
+    for _ in range(8000):
+        a, b = random.randint(0, 99), random.randint(0, 99)
         f.write(json.dumps({"input": f"{a}+{b}=", "output": str(a + b)}) + "\n")
 with open(d + "/prompts.jsonl", "w") as f:
     for i in range(40):
@@ -115,6 +121,43 @@ rows = [[r["reward"] for r in map(json.loads, open(p)) if "reward" in r] for p i
 assert len(rows[0]) == 10 and rows[0] == rows[1], rows
 PY
 compare weights "$tmp/grpo1/model.safetensors" "$tmp/grpo2/model.safetensors" 1e-5 && ok || bad "grpo weights differ"
+
+# A rank killed (SIGKILL) mid-run: the whole job ends non-zero within a minute, the last complete
+# checkpoint is intact, and one process resumes it to the end.
+mpirun -np 2 "$yak" train sft --pretrain "$m" --dataset "$tmp/long.jsonl" --ckpt_path "$tmp/ck" --save_steps 20 \
+  "${common[@]}" >"$tmp/klog" 2>&1 &
+job=$!
+for _ in $(seq 600); do [[ -e $tmp/ck/latest ]] && break; sleep 0.1; done
+victim=""
+for p in $(pgrep -P "$job"); do
+  tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 && victim=$p
+done
+if [[ -z $victim || ! -e $tmp/ck/latest ]]; then
+  bad "kill test: no checkpoint or no rank 1 to kill (pids: $(pgrep -P "$job" | tr '\n' ' '))"
+  kill "$job" 2>/dev/null
+else
+  kill -9 "$victim"
+  ( sleep 60; touch "$tmp/hung"; kill -9 "$job" 2>/dev/null ) >/dev/null 2>&1 &
+  watchdog=$!
+  wait "$job"
+  code=$?
+  pkill -P "$watchdog" 2>/dev/null
+  kill "$watchdog" 2>/dev/null
+  [[ $code -ne 0 && ! -e $tmp/hung ]] && ok || bad "the job after a rank was killed: exit $code$([[ -e $tmp/hung ]] && echo ', hung: killed after 60 s')"
+  "$yak" train sft --pretrain "$m" --dataset "$tmp/long.jsonl" --ckpt_path "$tmp/ck" --load_checkpoint \
+    --max_steps 60 --save_path "$tmp/resumed" "${common[@]}" -t 1 >"$tmp/rlog" 2>&1 && ok ||
+    bad "resume after the kill: $(tail -1 "$tmp/rlog")"
+  grep -q "resumed from .* at step [1-9][0-9]*" "$tmp/rlog" && ok || bad "the resume did not start from the checkpoint: $(head -3 "$tmp/rlog")"
+fi
+
+# The other way: a one-process checkpoint resumed on two ranks ends where one process ends.
+"$yak" train sft --pretrain "$m" --dataset "$tmp/add.jsonl" --ckpt_path "$tmp/ck1" --save_steps 5 --max_steps 5 \
+  "${common[@]}" -t 1 >/dev/null 2>&1 || bad "first half, one process"
+mpirun -np 2 "$yak" train sft --pretrain "$m" --dataset "$tmp/add.jsonl" --ckpt_path "$tmp/ck1" --load_checkpoint \
+  --save_path "$tmp/half2" "${common[@]}" >"$tmp/hlog" 2>&1 || bad "second half, two ranks: $(tail -3 "$tmp/hlog")"
+grep -q "resumed from .* at step 5" "$tmp/hlog" && ok || bad "two ranks did not resume at step 5: $(head -3 "$tmp/hlog")"
+compare weights "$tmp/one/model.safetensors" "$tmp/half2/model.safetensors" 1e-5 && ok ||
+  bad "1 process then 2 ranks differs from 1 process"
 
 # A bad flag: the job exits 2, each rank's one line names it, nothing is saved.
 mpirun -np 2 "$yak" train sft --pretrain "$m" --dataset "$tmp/add.jsonl" --save_path "$tmp/bad" \
