@@ -30,7 +30,7 @@ std::vector<double> curve(model::DecoderModel& m, int steps) {
   m.add_lora(lc, 7);
   m.make_lora_trainable();
   train::AdamWConfig cfg;
-  cfg.lr = 2e-2;
+  cfg.lr = 5e-3;
   train::AdamW opt(m.trainable_parameters(), cfg);
   std::vector<double> losses;
   for (int s = 0; s < steps; ++s) {
@@ -75,7 +75,7 @@ TEST(QLora, LossCurveTracksLoraOnTheDequantizedBase) {
     for (size_t i = 0; i < lq.size(); ++i) worst = std::max(worst, std::fabs(lq[i] - lf[i]) / lf[i]);
     std::printf("[qlora] %s: losses %.5f -> %.5f (QLoRA) vs %.5f -> %.5f (LoRA, dequantized); worst relative gap %.2e\n",
                 base.filename().c_str(), lq.front(), lq.back(), lf.front(), lf.back(), worst);
-    EXPECT_LE(worst, 1e-4) << base;
+    EXPECT_LE(worst, 1e-6) << base;  // rounding only (measured 2.5e-7 and 8.8e-8)
     EXPECT_LT(lq.back(), lq.front() * 0.95) << base;  // and it learns
   }
   fs::remove_all(wide);

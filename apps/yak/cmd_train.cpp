@@ -114,6 +114,8 @@ void add_common(CLI::App* sub, TrainFlags& f, bool data = true) {
   sub->add_option("--adam_betas", f.adam_betas, "AdamW betas")->expected(2);
   sub->add_option("--l2", f.o.weight_decay, "AdamW weight decay");
   sub->add_option("--max_norm", f.o.max_norm, "Gradient clipping norm");
+  sub->add_option("--zero_stage", f.o.zero_stage,
+                  "Under MPI: 1 shards the AdamW moments over the ranks, 2 also reduce-scatters the gradients (3: as 2)");
   sub->add_option("--seed", f.o.seed, "Seed of shuffling and blending");
   sub->add_flag("--packing_samples", f.o.packing_samples, "Pack several samples into one row");
   sub->add_flag("--gradient_checkpointing", f.o.gradient_checkpointing,

@@ -119,11 +119,10 @@ bool not_applicable(std::string_view f) {
          ends("_num_nodes") || ends("_num_gpus_per_node");
 }
 
-// Features of OpenRLHF that yak does not have: accepted, dropped, and said so. (--zero_stage: data
-// parallelism across MPI ranks is there, ZeRO's sharding of the optimizer state is not yet.)
+// Features of OpenRLHF that yak does not have: accepted, dropped, and said so.
 bool unsupported(std::string_view f) {
-  static constexpr std::array<std::string_view, 12> names = {
-      "--zero_stage",    "--use_wandb",     "--wandb_org",        "--wandb_group", "--wandb_project", "--wandb_run_name",
+  static constexpr std::array<std::string_view, 11> names = {
+      "--use_wandb",     "--wandb_org",        "--wandb_group", "--wandb_project", "--wandb_run_name",
       "--aux_loss_coef", "--eval.temperature", "--eval.n_samples_per_prompt", "--reward.stop_properly_penalty_coef",
       "--eval_temperature", "--eval_n_samples_per_prompt"};
   return std::find(names.begin(), names.end(), f) != names.end();

@@ -94,16 +94,18 @@ void save_lora_folder(const model::DecoderModel& model, const fs::path& source_d
 
 void save_train_state(const fs::path& ckpt_dir, const model::DecoderModel& model, const AdamW& opt,
                       const TrainState& state, int max_keep) {
+  // Sharded moments come together first (every rank takes part); rank 0 writes.
+  const auto [m, v] = opt.full_moments();
+  if (!opt.writes_checkpoints()) return;
   const std::string name = "global_step_" + std::to_string(state.step);
   io::StagingDir stage(ckpt_dir / name, io::StagingDir::Existing::Replace);
   const fs::path tmp = stage.path();
   // The trained tensors only: all weights in full training, the adapter (and saved modules) with LoRA.
   io::write_safetensors(tmp / "model.safetensors", named_tensors(opt.params(), DType::F32));
   std::vector<std::pair<std::string, Tensor>> moments;
-  auto& o = const_cast<AdamW&>(opt);
   for (size_t k = 0; k < opt.params().size(); ++k) {
-    moments.emplace_back("m." + opt.params()[k].name, o.first_moments()[k]);
-    moments.emplace_back("v." + opt.params()[k].name, o.second_moments()[k]);
+    moments.emplace_back("m." + opt.params()[k].name, m[k]);
+    moments.emplace_back("v." + opt.params()[k].name, v[k]);
   }
   io::write_safetensors(tmp / "optimizer.safetensors", moments);
   Json j = {{"step", state.step}, {"epoch", state.data.epoch}, {"index", state.data.index},
@@ -136,11 +138,13 @@ std::optional<TrainState> load_train_state(const fs::path& ckpt_dir, model::Deco
   auto weights = io::SafetensorsFile::open(dir / "model.safetensors");
   auto moments = io::SafetensorsFile::open(dir / "optimizer.safetensors");
   Json j = read_json_file(dir / "state.json");
+  // Full moments are read on every rank; a sharded optimizer keeps its share, so a checkpoint
+  // resumes with any world size and ZeRO stage.
   for (size_t k = 0; k < opt.params().size(); ++k) {
     const auto& p = opt.params()[k];
+    Tensor m = Tensor::empty(p.var.value().shape()), v = Tensor::empty(p.var.value().shape());
     for (auto [file, key, dst] : {std::tuple{weights.get(), p.name, &p.var.value()},
-                                  std::tuple{moments.get(), "m." + p.name, &opt.first_moments()[k]},
-                                  std::tuple{moments.get(), "v." + p.name, &opt.second_moments()[k]}}) {
+                                  std::tuple{moments.get(), "m." + p.name, &m}, std::tuple{moments.get(), "v." + p.name, &v}}) {
       if (!file->has(key))
         throw Error(file->path().string() + ": no tensor '" + key + "' (checkpoint of another model?)");
       Tensor t = file->get(key);
@@ -149,6 +153,7 @@ std::optional<TrainState> load_train_state(const fs::path& ckpt_dir, model::Deco
                     " but the model needs f32 " + shape_str(dst->shape()));
       std::memcpy(dst->raw(), t.raw(), t.nbytes());
     }
+    opt.set_moments(k, m, v);
   }
   const std::string where = (dir / "state.json").string();
   TrainState s;

@@ -1,10 +1,12 @@
 #include "yak/train/data_parallel.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 
 #include "yak/base/error.h"
+#include "yak/ops/ops.h"
 
 namespace yak::train {
 
@@ -56,6 +58,48 @@ void all_reduce_gradients(dist::Communicator& comm, const std::vector<model::Nam
     members.push_back(i);
   }
   flush();
+}
+
+double reduce_and_clip_gradients(dist::Communicator& comm, AdamW& opt, double max_norm) {
+  const auto& params = opt.params();
+  if (opt.zero_stage() < 2) {
+    all_reduce_gradients(comm, params);
+    return clip_grad_norm(params, max_norm);
+  }
+  // Stage 2: one flat reduce-scatter in the optimizer's layout (every rank's share the same size).
+  std::vector<double> has(params.size());
+  for (size_t i = 0; i < params.size(); ++i) has[i] = params[i].var.has_grad() ? 1.0 : 0.0;
+  comm.all_reduce_max(has.data(), has.size());
+  const int64_t share = opt.shard_floats(), start = comm.rank() * share;
+  std::vector<float> flat(static_cast<size_t>(share * comm.size()), 0.0f), mine(static_cast<size_t>(share));
+  for (size_t k = 0; k < params.size(); ++k) {
+    if (has[k] == 0.0) continue;
+    const Tensor& g = params[k].var.grad();  // zeros where this rank had none
+    std::copy(g.data<float>(), g.data<float>() + g.numel(), flat.data() + opt.flat_offset(k));
+  }
+  comm.reduce_scatter_sum(flat.data(), mine.data(), static_cast<size_t>(share));
+  double total = 0;
+  for (size_t k = 0; k < params.size(); ++k) {
+    if (has[k] == 0.0) continue;
+    const auto [b, e] = opt.owned(k);
+    float* g = params[k].var.grad().data<float>();
+    // Only the owned elements hold sums from here on; the rest of the buffer is not read.
+    std::copy(mine.data() + (opt.flat_offset(k) + b - start), mine.data() + (opt.flat_offset(k) + e - start), g + b);
+    for (int64_t i = b; i < e; ++i) total += static_cast<double>(g[i]) * g[i];
+  }
+  comm.all_reduce_sum(&total, 1);
+  const double norm = std::sqrt(total);
+  if (max_norm > 0) {
+    const double coef = std::min(1.0, max_norm / (norm + 1e-6));
+    if (coef < 1.0)
+      for (size_t k = 0; k < params.size(); ++k) {
+        if (has[k] == 0.0) continue;
+        const auto [b, e] = opt.owned(k);
+        float* g = params[k].var.grad().data<float>();
+        for (int64_t i = b; i < e; ++i) g[i] *= static_cast<float>(coef);
+      }
+  }
+  return norm;
 }
 
 }  // namespace yak::train

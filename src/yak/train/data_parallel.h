@@ -9,6 +9,7 @@
 
 #include "yak/dist/comm.h"
 #include "yak/model/decoder.h"
+#include "yak/train/optimizer.h"
 
 namespace yak::train {
 
@@ -29,5 +30,11 @@ void check_micro_batches_cover_ranks(const dist::Communicator& comm, int64_t mic
 // none); one that has none anywhere stays without, as in one process.
 void all_reduce_gradients(dist::Communicator& comm, const std::vector<model::NamedParam>& params,
                           size_t bucket_floats = size_t{1} << 24);
+
+// The gradients of opt's parameters summed over the ranks as its ZeRO stage says — all-reduced
+// (stages 0 and 1), or reduce-scattered so each rank holds the sums of the elements it updates
+// (stage 2) — then clipped to max_norm (<= 0: measured only). Returns the global norm before
+// clipping.
+double reduce_and_clip_gradients(dist::Communicator& comm, AdamW& opt, double max_norm);
 
 }  // namespace yak::train

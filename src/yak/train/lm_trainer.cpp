@@ -84,7 +84,9 @@ AdamW prepare_training(model::DecoderModel& model, const LmTrainOptions& o) {
     model.make_lora_trainable();
   else
     model.make_trainable();
-  return AdamW(model.trainable_parameters(), {o.learning_rate, o.adam_beta1, o.adam_beta2, 1e-8, o.weight_decay});
+  AdamW opt(model.trainable_parameters(), {o.learning_rate, o.adam_beta1, o.adam_beta2, 1e-8, o.weight_decay});
+  opt.set_communicator(&communicator_or_world(o.comm), o.zero_stage);
+  return opt;
 }
 
 void save_trained(const model::DecoderModel& model, const LmTrainOptions& o, const Json& config_extra) {
@@ -228,14 +230,13 @@ LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train
       tape.backward(l);
       step_tokens += static_cast<int64_t>(e.batch.ids.size());
     }
-    all_reduce_gradients(comm, opt.params());
+    const double gnorm = reduce_and_clip_gradients(comm, opt, o.max_norm);
     if (comm.size() > 1) {
       const auto sums = dist::sum_over_ranks(comm, {loss, static_cast<double>(step_tokens)});
       loss = sums[0];
       step_tokens = static_cast<int64_t>(sums[1]);
     }
     tokens_seen += step_tokens;
-    const double gnorm = clip_grad_norm(opt.params(), o.max_norm);
     const double lr = o.learning_rate * sched.multiplier(step);
     opt.step(lr);
     opt.zero_grad();
@@ -260,7 +261,7 @@ LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train
       bar.update(step + 1, "loss " + fmt("%.4f", loss) + " lr " + fmt("%.2e", lr) + " gn " + fmt("%.3f", gnorm) + " " +
                                fmt("%.0f", tps) + " tok/s " + fmt("%.0f", peak_mb) + " MB");
     if (o.eval_steps > 0 && (step + 1) % o.eval_steps == 0) run_eval(step + 1);
-    if (root && o.save_steps > 0 && (step + 1) % o.save_steps == 0 && !o.ckpt_path.empty())
+    if (o.save_steps > 0 && (step + 1) % o.save_steps == 0 && !o.ckpt_path.empty())  // rank 0 writes
       save_train_state(o.ckpt_path, model, opt, {step + 1, it.position(), o.seed, Json::object()}, o.max_ckpt_num);
   }
   if (show) bar.finish(result.step_losses.empty() ? "" : "loss " + fmt("%.4f", result.step_losses.back()));

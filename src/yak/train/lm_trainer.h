@@ -53,6 +53,7 @@ struct LmTrainOptions {
   // Data parallelism (train/data_parallel.h): null trains on dist::world(), which is one process
   // unless an MPI launcher started this one. Only rank 0 shows progress, logs and saves.
   dist::Communicator* comm = nullptr;
+  int zero_stage = 0;  // --zero_stage: 1 shards AdamW's moments over the ranks, 2 also the gradients
 };
 
 struct LmTrainResult {

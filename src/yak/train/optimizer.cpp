@@ -1,8 +1,10 @@
 #include "yak/train/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "yak/base/error.h"
+#include "yak/base/log.h"
 #include "yak/ops/ops.h"
 
 namespace yak::train {
@@ -13,6 +15,15 @@ bool decays_by_default(const std::string& name) {
   return true;
 }
 
+namespace {
+
+// Elements [b, e) of a contiguous f32 tensor as a 1-D view (the tensor keeps the memory).
+Tensor flat_part(const Tensor& t, int64_t b, int64_t e) {
+  return Tensor::view({e - b}, DType::F32, t.data<float>() + b, nullptr);
+}
+
+}  // namespace
+
 AdamW::AdamW(std::vector<model::NamedParam> params, AdamWConfig cfg, std::function<bool(const std::string&)> decays)
     : params_(std::move(params)), cfg_(cfg) {
   for (auto& p : params_) {
@@ -20,6 +31,32 @@ AdamW::AdamW(std::vector<model::NamedParam> params, AdamWConfig cfg, std::functi
     decay_.push_back(decays(p.name));
     m_.push_back(Tensor::zeros(p.var.value().shape(), DType::F32, p.var.device()));
     v_.push_back(Tensor::zeros(p.var.value().shape(), DType::F32, p.var.device()));
+    offset_.push_back(total_);
+    own_.emplace_back(0, p.var.value().numel());
+    total_ += p.var.value().numel();
+  }
+  shard_ = total_;
+}
+
+void AdamW::set_communicator(dist::Communicator* comm, int zero_stage) {
+  check(zero_stage >= 0 && zero_stage <= 3, "--zero_stage " + std::to_string(zero_stage) + ": expected 0 to 3");
+  check(t_ == 0, "AdamW: the communicator is set before the first step");
+  comm_ = comm;
+  stage_ = std::min(zero_stage, 2);
+  // OpenRLHF's scripts mostly say 3: the weights are not sharded here, stage 2's sharding runs.
+  if (zero_stage == 3 && comm_ && comm_->size() > 1 && comm_->is_root())
+    log::warn("--zero_stage 3: the weights are not sharded (stage 3 is not supported); running ZeRO stage 2");
+  if (!sharded()) return;
+  const int64_t n = comm_->size(), r = comm_->rank();
+  shard_ = (total_ + n - 1) / n;
+  shard_ = (shard_ + 15) / 16 * 16;  // whole cache lines of floats
+  const int64_t lo = r * shard_, hi = std::min(total_, lo + shard_);
+  for (size_t k = 0; k < params_.size(); ++k) {
+    const int64_t b = std::clamp(lo - offset_[k], int64_t{0}, params_[k].var.value().numel()),
+                  e = std::clamp(hi - offset_[k], int64_t{0}, params_[k].var.value().numel());
+    own_[k] = {b, std::max(b, e)};
+    m_[k] = Tensor::zeros({own_[k].second - own_[k].first}, DType::F32, params_[k].var.device());
+    v_[k] = Tensor::zeros({own_[k].second - own_[k].first}, DType::F32, params_[k].var.device());
   }
 }
 
@@ -29,8 +66,72 @@ void AdamW::step(double lr) {
     auto& var = params_[k].var;
     if (!var.has_grad()) continue;
     ops::AdamWArgs a{lr, cfg_.beta1, cfg_.beta2, cfg_.eps, cfg_.weight_decay, t_, decay_[k]};
-    ops::adamw(var.value(), var.grad(), m_[k], v_[k], a);
+    if (!sharded()) {
+      ops::adamw(var.value(), var.grad(), m_[k], v_[k], a);
+      continue;
+    }
+    const auto [b, e] = own_[k];
+    if (b == e) continue;
+    Tensor w = flat_part(var.value(), b, e);
+    ops::adamw(w, flat_part(var.grad(), b, e), m_[k], v_[k], a);
   }
+  if (sharded()) gather_weights();
+}
+
+void AdamW::gather_weights() {
+  const int64_t n = comm_->size();
+  std::vector<float> mine(static_cast<size_t>(shard_), 0.0f), all(static_cast<size_t>(shard_ * n));
+  for (size_t k = 0; k < params_.size(); ++k) {
+    const auto [b, e] = own_[k];
+    if (b == e) continue;
+    const float* w = params_[k].var.value().data<float>();
+    std::copy(w + b, w + e, mine.data() + (offset_[k] + b - comm_->rank() * shard_));
+  }
+  comm_->all_gather(mine.data(), all.data(), static_cast<size_t>(shard_));
+  for (size_t k = 0; k < params_.size(); ++k) {
+    float* w = params_[k].var.value().data<float>();
+    const float* src = all.data() + offset_[k];
+    std::copy(src, src + params_[k].var.value().numel(), w);
+  }
+}
+
+std::pair<std::vector<Tensor>, std::vector<Tensor>> AdamW::full_moments() const {
+  std::vector<Tensor> m, v;
+  if (!sharded()) {
+    for (size_t k = 0; k < params_.size(); ++k) m.push_back(m_[k]), v.push_back(v_[k]);
+    return {m, v};
+  }
+  const int64_t n = comm_->size();
+  for (int which = 0; which < 2; ++which) {
+    const auto& src = which == 0 ? m_ : v_;
+    std::vector<float> mine(static_cast<size_t>(shard_), 0.0f), all(static_cast<size_t>(shard_ * n));
+    for (size_t k = 0; k < params_.size(); ++k) {
+      const auto [b, e] = own_[k];
+      if (b < e)
+        std::copy(src[k].data<float>(), src[k].data<float>() + (e - b),
+                  mine.data() + (offset_[k] + b - comm_->rank() * shard_));
+    }
+    comm_->all_gather(mine.data(), all.data(), static_cast<size_t>(shard_));
+    auto& out = which == 0 ? m : v;
+    for (size_t k = 0; k < params_.size(); ++k) {
+      Tensor t = Tensor::empty(params_[k].var.value().shape());
+      std::copy(all.data() + offset_[k], all.data() + offset_[k] + t.numel(), t.data<float>());
+      out.push_back(std::move(t));
+    }
+  }
+  return {m, v};
+}
+
+void AdamW::set_moments(size_t k, const Tensor& m, const Tensor& v) {
+  const auto [b, e] = own_[k];
+  std::copy(m.data<float>() + b, m.data<float>() + e, m_[k].data<float>());
+  std::copy(v.data<float>() + b, v.data<float>() + e, v_[k].data<float>());
+}
+
+size_t AdamW::moment_bytes() const {
+  size_t n = 0;
+  for (size_t k = 0; k < m_.size(); ++k) n += m_[k].nbytes() + v_[k].nbytes();
+  return n;
 }
 
 void AdamW::zero_grad() {

@@ -64,7 +64,7 @@ LmTrainResult train_on_pairs(model::DecoderModel& model, size_t n_pairs, const L
       loss += r.loss;
       for (auto& [k, v] : r.sums) stats[k] += v;
     }
-    all_reduce_gradients(comm, opt.params());
+    const double gnorm = reduce_and_clip_gradients(comm, opt, o.max_norm);
     if (comm.size() > 1) {  // every rank ran a micro-batch, so each has the same statistics' names
       std::vector<double> v{loss};
       for (auto& [k, x] : stats) v.push_back(x);
@@ -73,7 +73,6 @@ LmTrainResult train_on_pairs(model::DecoderModel& model, size_t n_pairs, const L
       size_t i = 1;
       for (auto& [k, x] : stats) x = v[i++];
     }
-    const double gnorm = clip_grad_norm(opt.params(), o.max_norm);
     const double lr = o.learning_rate * sched.multiplier(step);
     opt.step(lr);
     opt.zero_grad();
@@ -96,7 +95,7 @@ LmTrainResult train_on_pairs(model::DecoderModel& model, size_t n_pairs, const L
       std::snprintf(buf, sizeof buf, " lr %.2e", lr);
       bar.update(step + 1, fields + buf);
     }
-    if (root && o.save_steps > 0 && (step + 1) % o.save_steps == 0 && !o.ckpt_path.empty())
+    if (o.save_steps > 0 && (step + 1) % o.save_steps == 0 && !o.ckpt_path.empty())  // rank 0 writes
       save_train_state(o.ckpt_path, model, opt, {step + 1, {}, o.seed, Json::object()}, o.max_ckpt_num);
   }
   if (show) bar.finish();

@@ -318,6 +318,7 @@ PpoLearner::PpoLearner(model::DecoderModel& actor, model::DecoderModel* referenc
       critic->make_trainable();
     critic_opt_.emplace(critic->trainable_parameters(), AdamWConfig{o.critic_learning_rate, o.actor.adam_beta1,
                                                                     o.actor.adam_beta2, 1e-8, o.actor.weight_decay});
+    critic_opt_->set_communicator(&communicator_or_world(o.actor.comm), o.actor.zero_stage);
   }
   train_rng_.emplace(o.actor.seed ^ 0x9e3779b97f4a7c15ULL);
 }
@@ -483,18 +484,16 @@ PpoStepStats PpoLearner::update(std::vector<Rollout>& rolls, PpoTrace* trace) {
           tape.backward(loss);
         }
       }
-      all_reduce_gradients(comm, actor_opt_->params());
-      if (gae_) all_reduce_gradients(comm, critic_opt_->params());
       if (comm.size() > 1) {
         const auto sums = dist::sum_over_ranks(comm, {pl, vl, ent, clip});
         pl = sums[0], vl = sums[1], ent = sums[2], clip = sums[3];
       }
       const double lr_mult = sched_->multiplier(std::min(total_opt_ - 1, done_opt_steps_));
-      gn_sum += clip_grad_norm(actor_opt_->params(), o.actor.max_norm);
+      gn_sum += reduce_and_clip_gradients(comm, *actor_opt_, o.actor.max_norm);
       actor_opt_->step(o.actor.learning_rate * lr_mult);
       actor_opt_->zero_grad();
       if (gae_) {
-        clip_grad_norm(critic_opt_->params(), o.actor.max_norm);
+        reduce_and_clip_gradients(comm, *critic_opt_, o.actor.max_norm);
         critic_opt_->step(o.critic_learning_rate * lr_mult);
         critic_opt_->zero_grad();
       }
@@ -686,8 +685,8 @@ PpoResult train_ppo(model::DecoderModel& actor, model::DecoderModel* reference, 
       bar.update(step + 1, buf);
     }
     if (o.eval_steps > 0 && (step + 1) % o.eval_steps == 0 && step + 1 < total_steps) run_eval(step + 1);
-    if (root && o.actor.save_steps > 0 && (step + 1) % o.actor.save_steps == 0 && !o.actor.ckpt_path.empty())
-      checkpoint(step + 1);
+    if (o.actor.save_steps > 0 && (step + 1) % o.actor.save_steps == 0 && !o.actor.ckpt_path.empty())
+      checkpoint(step + 1);  // every rank: sharded moments come together, rank 0 writes
   }
   if (show) bar.finish();
   run_eval(total_steps);

@@ -500,15 +500,82 @@ float vec_dot_q2_k_k(int64_t K, const void* w, const void* x) {
 float vec_dot_q3_k_k(int64_t K, const void* w, const void* x) {
   return vec_dot_k<BlockQ3_K, unpack_q3_k>(K, w, x);
 }
-float vec_dot_q4_k_k(int64_t K, const void* w, const void* x) {
-  return vec_dot_k<BlockQ4_K, unpack_q4_k>(K, w, x);
-}
 float vec_dot_q5_k_k(int64_t K, const void* w, const void* x) {
   return vec_dot_k<BlockQ5_K, unpack_q5_k>(K, w, x);
+}
+
+#ifdef YAK_QUANT_SIMD
+// Q4_K and Q6_K (the bulk of a Q4_K_M file) straight from their packed bits: the levels, unsigned,
+// go into maddubs against the activations, with no unpacked copy and no sign trick; Q6_K's offset
+// of 32 comes back through the activations' 16-element sums. The integer sum equals dot_levels'
+// exactly, and the float arithmetic after it is vec_dot_k's, so the result is the same bits.
+inline __m256i udot32_scaled(__m256i levels, __m256i x, __m256i scales) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(levels, x), scales);
+}
+inline __m256i two_scales(int16_t first16, int16_t second16) {
+  return _mm256_set_m128i(_mm_set1_epi16(second16), _mm_set1_epi16(first16));
+}
+
+float vec_dot_q4_k_k(int64_t K, const void* wv, const void* xv) {
+  const auto* w = static_cast<const BlockQ4_K*>(wv);
+  const auto* x = static_cast<const BlockQ8_K*>(xv);
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  float s = 0;
+  for (int64_t b = 0; b < K / 256; ++b) {
+    for (size_t off = 0; off < sizeof(BlockQ4_K); off += 64) prefetch_ahead(reinterpret_cast<const char*>(w + b) + off);
+    int16_t sc[16];
+    const int md = k4_scales(w[b].scales, x[b], sc);
+    __m256i acc = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {  // 64 elements: sub-block 2c from the low nibbles, 2c + 1 from the high
+      const __m256i v = load32(w[b].qs + 32 * c);
+      acc = _mm256_add_epi32(acc, udot32_scaled(_mm256_and_si256(v, m4), load32(x[b].qs + 64 * c),
+                                                _mm256_set1_epi16(sc[4 * c])));
+      acc = _mm256_add_epi32(acc, udot32_scaled(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4),
+                                                load32(x[b].qs + 64 * c + 32), _mm256_set1_epi16(sc[4 * c + 2])));
+    }
+    const int dot = hsum_epi32(acc);
+    s += x[b].d * (h2f(w[b].d) * static_cast<float>(dot) - h2f(w[b].dmin) * static_cast<float>(md));
+  }
+  return s;
+}
+
+float vec_dot_q6_k_k(int64_t K, const void* wv, const void* xv) {
+  const auto* w = static_cast<const BlockQ6_K*>(wv);
+  const auto* x = static_cast<const BlockQ8_K*>(xv);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
+  float s = 0;
+  for (int64_t b = 0; b < K / 256; ++b) {
+    for (size_t off = 0; off < sizeof(BlockQ6_K); off += 64) prefetch_ahead(reinterpret_cast<const char*>(w + b) + off);
+    const int8_t* sc = w[b].scales;
+    int offset = 0;  // Σ_j sc_j bsum_j: the levels' 32 taken back below
+    for (int j = 0; j < 16; ++j) offset += sc[j] * x[b].bsums[j];
+    __m256i acc = _mm256_setzero_si256();
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* ql = w[b].ql + 64 * half;
+      const __m256i lo = load32(ql), hi = load32(ql + 32), h = load32(w[b].qh + 32 * half);
+      const int8_t* xq = x[b].qs + 128 * half;
+      const int8_t* s8 = sc + 8 * half;
+      auto top = [&](int shift) { return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, shift), m2), 4); };
+      const __m256i q[4] = {_mm256_or_si256(_mm256_and_si256(lo, m4), top(0)),
+                            _mm256_or_si256(_mm256_and_si256(hi, m4), top(2)),
+                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo, 4), m4), top(4)),
+                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(hi, 4), m4), top(6))};
+      for (int i = 0; i < 4; ++i)
+        acc = _mm256_add_epi32(acc, udot32_scaled(q[i], load32(xq + 32 * i), two_scales(s8[2 * i], s8[2 * i + 1])));
+    }
+    const int dot = hsum_epi32(acc) - 32 * offset;
+    s += x[b].d * (h2f(w[b].d) * static_cast<float>(dot));  // vec_dot_k minus its zero dmin term
+  }
+  return s;
+}
+#else
+float vec_dot_q4_k_k(int64_t K, const void* w, const void* x) {
+  return vec_dot_k<BlockQ4_K, unpack_q4_k>(K, w, x);
 }
 float vec_dot_q6_k_k(int64_t K, const void* w, const void* x) {
   return vec_dot_k<BlockQ6_K, unpack_q6_k>(K, w, x);
 }
+#endif
 
 }  // namespace
 }  // namespace yak::ops::cpu::YAK_KNS
