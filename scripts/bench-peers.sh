@@ -6,6 +6,7 @@
 # Prints markdown tables of the ratios (docs/PERFORMANCE.md keeps the latest).
 #
 #   bash scripts/bench-peers.sh            # THREADS="1 2" by default
+#   BENCH_7B=1 bash scripts/bench-peers.sh # also a 7B-shaped Q4_K_M (13.5 + 4.1 GB of disk)
 #
 # Everything the peers need lives outside the repository in $YAK_PEERS_DIR (default
 # ~/.cache/yak-peers): a Python venv with tools/golden's pinned references, llama.cpp's source
@@ -48,11 +49,15 @@ else
   fi
   if [[ ! -x $src/build/bin/llama-bench || ! -x $src/build/bin/llama-quantize ]]; then
     echo "bench-peers: building llama-bench and llama-quantize"
-    # AVX-512 with VNNI and BF16, but not GGML_NATIVE: its AMX int8 kernels stop with an illegal
-    # instruction on machines whose OS has not granted the tile state (seen on this VM).
+    # The CPU's own vector extensions, but not GGML_NATIVE: its AMX int8 kernels stop with an
+    # illegal instruction on machines whose OS has not granted the tile state (seen on a VM).
+    isa=(-DGGML_AVX512=OFF)
+    if grep -qw avx512f /proc/cpuinfo; then
+      isa=(-DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AVX_VNNI=ON)
+    fi
     cmake -S "$src" -B "$src/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DGGML_NATIVE=OFF \
-      -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON \
-      -DGGML_AVX512_BF16=ON -DGGML_AVX_VNNI=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF \
+      -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON "${isa[@]}" \
+      -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF \
       -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >/dev/null
     cmake --build "$src/build" -j"$(nproc)" --target llama-bench llama-quantize >/dev/null
   fi
@@ -87,6 +92,19 @@ for l in sys.stdin:
     r=json.loads(l); r["weights"]=sys.argv[1]; print(json.dumps(r))' "$q" >>"$results"
     done
   done
+fi
+
+# A 7B shape (BENCH_7B=1): LLaMA-2-7B's metadata and vocabulary from llama.cpp's own vocabulary
+# file, random f16 weights (13.5 GB), llama-quantize to Q4_K_M (4.1 GB); decode and prefill of both
+# programs on it, and yak's peak resident memory beside the file + KV cache.
+vocab7=$root/../shared/data/tokenizers/llama-cpp-vocab/ggml-vocab-llama-spm.gguf
+if [[ ${BENCH_7B:-0} == 1 && -x $src/build/bin/llama-bench && -f $vocab7 ]]; then
+  f16=$peers/models/llama7b-f16.gguf q7=$peers/models/llama7b-q4_k_m.gguf
+  [[ -s $f16 ]] || "$py" bench/peers/write_llama7b_gguf.py "$vocab7" "$f16"
+  [[ -s $q7 ]] || "$src/build/bin/llama-quantize" "$f16" "$q7" Q4_K_M >/dev/null 2>&1
+  build/bin/bench_engine --model "$q7" -t "$(echo "$threads" | tr ' ' ',')" --prompt 128 --decode 32
+  "$src/build/bin/llama-bench" -m "$q7" -t "$(echo "$threads" | tr ' ' ',')" -p 128 -n 0 -r 2 -o md 2>/dev/null
+  "$src/build/bin/llama-bench" -m "$q7" -t "$(echo "$threads" | tr ' ' ',')" -p 0 -n 32 -d 128 -r 2 -o md 2>/dev/null
 fi
 
 # yak and PyTorch, inference and training.
