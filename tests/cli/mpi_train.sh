@@ -137,13 +137,15 @@ if [[ -z $victim || ! -e $tmp/ck/latest ]]; then
   kill "$job" 2>/dev/null
 else
   kill -9 "$victim"
-  ( sleep 60; touch "$tmp/hung"; kill -9 "$job" 2>/dev/null ) >/dev/null 2>&1 &
-  watchdog=$!
+  hung=0
+  for _ in $(seq 600); do kill -0 "$job" 2>/dev/null || break; sleep 0.1; done  # at most 60 s
+  if kill -0 "$job" 2>/dev/null; then
+    hung=1
+    kill -9 "$job"
+  fi
   wait "$job"
   code=$?
-  pkill -P "$watchdog" 2>/dev/null
-  kill "$watchdog" 2>/dev/null
-  [[ $code -ne 0 && ! -e $tmp/hung ]] && ok || bad "the job after a rank was killed: exit $code$([[ -e $tmp/hung ]] && echo ', hung: killed after 60 s')"
+  [[ $code -ne 0 && $hung -eq 0 ]] && ok || bad "the job after a rank was killed: exit $code$( ((hung)) && echo ', hung: killed after 60 s')"
   "$yak" train sft --pretrain "$m" --dataset "$tmp/long.jsonl" --ckpt_path "$tmp/ck" --load_checkpoint \
     --max_steps 60 --save_path "$tmp/resumed" "${common[@]}" -t 1 >"$tmp/rlog" 2>&1 && ok ||
     bad "resume after the kill: $(tail -1 "$tmp/rlog")"
