@@ -21,12 +21,22 @@ void check_micro_batches_cover_ranks(const dist::Communicator& comm, int64_t mic
             " ranks; --train_batch_size is the global batch: make it at least --micro_train_batch_size x ranks");
 }
 
-void all_reduce_gradients(dist::Communicator& comm, const std::vector<model::NamedParam>& params,
-                          size_t bucket_floats) {
-  if (comm.size() == 1) return;
+namespace {
+
+// 1 for each parameter with a gradient on any rank, else 0 (the same on every rank).
+std::vector<double> gradient_anywhere(dist::Communicator& comm, const std::vector<model::NamedParam>& params) {
   std::vector<double> has(params.size());
   for (size_t i = 0; i < params.size(); ++i) has[i] = params[i].var.has_grad() ? 1.0 : 0.0;
   comm.all_reduce_max(has.data(), has.size());
+  return has;
+}
+
+}  // namespace
+
+void all_reduce_gradients(dist::Communicator& comm, const std::vector<model::NamedParam>& params,
+                          size_t bucket_floats) {
+  if (comm.size() == 1) return;
+  const std::vector<double> has = gradient_anywhere(comm, params);
   std::vector<float> bucket;
   bucket.reserve(bucket_floats);
   std::vector<size_t> members;  // parameters whose gradients are in the bucket, in order
@@ -67,9 +77,7 @@ double reduce_and_clip_gradients(dist::Communicator& comm, AdamW& opt, double ma
     return clip_grad_norm(params, max_norm);
   }
   // Stage 2: one flat reduce-scatter in the optimizer's layout (every rank's share the same size).
-  std::vector<double> has(params.size());
-  for (size_t i = 0; i < params.size(); ++i) has[i] = params[i].var.has_grad() ? 1.0 : 0.0;
-  comm.all_reduce_max(has.data(), has.size());
+  const std::vector<double> has = gradient_anywhere(comm, params);
   const int64_t share = opt.shard_floats(), start = comm.rank() * share;
   std::vector<float> flat(static_cast<size_t>(share * comm.size()), 0.0f), mine(static_cast<size_t>(share));
   for (size_t k = 0; k < params.size(); ++k) {
@@ -89,16 +97,13 @@ double reduce_and_clip_gradients(dist::Communicator& comm, AdamW& opt, double ma
   }
   comm.all_reduce_sum(&total, 1);
   const double norm = std::sqrt(total);
-  if (max_norm > 0) {
-    const double coef = std::min(1.0, max_norm / (norm + 1e-6));
-    if (coef < 1.0)
+  if (const double coef = clip_coefficient(norm, max_norm); coef < 1.0)
       for (size_t k = 0; k < params.size(); ++k) {
         if (has[k] == 0.0) continue;
         const auto [b, e] = opt.owned(k);
         float* g = params[k].var.grad().data<float>();
         for (int64_t i = b; i < e; ++i) g[i] *= static_cast<float>(coef);
       }
-  }
   return norm;
 }
 

@@ -128,7 +128,8 @@ LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train
   check(!train.empty(), "the training set has no samples");
   check(o.learning_rate >= 0, "--learning_rate must be non-negative");
   const int64_t accum = o.train_batch_size / o.micro_train_batch_size;
-  check_micro_batches_cover_ranks(communicator_or_world(o.comm), accum);
+  dist::Communicator& comm = communicator_or_world(o.comm);
+  check_micro_batches_cover_ranks(comm, accum);
 
   LoaderOptions lo;
   lo.micro_batch_size = static_cast<size_t>(o.micro_train_batch_size);
@@ -150,7 +151,6 @@ LmTrainResult train_lm(model::DecoderModel& model, std::span<const Sample> train
   check(o.kd_coef >= 0 && o.kd_coef <= 1, "--kd_coef must be in [0, 1]");
   AdamW opt = prepare_training(model, o);
 
-  dist::Communicator& comm = communicator_or_world(o.comm);
   const bool root = comm.is_root(), show = root && !o.quiet;
   int64_t step = 0;
   LoaderPosition pos;

@@ -78,48 +78,40 @@ void AdamW::step(double lr) {
   if (sharded()) gather_weights();
 }
 
-void AdamW::gather_weights() {
-  const int64_t n = comm_->size();
-  std::vector<float> mine(static_cast<size_t>(shard_), 0.0f), all(static_cast<size_t>(shard_ * n));
+std::vector<float> AdamW::gather_shares(const std::function<const float*(size_t)>& share_of) const {
+  std::vector<float> mine(static_cast<size_t>(shard_), 0.0f), all(static_cast<size_t>(shard_ * comm_->size()));
   for (size_t k = 0; k < params_.size(); ++k) {
     const auto [b, e] = own_[k];
     if (b == e) continue;
-    const float* w = params_[k].var.value().data<float>();
-    std::copy(w + b, w + e, mine.data() + (offset_[k] + b - comm_->rank() * shard_));
+    const float* src = share_of(k);
+    std::copy(src, src + (e - b), mine.data() + (offset_[k] + b - comm_->rank() * shard_));
   }
   comm_->all_gather(mine.data(), all.data(), static_cast<size_t>(shard_));
+  return all;
+}
+
+void AdamW::gather_weights() {
+  const std::vector<float> all =
+      gather_shares([&](size_t k) { return params_[k].var.value().data<float>() + own_[k].first; });
   for (size_t k = 0; k < params_.size(); ++k) {
-    float* w = params_[k].var.value().data<float>();
     const float* src = all.data() + offset_[k];
-    std::copy(src, src + params_[k].var.value().numel(), w);
+    std::copy(src, src + params_[k].var.value().numel(), params_[k].var.value().data<float>());
   }
 }
 
 std::pair<std::vector<Tensor>, std::vector<Tensor>> AdamW::full_moments() const {
-  std::vector<Tensor> m, v;
-  if (!sharded()) {
-    for (size_t k = 0; k < params_.size(); ++k) m.push_back(m_[k]), v.push_back(v_[k]);
-    return {m, v};
-  }
-  const int64_t n = comm_->size();
+  if (!sharded()) return {m_, v_};
+  std::vector<Tensor> full[2];
   for (int which = 0; which < 2; ++which) {
-    const auto& src = which == 0 ? m_ : v_;
-    std::vector<float> mine(static_cast<size_t>(shard_), 0.0f), all(static_cast<size_t>(shard_ * n));
-    for (size_t k = 0; k < params_.size(); ++k) {
-      const auto [b, e] = own_[k];
-      if (b < e)
-        std::copy(src[k].data<float>(), src[k].data<float>() + (e - b),
-                  mine.data() + (offset_[k] + b - comm_->rank() * shard_));
-    }
-    comm_->all_gather(mine.data(), all.data(), static_cast<size_t>(shard_));
-    auto& out = which == 0 ? m : v;
+    const auto& held = which == 0 ? m_ : v_;
+    const std::vector<float> all = gather_shares([&](size_t k) { return held[k].data<float>(); });
     for (size_t k = 0; k < params_.size(); ++k) {
       Tensor t = Tensor::empty(params_[k].var.value().shape());
       std::copy(all.data() + offset_[k], all.data() + offset_[k] + t.numel(), t.data<float>());
-      out.push_back(std::move(t));
+      full[which].push_back(std::move(t));
     }
   }
-  return {m, v};
+  return {std::move(full[0]), std::move(full[1])};
 }
 
 void AdamW::set_moments(size_t k, const Tensor& m, const Tensor& v) {
@@ -143,13 +135,14 @@ double clip_grad_norm(const std::vector<model::NamedParam>& params, double max_n
   for (auto& p : params)
     if (p.var.has_grad()) total += ops::sum_squares(p.var.grad());
   const double norm = std::sqrt(total);
-  if (max_norm > 0) {
-    const double coef = std::min(1.0, max_norm / (norm + 1e-6));
-    if (coef < 1.0)
-      for (auto& p : params)
-        if (p.var.has_grad()) ops::scale(p.var.grad(), static_cast<float>(coef), p.var.grad());
-  }
+  if (const double coef = clip_coefficient(norm, max_norm); coef < 1.0)
+    for (auto& p : params)
+      if (p.var.has_grad()) ops::scale(p.var.grad(), static_cast<float>(coef), p.var.grad());
   return norm;
+}
+
+double clip_coefficient(double norm, double max_norm) {
+  return max_norm > 0 ? std::min(1.0, max_norm / (norm + 1e-6)) : 1.0;
 }
 
 LrSchedule::LrSchedule(std::string name, int64_t warmup_steps, int64_t total_steps, double min_lr_ratio)

@@ -56,6 +56,9 @@ class AdamW {
   size_t moment_bytes() const;
 
  private:
+  // Every rank's share (share_of(k): parameter k's owned elements, own_[k] long) laid end to end
+  // in the flat layout, on every rank (collective).
+  std::vector<float> gather_shares(const std::function<const float*(size_t)>& share_of) const;
   // Copies every rank's updated share of the weights to every rank.
   void gather_weights();
 
@@ -74,6 +77,8 @@ class AdamW {
 // Scales all gradients so their global L2 norm is at most max_norm (coef = max_norm / (norm + 1e-6),
 // capped at 1, as torch does). Returns the norm before clipping. max_norm <= 0 only measures.
 double clip_grad_norm(const std::vector<model::NamedParam>& params, double max_norm);
+// The factor clipping multiplies gradients of global norm `norm` by (1: no clipping).
+double clip_coefficient(double norm, double max_norm);
 
 // transformers.get_scheduler: constant, constant_with_warmup, linear, cosine, cosine_with_min_lr.
 class LrSchedule {
