@@ -83,6 +83,35 @@ TEST(AutogradOps, RmsNormRowsAndHeads) {
   check_grads([&] { return rms_norm(x, wh, 1e-6f); }, {x, wh});  // per-head groups of 4
 }
 
+TEST(AutogradOps, LayerNormAndGelu) {
+  std::mt19937 rng(13);
+  Var x = rand_var({3, 8}, rng), w = rand_var({8}, rng, 0.3f, 1.0f), b = rand_var({8}, rng);
+  check_grads([&] { return layer_norm(x, w, &b, 1e-6f); }, {x, w, b});
+  check_grads([&] { return layer_norm(x, w, nullptr, 1e-6f); }, {x, w});
+  check_grads([&] { return gelu(x, ops::GeluKind::Erf); }, {x});
+  check_grads([&] { return gelu(x, ops::GeluKind::Tanh); }, {x});
+}
+
+TEST(AutogradOps, RowsPutAddScaleReshape) {
+  std::mt19937 rng(14);
+  Var x = rand_var({5, 4}, rng), v = rand_var({2, 4}, rng);
+  std::vector<int32_t> rows = {3, 1};
+  check_grads([&] { return put_rows(x, rows, v); }, {x, v});
+  check_grads([&] { return add_rows(x, rows, v); }, {x, v});
+  Tensor c = Tensor::empty({5, 4});
+  for (int64_t i = 0; i < c.numel(); ++i) c.data<float>()[i] = 0.25f * static_cast<float>(i % 7) - 0.5f;
+  check_grads([&] { return mul_by(x, c); }, {x});
+  check_grads([&] { return reshape(x, {10, 2}); }, {x});
+  // put_rows replaces the rows exactly and leaves the others alone.
+  Var y = put_rows(x, rows, v);
+  for (int64_t r = 0; r < 5; ++r)
+    for (int64_t i = 0; i < 4; ++i) {
+      const float want = r == 3 ? v.value().data<float>()[i] : r == 1 ? v.value().data<float>()[4 + i]
+                                                                      : x.value().data<float>()[r * 4 + i];
+      EXPECT_EQ(y.value().data<float>()[r * 4 + i], want) << r << "," << i;
+    }
+}
+
 TEST(AutogradOps, Rope) {
   std::mt19937 rng(4);
   const int64_t T = 3, hd = 4;

@@ -30,7 +30,7 @@ TEST(RewardModel, ScoresMatchTransformers) {
     EXPECT_NEAR(last_token_score(*m, g["prompts"][i].get<std::vector<int32_t>>()), g["scores"][i].get<double>(), 1e-4)
         << "prompt " << i;
   model::KVCache cache(m->config(), 1, 4);
-  model::Batch b{{1, 2}, {0, 1}, {0, 0}, {1}};
+  model::Batch b{{1, 2}, {0, 1}, {0, 0}, {1}, {}, nullptr};
   EXPECT_THROW(m->forward_var(b, cache), Error);  // a classifier has no logits
 }
 

@@ -861,13 +861,21 @@ struct KvModel {
 int64_t first_visible(int64_t pos, int64_t window) {
   return window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
 }
+// The last key row t sees: its own position (causal), or its run's last position (bidirectional;
+// a run is the consecutive rows of one slot at consecutive positions).
+int64_t last_visible(const ops::AttentionArgs& a, size_t t) {
+  if (a.causal) return a.pos[t];
+  size_t e = t;
+  while (e + 1 < a.pos.size() && a.slot[e + 1] == a.slot[t] && a.pos[e + 1] == a.pos[e] + 1) ++e;
+  return a.pos[e];
+}
 
 // Softmax weights of row t, head h over its visible keys [lo, pos]: P[j - lo].
 Vec attn_probs(const Vec& q, const Vec& K, const KvModel& kv, const ops::AttentionArgs& a, size_t t, int64_t h) {
   const int64_t hd = a.head_dim, g = h / (a.heads / a.kv_heads), p = a.pos[t];
-  const int64_t lo = first_visible(p, a.window);
+  const int64_t lo = first_visible(p, a.window), hi = last_visible(a, t);
   Vec s;
-  for (int64_t j = lo; j <= p; ++j) {
+  for (int64_t j = lo; j <= hi; ++j) {
     EXPECT_TRUE(kv.has(a.slot[t], j)) << "the reference reads a key never written";
     double dot = 0;
     for (int64_t d = 0; d < hd; ++d) dot += q[(t * a.heads + h) * hd + d] * K[kv.at(a.slot[t], j, g) + d];
@@ -895,7 +903,7 @@ AttnRef ref_attention(const Vec& q, const KvModel& kv, const ops::AttentionArgs&
     for (int64_t h = 0; h < H; ++h) {
       const Vec P = attn_probs(q, K, kv, a, t, h);
       const int64_t lo = first_visible(a.pos[t], a.window);
-      for (int64_t j = lo; j <= a.pos[t]; ++j)
+      for (int64_t j = lo; j <= last_visible(a, t); ++j)
         for (int64_t d = 0; d < hd; ++d)
           r.out[(t * H + h) * hd + d] += P[j - lo] * V[kv.at(a.slot[t], j, h / group) + d];
       r.lse[t * H + h] = P.back();
@@ -926,13 +934,13 @@ AttnGrads ref_attention_backward(const Vec& dout, const Vec& q, const KvModel& k
       const double* qv = &q[(t * H + h) * hd];
       Vec dP;
       double D = 0;
-      for (int64_t j = lo; j <= a.pos[t]; ++j) {
+      for (int64_t j = lo; j <= last_visible(a, t); ++j) {
         double s = 0;
         for (int64_t d = 0; d < hd; ++d) s += go[d] * kv.v[kv.at(a.slot[t], j, kvh) + d];
         dP.push_back(s);
         D += P[j - lo] * s;
       }
-      for (int64_t j = lo; j <= a.pos[t]; ++j) {
+      for (int64_t j = lo; j <= last_visible(a, t); ++j) {
         const double pj = P[j - lo], dS = pj * (dP[j - lo] - D);
         const size_t kj = kv.at(a.slot[t], j, kvh);
         for (int64_t d = 0; d < hd; ++d) g.dq[(t * H + h) * hd + d] += a.scale * dS * kv.k[kj + d];
@@ -1987,6 +1995,168 @@ TEST(OpsBackend, AttentionBackward) {
   });
 }
 
+TEST(OpsBackend, AttentionBidirectional) {
+  // causal = false (a vision tower's attention within each image): every row sees all keys of its
+  // slot up to its run's last position, keys cached before included. Slot 2 holds 3 positions
+  // first; then runs of 19, 7 and 5 rows; forward, lse and every gradient against the reference
+  // and central differences.
+  for_each_isa([] {
+    for (auto [H, KV] : {std::pair<int64_t, int64_t>{6, 2}, {4, 4}}) {
+      const int64_t hd = 16, P = 4, pps = 6, slots = 3;
+      const std::string what = cat("heads ", H, "/", KV, ", hd 16, page 4, bidirectional");
+      Measure m("attention/bidirectional", what);
+      Measure fd("attention_backward/bidirectional fd", what + ", 64 random elements of each of q, k, v");
+      std::mt19937 rng(static_cast<unsigned>(3000 + H + KV));
+      ops::KvPages cache = make_cache(DType::F32, slots, pps, P, KV, hd, rng);
+      KvModel kv(slots, pps * P, KV, hd, DType::F32);
+      {
+        const Batch b0 = batch({{2, 0, 3}});
+        ops::AttentionArgs a0 = attn_args(b0, H, KV, hd, 0);
+        a0.causal = false;
+        const Tensor k0 = randn({3, KV * hd}, rng), v0 = randn({3, KV * hd}, rng);
+        ops::kv_write(k0, v0, a0, cache);
+        kv.write(k0, v0, a0);
+      }
+      const Batch b = batch({{1, 0, 19}, {0, 0, 7}, {2, 3, 5}});
+      ops::AttentionArgs a = attn_args(b, H, KV, hd, 0);
+      a.causal = false;
+      const int64_t T = b.rows();
+      Tensor q = randn({T, H * hd}, rng, 1.5), k = randn({T, KV * hd}, rng), v = randn({T, KV * hd}, rng);
+      ops::kv_write(k, v, a, cache);
+      kv.write(k, v, a);
+      Tensor out = nan_f32({T, H * hd}), lse = nan_f32({T, H});
+      ops::attention(q, cache, a, out, &lse);
+      const AttnRef want = ref_attention(values(q), kv, a);
+      m.nmse(values(out), want.out, kTolF32, "out");
+      m.nmse(values(lse), want.lse, kTolF32, "lse");
+      const Tensor dout = randn({T, H * hd}, rng);
+      Tensor dq = Tensor::zeros({T, H * hd}), dk = Tensor::zeros({T, KV * hd}), dv = Tensor::zeros({T, KV * hd});
+      ops::attention_backward(dout, q, out, lse, cache, a, &dq, &dk, &dv);
+      const AttnGrads g = ref_attention_backward(values(dout), values(q), kv, a);
+      m.nmse(values(dq), g.dq, kTolAttnBackward, "dq");
+      m.nmse(values(dk), g.dk, kTolAttnBackward, "dk");
+      m.nmse(values(dv), g.dv, kTolAttnBackward, "dv");
+      const Vec r = values(dout), gq = values(dq), gk = values(dk), gv = values(dv);
+      auto f = [&] {
+        ops::kv_write(k, v, a, cache);
+        Tensor o = ops::new_f32({T, H * hd}, kCpu);
+        ops::attention(q, cache, a, o, nullptr);
+        return values(o);
+      };
+      for (auto [x, gr, name] :
+           {std::tuple<Tensor*, const Vec*, const char*>{&q, &gq, "dq"}, {&k, &gk, "dk"}, {&v, &gv, "dv"}}) {
+        const std::vector<int64_t> idx = some_of(*x, 64, rng);
+        fd.nmse(pick(*gr, idx), fd_grad(*x, f, r, idx), kTolFd, name);
+      }
+      // A causal call over the same cache differs (the mask is really lifted).
+      ops::AttentionArgs c = a;
+      c.causal = true;
+      Tensor causal_out = nan_f32({T, H * hd});
+      ops::attention(q, cache, c, causal_out, nullptr);
+      EXPECT_GT(count_differ(bits(causal_out), bits(out)), T * H * hd / 2);
+    }
+  });
+  // A window applies to causal attention only.
+  std::mt19937 rng(1);
+  ops::KvPages cache = make_cache(DType::F32, 1, 2, 4, 1, 16, rng);
+  const Batch b = batch({{0, 0, 3}});
+  ops::AttentionArgs a = attn_args(b, 1, 1, 16, 2);
+  a.causal = false;
+  Tensor q = randn({3, 16}, rng), out = nan_f32({3, 16});
+  EXPECT_THROW(ops::attention(q, cache, a, out, nullptr), Error);
+}
+
+// y = (x - mean) / sqrt(var + eps) w + b over each row (biased variance).
+Vec ref_layer_norm(const Vec& x, const Vec& w, const Vec& b, int64_t rows, double eps) {
+  const size_t n = w.size();
+  Vec y(x.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    double mean = 0, var = 0;
+    for (size_t i = 0; i < n; ++i) mean += x[r * n + i];
+    mean /= static_cast<double>(n);
+    for (size_t i = 0; i < n; ++i) var += (x[r * n + i] - mean) * (x[r * n + i] - mean);
+    const double rstd = 1.0 / std::sqrt(var / static_cast<double>(n) + eps);
+    for (size_t i = 0; i < n; ++i) y[r * n + i] = (x[r * n + i] - mean) * rstd * w[i] + (b.empty() ? 0.0 : b[i]);
+  }
+  return y;
+}
+
+TEST(OpsBackend, LayerNorm) {
+  const float eps = 1e-6f;
+  for_each_isa([&] {
+    for (auto [rows, cols] : {std::pair<int64_t, int64_t>{5, 130}, {3, 37}, {1, 16}}) {
+      const std::string what = cat("x [", rows, "x", cols, "]");
+      std::mt19937 rng(static_cast<unsigned>(rows * 7 + cols));
+      const Tensor x = randn({rows, cols}, rng, 2.0, 0.7), w = randn({cols}, rng, 0.3, 1.0), b = randn({cols}, rng);
+      Tensor out = nan_f32({rows, cols}), out_nb = nan_f32({rows, cols});
+      ops::layer_norm(x, w, &b, eps, out);
+      ops::layer_norm(x, w, nullptr, eps, out_nb);
+      Measure m("layer_norm", what);
+      m.nmse(values(out), ref_layer_norm(values(x), values(w), values(b), rows, eps), kTolF32, "with bias");
+      m.nmse(values(out_nb), ref_layer_norm(values(x), values(w), {}, rows, eps), kTolF32, "without bias");
+      check_views("layer_norm", what, {{x}, {w}, {b}, {nan_f32({rows, cols})}},
+                  [&](std::vector<Tensor>& a) { ops::layer_norm(a[0], a[1], &a[2], eps, a[3]); });
+    }
+    // Gradients by central differences, accumulated onto what is there.
+    Measure fd("layer_norm_backward/fd", "x [3x12], w [12], b [12]");
+    std::mt19937 rng(9);
+    Tensor x = randn({3, 12}, rng, 1.0, 0.2), w = randn({12}, rng, 0.3, 1.0), b = randn({12}, rng);
+    const Vec r = values(randn({3, 12}, rng));
+    auto f = [&] {
+      Tensor o = ops::new_f32({3, 12}, kCpu);
+      ops::layer_norm(x, w, &b, eps, o);
+      return values(o);
+    };
+    Tensor dx = randn({3, 12}, rng), dw = randn({12}, rng), db = randn({12}, rng);
+    const Vec dx0 = values(dx), dw0 = values(dw), db0 = values(db);
+    ops::layer_norm_backward(tensor_of(r, {3, 12}), x, w, eps, &dx, &dw, &db);
+    fd.nmse(minus(values(dx), dx0), fd_grad(x, f, r, all_of(x)), kTolFd, "dx");
+    fd.nmse(minus(values(dw), dw0), fd_grad(w, f, r, all_of(w)), kTolFd, "dw");
+    fd.nmse(minus(values(db), db0), fd_grad(b, f, r, all_of(b)), kTolFd, "db");
+  });
+}
+
+TEST(OpsBackend, Gelu) {
+  for_each_isa([] {
+    std::mt19937 rng(11);
+    const Tensor x = randn({4, 67}, rng, 3.0);
+    const Vec xv = values(x);
+    for (ops::GeluKind kind : {ops::GeluKind::Erf, ops::GeluKind::Tanh}) {
+      const bool erf = kind == ops::GeluKind::Erf;
+      const std::string what = erf ? "erf, x [4x67]" : "tanh, x [4x67]";
+      Tensor out = nan_f32({4, 67});
+      ops::gelu(x, kind, out);
+      // The published forms: x Φ(x), and 0.5 x (1 + tanh(sqrt(2/π) (x + 0.044715 x³))).
+      Vec want(xv.size());
+      for (size_t i = 0; i < xv.size(); ++i) {
+        const double v = xv[i];
+        want[i] = erf ? 0.5 * v * std::erfc(-v / std::sqrt(2.0))
+                      : 0.5 * v * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
+      }
+      Measure m("gelu", what);
+      m.nmse(values(out), want, kTolF32);
+      check_views("gelu", what, {{x}, {nan_f32({4, 67})}}, [&](std::vector<Tensor>& a) { ops::gelu(a[0], kind, a[1]); });
+      Measure fd("gelu_backward/fd", what);
+      Tensor xs = randn({2, 9}, rng, 2.0);
+      const Vec r = values(randn({2, 9}, rng));
+      auto f = [&] {
+        Tensor o = ops::new_f32({2, 9}, kCpu);
+        ops::gelu(xs, kind, o);
+        return values(o);
+      };
+      Tensor dx = randn({2, 9}, rng);
+      const Vec dx0 = values(dx);
+      ops::gelu_backward(tensor_of(r, {2, 9}), xs, kind, dx);
+      fd.nmse(minus(values(dx), dx0), fd_grad(xs, f, r, all_of(xs)), kTolFd, "dx");
+    }
+    // The two kinds really differ.
+    Tensor a = nan_f32({4, 67}), b = nan_f32({4, 67});
+    ops::gelu(x, ops::GeluKind::Erf, a);
+    ops::gelu(x, ops::GeluKind::Tanh, b);
+    EXPECT_GT(count_differ(bits(a), bits(b)), 10);
+  });
+}
+
 TEST(OpsBackend, BadOperandsThrow) {
   std::mt19937 rng(7);
   const Tensor x = randn({4, 6}, rng), W = randn({3, 6}, rng), W7 = randn({3, 7}, rng), b3 = randn({3}, rng);
@@ -2391,6 +2561,20 @@ std::vector<DeviceCase> device_cases() {
     Tensor dg = randn({4, 37}, rng).to(d), du = randn({4, 37}, rng).to(d);
     ops::swiglu_backward(out, g, u, &dg, &du);
     return std::vector<Vec>{values(out), values(dg), values(du)};
+  });
+  add("layer_norm, gelu and their backwards", 0, [](Device d) {
+    std::mt19937 rng(21);
+    Tensor x = randn({5, 130}, rng).to(d), w = randn({130}, rng, 0.3, 1.0).to(d), b = randn({130}, rng).to(d),
+           out = Tensor::zeros({5, 130}, DType::F32, d), g1 = Tensor::zeros({5, 130}, DType::F32, d),
+           g2 = Tensor::zeros({5, 130}, DType::F32, d);
+    ops::layer_norm(x, w, &b, 1e-6f, out);
+    Tensor dx = randn({5, 130}, rng).to(d), dw = randn({130}, rng).to(d), db = randn({130}, rng).to(d);
+    ops::layer_norm_backward(out, x, w, 1e-6f, &dx, &dw, &db);
+    ops::gelu(x, ops::GeluKind::Erf, g1);
+    ops::gelu(x, ops::GeluKind::Tanh, g2);
+    Tensor gx = randn({5, 130}, rng).to(d);
+    ops::gelu_backward(g1, x, ops::GeluKind::Tanh, gx);
+    return std::vector<Vec>{values(out), values(dx), values(dw), values(db), values(g1), values(g2), values(gx)};
   });
   for (DType dt : {DType::F32, DType::BF16})
     add(cat("kv_write and attention, ", dtype_name(dt), " cache, paged"), 0, [dt](Device d) {

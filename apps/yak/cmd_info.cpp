@@ -59,6 +59,33 @@ void run_info(const std::string& dir, int64_t context) {
               c.attention_bias ? ", qkv bias" : "", c.qk_norm ? ", q/k norm" : "");
   std::printf("rope             %s, theta %g, factor %g; max positions %lld\n", io::rope_type_name(c.rope.type),
               c.rope.theta, c.rope.factor, static_cast<long long>(c.max_position_embeddings));
+  if (!c.rope.mrope_section.empty())
+    std::printf("m-rope           sections t/h/w %lld/%lld/%lld of head_dim/2 %s\n",
+                static_cast<long long>(c.rope.mrope_section[0]), static_cast<long long>(c.rope.mrope_section[1]),
+                static_cast<long long>(c.rope.mrope_section[2]), c.rope.mrope_interleaved ? "(interleaved)" : "(chunks)");
+  if (c.vision) {
+    const auto& v = *c.vision;
+    std::string ds;
+    for (auto i : v.deepstack_visual_indexes) ds += (ds.empty() ? "" : ", ") + std::to_string(i);
+    std::printf("vision tower     depth %lld, hidden %lld, %lld heads, intermediate %lld, %s\n",
+                static_cast<long long>(v.depth), static_cast<long long>(v.hidden_size),
+                static_cast<long long>(v.num_heads), static_cast<long long>(v.intermediate_size), v.hidden_act.c_str());
+    std::printf("vision patches   %lldx%lld pixels x %lld frames, %lld learned positions (%lldx%lld grid), "
+                "merge %lldx%lld -> hidden %lld\n",
+                static_cast<long long>(v.patch_size), static_cast<long long>(v.patch_size),
+                static_cast<long long>(v.temporal_patch_size), static_cast<long long>(v.num_position_embeddings),
+                static_cast<long long>(v.grid_side()), static_cast<long long>(v.grid_side()),
+                static_cast<long long>(v.spatial_merge_size), static_cast<long long>(v.spatial_merge_size),
+                static_cast<long long>(v.out_hidden_size));
+    if (ds.empty())
+      std::printf("deepstack        none\n");
+    else
+      std::printf("deepstack        features of blocks %s added after decoder layers 0-%zu\n", ds.c_str(),
+                  v.deepstack_visual_indexes.size() - 1);
+    std::printf("image tokens     image %lld, video %lld, vision start %lld, end %lld\n",
+                static_cast<long long>(v.image_token_id), static_cast<long long>(v.video_token_id),
+                static_cast<long long>(v.vision_start_token_id), static_cast<long long>(v.vision_end_token_id));
+  }
   std::printf("tied embeddings  %s\n", c.tie_word_embeddings ? "yes" : "no");
   const double kv_per_token = 2.0 * c.num_layers * c.num_kv_heads * c.head_dim * sizeof(float);
   std::printf("memory           weights %s (mapped) + KV cache %s per token, %s for %lld tokens\n",

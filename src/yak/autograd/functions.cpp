@@ -75,6 +75,110 @@ Var rms_norm(const Var& x, const Var& w, float eps) {
   return out;
 }
 
+Var layer_norm(const Var& x, const Var& w, const Var* bias, float eps) {
+  const bool rec = recording({&x, &w, bias});
+  Var out = make_out(x.value().shape(), x, rec);
+  ops::layer_norm(x.value(), w.value(), bias ? &bias->value() : nullptr, eps, out.value());
+  if (rec) {
+    Var b = bias ? *bias : Var();
+    active_tape()->push([x, w, b, out, eps]() {
+      if (out.has_grad())
+        ops::layer_norm_backward(out.grad(), x.value(), w.value(), eps, grad_of(x), grad_of(w), grad_of(b));
+    });
+  }
+  return out;
+}
+
+Var gelu(const Var& x, ops::GeluKind kind) {
+  const bool rec = recording({&x});
+  Var out = make_out(x.value().shape(), x, rec);
+  ops::gelu(x.value(), kind, out.value());
+  if (rec)
+    active_tape()->push([x, out, kind]() {
+      if (out.has_grad() && x.requires_grad()) ops::gelu_backward(out.grad(), x.value(), kind, x.grad());
+    });
+  return out;
+}
+
+Var add_rows(const Var& x, std::span<const int32_t> rows, const Var& v) {
+  const bool rec = recording({&x, &v});
+  Var out = make_out(x.value().shape(), x, rec);
+  ops::convert(x.value(), out.value());
+  ops::scatter_add_rows(v.value(), rows, out.value());
+  if (rec)
+    active_tape()->push([x, v, out, keep = copy_ids(rows)]() {
+      if (!out.has_grad()) return;
+      if (x.requires_grad()) ops::axpy(1.0f, out.grad(), x.grad());
+      if (v.requires_grad()) {
+        Tensor g = new_like(v.value().shape(), v);
+        ops::gather_rows(out.grad(), keep, g);
+        ops::axpy(1.0f, g, v.grad());
+      }
+    });
+  return out;
+}
+
+namespace {
+// t with rows `rows` set to exactly zero (x + (-x) is +0 for every finite x).
+void zero_rows(Tensor& t, std::span<const int32_t> rows) {
+  Tensor g = Tensor::empty({static_cast<int64_t>(rows.size()), t.dim(1)}, DType::F32, t.device());
+  ops::gather_rows(t, rows, g);
+  ops::scale(g, -1.0f, g);
+  ops::scatter_add_rows(g, rows, t);
+}
+}  // namespace
+
+Var put_rows(const Var& x, std::span<const int32_t> rows, const Var& v) {
+  const bool rec = recording({&x, &v});
+  Var out = make_out(x.value().shape(), x, rec);
+  ops::convert(x.value(), out.value());
+  zero_rows(out.value(), rows);
+  ops::scatter_add_rows(v.value(), rows, out.value());
+  if (rec)
+    active_tape()->push([x, v, out, keep = copy_ids(rows)]() {
+      if (!out.has_grad()) return;
+      if (x.requires_grad()) {
+        Tensor d = new_like(out.value().shape(), out);
+        ops::convert(out.grad(), d);
+        zero_rows(d, keep);
+        ops::axpy(1.0f, d, x.grad());
+      }
+      if (v.requires_grad()) {
+        Tensor g = new_like(v.value().shape(), v);
+        ops::gather_rows(out.grad(), keep, g);
+        ops::axpy(1.0f, g, v.grad());
+      }
+    });
+  return out;
+}
+
+Var mul_by(const Var& x, const Tensor& c) {
+  const bool rec = recording({&x});
+  Var out = make_out(x.value().shape(), x, rec);
+  ops::mul(x.value(), c, out.value());
+  if (rec)
+    active_tape()->push([x, out, c]() {
+      if (!out.has_grad() || !x.requires_grad()) return;
+      Tensor g = new_like(x.value().shape(), x);
+      ops::mul(out.grad(), c, g);
+      ops::axpy(1.0f, g, x.grad());
+    });
+  return out;
+}
+
+Var reshape(const Var& x, const Shape& shape) {
+  if (!x.value().is_contiguous()) [[unlikely]]
+    throw Error("reshape: the tensor must be contiguous");
+  const bool rec = recording({&x});
+  if (!rec) return Var(x.value().reshape(shape));
+  Var out = make_out(shape, x, true);
+  ops::convert(x.value().reshape(shape), out.value());
+  active_tape()->push([x, out]() {
+    if (out.has_grad() && x.requires_grad()) ops::axpy(1.0f, out.grad().reshape(x.value().shape()), x.grad());
+  });
+  return out;
+}
+
 Var rope(const Var& x, const Tensor& cs, int64_t hd) {
   const bool rec = recording({&x});
   Var out = make_out(x.value().shape(), x, rec);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "yak/autograd/var.h"
+#include "yak/ops/backend.h"
 
 namespace yak::ag {
 
@@ -20,11 +21,23 @@ Var linear(const Var& x, const Var& W, const Var* bias = nullptr);
 void linear_group(const Var& x, std::span<const Var* const> W, std::span<const Var* const> b, std::span<Var> out);
 // RMSNorm over consecutive groups of w.numel() values (per row, or per head when w is [head_dim]).
 Var rms_norm(const Var& x, const Var& w, float eps);
+// LayerNorm over each row (w, b [row size]; bias optional).
+Var layer_norm(const Var& x, const Var& w, const Var* bias, float eps);
+// GELU, exact (erf) or tanh-approximated.
+Var gelu(const Var& x, ops::GeluKind kind);
 // Rotate-half RoPE on every head_dim group of row t with the table cs [T, head_dim] (cos | sin).
 Var rope(const Var& x, const Tensor& cs, int64_t head_dim);
 // silu(gate) * up
 Var swiglu(const Var& gate, const Var& up);
 Var add(const Var& a, const Var& b);
+// x with v[i] added to row rows[i] (rows distinct).
+Var add_rows(const Var& x, std::span<const int32_t> rows, const Var& v);
+// x with row rows[i] replaced by v[i] (rows distinct): image features in place of their tokens.
+Var put_rows(const Var& x, std::span<const int32_t> rows, const Var& v);
+// x * c elementwise for a constant c of x's shape.
+Var mul_by(const Var& x, const Tensor& c);
+// The same values under another shape (x contiguous).
+Var reshape(const Var& x, const Shape& shape);
 // Rows `rows` of x [T, D] → [rows.size(), D] (elements of a vector x [T] → [rows.size()])
 Var gather_rows(const Var& x, std::span<const int32_t> rows);
 // Σ over rows with target != ignore_index of (logsumexp(row) - row[target]); a one-element Var.

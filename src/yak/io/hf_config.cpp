@@ -12,6 +12,8 @@ const char* arch_name(Arch a) {
       return "MistralForCausalLM";
     case Arch::Qwen2:
       return "Qwen2ForCausalLM";
+    case Arch::Qwen3VL:
+      return "Qwen3VLForConditionalGeneration";
     case Arch::Qwen3:
       return "Qwen3ForCausalLM";
   }
@@ -119,6 +121,56 @@ void parse_rope(const Json& j, const std::string& where, RopeConfig& r) {
   if (auto v = opt_num(*s, "high_freq_factor", w)) r.high_freq_factor = *v;
   if (r.type == RopeType::Llama3 && !r.original_max_position_embeddings)
     throw Error(w + ": rope type 'llama3' needs 'original_max_position_embeddings'");
+  if (auto it = s->find("mrope_section"); it != s->end() && !it->is_null()) {
+    if (!it->is_array() || it->size() != 3)
+      throw Error(w + ": field 'mrope_section' must be a list of 3 integers (temporal, height, width)");
+    for (auto& v : *it) {
+      if (!v.is_number_integer() || v.get<int64_t>() < 0)
+        throw Error(w + ": field 'mrope_section' must hold non-negative integers");
+      r.mrope_section.push_back(v.get<int64_t>());
+    }
+    r.mrope_interleaved = json_get_or<bool>(*s, "mrope_interleaved", false, w);
+  }
+}
+
+VisionConfig parse_vision(const Json& v, const std::string& w) {
+  if (!v.is_object()) throw Error(w + ": expected a JSON object");
+  VisionConfig c;
+  c.depth = json_get<int64_t>(v, "depth", w);
+  c.hidden_size = json_get<int64_t>(v, "hidden_size", w);
+  c.num_heads = json_get<int64_t>(v, "num_heads", w);
+  c.intermediate_size = json_get<int64_t>(v, "intermediate_size", w);
+  c.in_channels = json_get_or<int64_t>(v, "in_channels", 3, w);
+  c.patch_size = json_get_or<int64_t>(v, "patch_size", 16, w);
+  c.temporal_patch_size = json_get_or<int64_t>(v, "temporal_patch_size", 2, w);
+  c.spatial_merge_size = json_get_or<int64_t>(v, "spatial_merge_size", 2, w);
+  c.out_hidden_size = json_get<int64_t>(v, "out_hidden_size", w);
+  c.num_position_embeddings = json_get<int64_t>(v, "num_position_embeddings", w);
+  c.hidden_act = json_get_or<std::string>(v, "hidden_act", "gelu_pytorch_tanh", w);
+  for (const char* name : {"depth", "hidden_size", "num_heads", "intermediate_size", "in_channels", "patch_size",
+                           "temporal_patch_size", "spatial_merge_size", "out_hidden_size", "num_position_embeddings"})
+    if (json_get_or<int64_t>(v, name, 1, w) <= 0) throw Error(w + ": field '" + name + "' must be positive");
+  if (c.hidden_size % c.num_heads != 0 || c.head_dim() % 4 != 0)
+    throw Error(w + ": hidden_size / num_heads must be a multiple of 4 (2-D rotary embedding)");
+  if (c.hidden_act != "gelu_pytorch_tanh" && c.hidden_act != "gelu")
+    throw Error(w + ": field 'hidden_act': expected 'gelu_pytorch_tanh' or 'gelu', got '" + c.hidden_act + "'");
+  if (auto it = v.find("deepstack_visual_indexes"); it != v.end() && !it->is_null()) {
+    if (!it->is_array()) throw Error(w + ": field 'deepstack_visual_indexes' must be a list of layer indexes");
+    for (auto& x : *it) {
+      if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() >= c.depth)
+        throw Error(w + ": field 'deepstack_visual_indexes' must hold layer indexes below depth " +
+                    std::to_string(c.depth));
+      c.deepstack_visual_indexes.push_back(x.get<int64_t>());
+    }
+  }
+  if (auto it = v.find("rope_parameters"); it != v.end() && it->is_object()) {
+    const std::string type = json_get_or<std::string>(*it, "rope_type", "axial", w + ": rope_parameters");
+    if (type != "axial" && type != "default")
+      throw Error(w + ": rope_parameters: unsupported vision rope type '" + type + "' (expected axial)");
+    c.rope_theta = json_get_or<double>(*it, "rope_theta", 10000.0, w + ": rope_parameters");
+  }
+  c.grid_side();
+  return c;
 }
 
 }  // namespace
@@ -148,6 +200,46 @@ ModelConfig ModelConfig::from_json(const Json& j, const std::string& where) {
     else
       c.num_labels = json_get_or<int64_t>(j, "num_labels", 1, where);
   }
+  if (arch == "Qwen3VLMoeForConditionalGeneration")
+    throw Error(where + ": field 'architectures': the Qwen3-VL mixture-of-experts model (" + arch +
+                ") is not supported; the dense Qwen3VLForConditionalGeneration is");
+  if (arch == "Qwen3VLForConditionalGeneration") {
+    // The decoder is a Qwen3 described by text_config; the vision tower by vision_config.
+    auto text = j.find("text_config");
+    if (text == j.end() || !text->is_object())
+      throw Error(where + ": Qwen3VLForConditionalGeneration needs an object 'text_config'");
+    Json tj = *text;
+    tj["architectures"] = Json::array({"Qwen3ForCausalLM"});
+    ModelConfig t = from_json(tj, where + ": text_config");
+    t.arch = Arch::Qwen3VL;
+    t.model_type = c.model_type;
+    t.weight_prefix = "model.language_model.";
+    t.tie_word_embeddings = json_get_or<bool>(j, "tie_word_embeddings", false, where);
+    auto vis = j.find("vision_config");
+    if (vis == j.end()) throw Error(where + ": Qwen3VLForConditionalGeneration needs 'vision_config'");
+    VisionConfig v = parse_vision(*vis, where + ": vision_config");
+    v.image_token_id = json_get_or<int64_t>(j, "image_token_id", 151655, where);
+    v.video_token_id = json_get_or<int64_t>(j, "video_token_id", 151656, where);
+    v.vision_start_token_id = json_get_or<int64_t>(j, "vision_start_token_id", 151652, where);
+    v.vision_end_token_id = json_get_or<int64_t>(j, "vision_end_token_id", 151653, where);
+    if (v.out_hidden_size != t.hidden_size)
+      throw Error(where + ": vision_config.out_hidden_size (" + std::to_string(v.out_hidden_size) +
+                  ") must equal text_config.hidden_size (" + std::to_string(t.hidden_size) + ")");
+    if (static_cast<int64_t>(v.deepstack_visual_indexes.size()) > t.num_layers)
+      throw Error(where + ": more DeepStack layers than decoder layers");
+    if (!t.rope.mrope_section.empty()) {
+      int64_t sum = 0;
+      for (auto x : t.rope.mrope_section) sum += x;
+      if (sum != t.head_dim / 2)
+        throw Error(where + ": text_config rope mrope_section sums to " + std::to_string(sum) +
+                    " but head_dim / 2 is " + std::to_string(t.head_dim / 2));
+    }
+    if (t.rope.type != RopeType::Default)
+      throw Error(where + ": text_config: only the default rope type is supported with M-RoPE");
+    if (auto e = j.find("eos_token_id"); e != j.end()) t.eos_token_ids = id_list(j, "eos_token_id", where);
+    t.vision = v;
+    return t;
+  }
   if (arch == "LlamaForCausalLM")
     c.arch = Arch::Llama;
   else if (arch == "MistralForCausalLM")
@@ -158,7 +250,8 @@ ModelConfig ModelConfig::from_json(const Json& j, const std::string& where) {
     c.arch = Arch::Qwen3;
   else
     throw Error(where + ": field 'architectures': unsupported architecture '" + arch +
-                "' (expected LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM or Qwen3ForCausalLM)");
+                "' (expected LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM or "
+                "Qwen3VLForConditionalGeneration)");
 
   c.vocab_size = json_get<int64_t>(j, "vocab_size", where);
   c.hidden_size = json_get<int64_t>(j, "hidden_size", where);
@@ -234,7 +327,9 @@ ModelConfig ModelConfig::from_json(const Json& j, const std::string& where) {
 }
 
 Json ModelConfig::to_json() const {
-  static const char* kModelTypes[] = {"llama", "mistral", "qwen2", "qwen3"};
+  static const char* kModelTypes[] = {"llama", "mistral", "qwen2", "qwen3", "qwen3_vl"};
+  if (arch == Arch::Qwen3VL)
+    throw Error("config.json: writing a Qwen3-VL configuration is not supported yet (copy the original)");
   Json j = {{"architectures", {arch_name(arch)}},
             {"model_type", kModelTypes[static_cast<int>(arch)]},
             {"vocab_size", vocab_size},
@@ -286,6 +381,14 @@ GenerationDefaults GenerationDefaults::load(const std::filesystem::path& dir) {
   g.bos_token_id = opt_int(j, "bos_token_id", w);
   g.pad_token_id = opt_int(j, "pad_token_id", w);
   return g;
+}
+
+int64_t VisionConfig::grid_side() const {
+  int64_t side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(num_position_embeddings))));
+  if (side * side != num_position_embeddings)
+    throw Error("vision_config: num_position_embeddings (" + std::to_string(num_position_embeddings) +
+                ") must be a square");
+  return side;
 }
 
 }  // namespace yak::io

@@ -12,7 +12,7 @@
 
 namespace yak::io {
 
-enum class Arch { Llama, Mistral, Qwen2, Qwen3 };
+enum class Arch { Llama, Mistral, Qwen2, Qwen3, Qwen3VL };
 const char* arch_name(Arch a);  // the HF class name, e.g. "Qwen2ForCausalLM"
 
 enum class RopeType { Default, Linear, Dynamic, Yarn, Llama3 };
@@ -31,6 +31,25 @@ struct RopeConfig {
   bool truncate = true;
   // llama3
   double low_freq_factor = 1.0, high_freq_factor = 4.0;
+  // M-RoPE (Qwen3-VL): frequencies split between the temporal, height and width position of each
+  // token, mrope_section[a] of them for axis a; interleaved: T H W T H W ... (Qwen3-VL), else in
+  // three chunks (Qwen2-VL). Empty: one position per token.
+  std::vector<int64_t> mrope_section;
+  bool mrope_interleaved = false;
+};
+
+// Qwen3-VL's vision tower (vision_config).
+struct VisionConfig {
+  int64_t depth = 0, hidden_size = 0, num_heads = 0, intermediate_size = 0;
+  int64_t in_channels = 3, patch_size = 16, temporal_patch_size = 2, spatial_merge_size = 2;
+  int64_t out_hidden_size = 0, num_position_embeddings = 0;
+  std::vector<int64_t> deepstack_visual_indexes;
+  std::string hidden_act = "gelu_pytorch_tanh";
+  double rope_theta = 10000.0;
+  int64_t image_token_id = 0, video_token_id = 0, vision_start_token_id = 0, vision_end_token_id = 0;
+  int64_t head_dim() const { return hidden_size / num_heads; }
+  int64_t patch_values() const { return in_channels * temporal_patch_size * patch_size * patch_size; }
+  int64_t grid_side() const;  // sqrt(num_position_embeddings), checked to be whole
 };
 
 struct ModelConfig {
@@ -58,6 +77,10 @@ struct ModelConfig {
   std::string torch_dtype = "float32";
   std::optional<int64_t> bos_token_id, pad_token_id;
   std::vector<int64_t> eos_token_ids;
+  // Where the decoder's tensors live: "model." (…ForCausalLM) or "model.language_model."
+  // (Qwen3-VL, whose vision tower is under "model.visual.").
+  std::string weight_prefix = "model.";
+  std::optional<VisionConfig> vision;  // vision-language models only
 
   static ModelConfig from_json(const Json& j, const std::string& where);
   // config.json as transformers writes it for this model (v4 spelling: rope_theta, rope_scaling).

@@ -13,7 +13,7 @@ ag::Var attention(const ag::Var& q, const ag::Var& k, const ag::Var& v, const Ba
   const int64_t T = q.dim(0);
   ops::AttentionArgs args{
       sh.heads,  sh.kv_heads, sh.head_dim, sh.window, 1.0f / std::sqrt(static_cast<float>(sh.head_dim)),
-      batch.pos, batch.slot};
+      batch.pos, batch.slot, sh.causal};
   ops::KvPages& pages = cache.layer(layer);
   ops::kv_write(k.value(), v.value(), args, pages);
   const bool rec = ag::recording({&q, &k, &v});

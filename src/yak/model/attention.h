@@ -15,6 +15,7 @@ struct Batch;
 struct AttentionShape {
   int64_t heads, kv_heads, head_dim;
   int64_t window = 0;  // sliding window in tokens; 0 = attend to the whole prefix
+  bool causal = true;  // false: each row sees every key of its run (a vision tower's image)
 };
 
 // q: [T, heads*hd]; k, v: [T, kv_heads*hd] for the batch's tokens. Returns [T, heads*hd].

@@ -64,8 +64,9 @@ DecoderModel::DecoderModel(io::ModelConfig cfg, io::WeightStore store)
   const int64_t D = cfg_.hidden_size, I = cfg_.intermediate_size, hd = cfg_.head_dim;
   const int64_t qd = cfg_.num_heads * hd, kvd = cfg_.num_kv_heads * hd;
   Loader L(store_, store_.source().string());
-  embed_ = L.var("model.embed_tokens.weight", {cfg_.vocab_size, D});
-  final_norm_ = L.small("model.norm.weight", {D});
+  const std::string& mp = cfg_.weight_prefix;
+  embed_ = L.var(mp + "embed_tokens.weight", {cfg_.vocab_size, D});
+  final_norm_ = L.small(mp + "norm.weight", {D});
   if (cfg_.sequence_classifier) {
     score_ = L.var("score.weight", {cfg_.num_labels, D});
   } else if (L.has("lm_head.weight") && !cfg_.tie_word_embeddings) {
@@ -77,7 +78,7 @@ DecoderModel::DecoderModel(io::ModelConfig cfg, io::WeightStore store)
                 ": checkpoint has no tensor 'lm_head.weight' and config.json says tie_word_embeddings is false");
   }
   for (int64_t i = 0; i < cfg_.num_layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
+    const std::string p = mp + "layers." + std::to_string(i) + ".";
     LayerWeights w;
     w.attn_norm = L.small(p + "input_layernorm.weight", {D});
     w.q = L.var(p + "self_attn.q_proj.weight", {qd, D});
@@ -160,10 +161,11 @@ void DecoderModel::make_trainable() {
 }
 
 std::vector<NamedParam> DecoderModel::parameters() const {
-  std::vector<NamedParam> out = {{"model.embed_tokens.weight", embed_}};
+  const std::string& mp = cfg_.weight_prefix;
+  std::vector<NamedParam> out = {{mp + "embed_tokens.weight", embed_}};
   for (size_t i = 0; i < layers_.size(); ++i) {
     const auto& w = layers_[i];
-    const std::string p = "model.layers." + std::to_string(i) + ".";
+    const std::string p = mp + "layers." + std::to_string(i) + ".";
     const std::pair<const char*, const ag::Var*> named[] = {{"input_layernorm.weight", &w.attn_norm},
                                                             {"self_attn.q_proj.weight", &w.q},
                                                             {"self_attn.k_proj.weight", &w.k},
@@ -181,7 +183,7 @@ std::vector<NamedParam> DecoderModel::parameters() const {
     for (auto& [n, v] : named)
       if (v->defined()) out.push_back({p + n, *v});
   }
-  out.push_back({"model.norm.weight", final_norm_});
+  out.push_back({mp + "norm.weight", final_norm_});
   if (score_.defined())
     out.push_back({"score.weight", score_});
   else if (lm_head_.id() != embed_.id())
@@ -280,20 +282,42 @@ ag::Var DecoderModel::trunk(const Batch& batch, KVCache& cache) {
       throw Error("sequence slot out of range");
     max_pos = std::max<int64_t>(max_pos, batch.pos[t]);
   }
+  const bool mrope = !batch.mrope_pos.empty();
+  if (mrope && (cfg_.rope.mrope_section.empty() || batch.mrope_pos.size() != 3 * batch.ids.size())) [[unlikely]]
+    throw Error(cfg_.rope.mrope_section.empty() ? "forward: M-RoPE positions given to a model without M-RoPE"
+                                                : "forward: M-RoPE needs 3 positions per token");
+  if (mrope)
+    for (int32_t p : batch.mrope_pos) max_pos = std::max<int64_t>(max_pos, p);
   const RopeTable& table = rope_.table(max_pos + 1);
   Tensor cs = Tensor::empty({T, hd});  // per token: cos[hd/2] then sin[hd/2]
   for (int64_t t = 0; t < T; ++t) {
     float* row = cs.data<float>() + t * hd;
-    Rope::angles(table, batch.pos[t], row, row + hd / 2);
+    if (mrope)
+      Rope::angles_mrope(table, cfg_.rope, batch.mrope_pos.data() + 3 * t, row, row + hd / 2);
+    else
+      Rope::angles(table, batch.pos[t], row, row + hd / 2);
   }
   if (!embed_.device().is_host()) cs = cs.to(embed_.device());
 
   ag::Var x = ag::embedding(embed_, batch.ids);
+  const VisualInput* vis = batch.visual;
+  if (vis && !vis->rows.empty()) {
+    for (int32_t r : vis->rows)
+      if (r < 0 || r >= T) [[unlikely]]
+        throw Error("forward: an image row is outside the batch");
+    x = ag::put_rows(x, vis->rows, vis->embeds);
+  }
+  // DeepStack: features added to the image rows after the first decoder layers.
+  auto deepstack = [&](int64_t l) {
+    if (vis && !vis->rows.empty() && l < static_cast<int64_t>(vis->deepstack.size()))
+      x = ag::add_rows(x, vis->rows, vis->deepstack[static_cast<size_t>(l)]);
+  };
   std::shared_ptr<Batch> shared_batch;  // kept for the recomputing closures of checkpointing
   for (int64_t l = 0; l < cfg_.num_layers; ++l) {
     ag::Tape* outer = ag::active_tape();
     if (!checkpointing_ || !outer) {
       x = layer_forward(x, l, batch, cache, cs);
+      deepstack(l);
       continue;
     }
     if (!shared_batch) shared_batch = std::make_shared<Batch>(batch);
@@ -319,6 +343,7 @@ ag::Var DecoderModel::trunk(const Batch& batch, KVCache& cache) {
       if (in.requires_grad()) ops::axpy(1.0f, x_in.grad(), in.grad());
     });
     x = result;
+    deepstack(l);
   }
   return ag::rms_norm(ag::gather_rows(x, batch.logits_for), final_norm_, eps);
 }

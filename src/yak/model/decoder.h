@@ -37,9 +37,22 @@ struct NamedParam {
 
 // One forward call's tokens: token i is ids[i] at position pos[i] of sequence slot slot[i].
 // Tokens of a slot must be in increasing position order and follow what the cache already holds.
+// Image features a vision-language model puts into its decoder: the embeddings of the image tokens
+// at batch rows `rows` replace those tokens' embeddings, and deepstack[k] is added to the same rows
+// after decoder layer k (Qwen3-VL's DeepStack).
+struct VisualInput {
+  std::vector<int32_t> rows;
+  ag::Var embeds;                  // [rows, hidden]
+  std::vector<ag::Var> deepstack;  // each [rows, hidden]
+};
+
 struct Batch {
   std::vector<int32_t> ids, pos, slot;
   std::vector<int32_t> logits_for;  // indices into ids whose logits are returned
+  // M-RoPE models: (temporal, height, width) rotary position of each token, 3 per token; empty:
+  // pos on every axis. pos stays the token's place in its slot's KV cache.
+  std::vector<int32_t> mrope_pos;
+  const VisualInput* visual = nullptr;
 };
 
 class DecoderModel {

@@ -117,6 +117,24 @@ void Rope::angles(const RopeTable& t, int64_t pos, float* cos, float* sin) {
   }
 }
 
+void Rope::angles_mrope(const RopeTable& t, const io::RopeConfig& cfg, const int32_t thw[3], float* cos,
+                        float* sin) {
+  const int64_t h = static_cast<int64_t>(t.inv_freq.size());
+  const auto& sec = cfg.mrope_section;
+  for (int64_t i = 0; i < h; ++i) {
+    int axis = 0;
+    if (cfg.mrope_interleaved) {
+      if (i % 3 == 1 && i < 3 * sec[1]) axis = 1;
+      if (i % 3 == 2 && i < 3 * sec[2]) axis = 2;
+    } else {
+      axis = i < sec[0] ? 0 : i < sec[0] + sec[1] ? 1 : 2;
+    }
+    const float a = t.inv_freq[static_cast<size_t>(i)] * static_cast<float>(thw[axis]);
+    cos[i] = static_cast<float>(std::cos(static_cast<double>(a))) * t.attention_scale;
+    sin[i] = static_cast<float>(std::sin(static_cast<double>(a))) * t.attention_scale;
+  }
+}
+
 io::RopeConfig with_ntk_alpha(io::RopeConfig rope, const std::string& alpha, int64_t head_dim) {
   using io::RopeType;
   if (rope.type != RopeType::Default && rope.type != RopeType::Linear)

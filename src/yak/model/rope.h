@@ -22,6 +22,10 @@ class Rope {
   const RopeTable& table(int64_t seq_len);
   // cos/sin for position pos into out arrays of head_dim/2.
   static void angles(const RopeTable& t, int64_t pos, float* cos, float* sin);
+  // M-RoPE: frequency i turns with the temporal, height or width position of thw as `cfg`'s
+  // mrope_section assigns it (interleaved T H W T H W ..., or three chunks).
+  static void angles_mrope(const RopeTable& t, const io::RopeConfig& cfg, const int32_t thw[3], float* cos,
+                           float* sin);
 
  private:
   io::RopeConfig cfg_;

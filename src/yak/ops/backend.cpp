@@ -23,6 +23,10 @@ const char* op_name(Op op) {
                                 "rope_backward",
                                 "swiglu",
                                 "swiglu_backward",
+                                "layer_norm",
+                                "layer_norm_backward",
+                                "gelu",
+                                "gelu_backward",
                                 "kv_write",
                                 "attention",
                                 "attention_backward",
@@ -169,6 +173,27 @@ void Backend::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
 void Backend::swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, Tensor* dgate, Tensor* dup) {
   HostStage s;
   host().swiglu_backward(s.in(dout), s.in(gate), s.in(up), s.out(dgate), s.out(dup));
+  s.commit();
+}
+void Backend::layer_norm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, Tensor& out) {
+  HostStage s;
+  host().layer_norm(s.in(x), s.in(w), s.in(b), eps, s.out(out));
+  s.commit();
+}
+void Backend::layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, float eps, Tensor* dx,
+                                  Tensor* dw, Tensor* db) {
+  HostStage s;
+  host().layer_norm_backward(s.in(dy), s.in(x), s.in(w), eps, s.out(dx), s.out(dw), s.out(db));
+  s.commit();
+}
+void Backend::gelu(const Tensor& x, GeluKind kind, Tensor& out) {
+  HostStage s;
+  host().gelu(s.in(x), kind, s.out(out));
+  s.commit();
+}
+void Backend::gelu_backward(const Tensor& dout, const Tensor& x, GeluKind kind, Tensor& dx) {
+  HostStage s;
+  host().gelu_backward(s.in(dout), s.in(x), kind, s.out(dx));
   s.commit();
 }
 void Backend::kv_write(const Tensor& k, const Tensor& v, const AttentionArgs& a, KvPages& cache) {

@@ -26,6 +26,10 @@ enum class Op : uint8_t {
   RopeBackward,
   SwiGlu,
   SwiGluBackward,
+  LayerNorm,
+  LayerNormBackward,
+  Gelu,
+  GeluBackward,
   KvWrite,
   Attention,
   AttentionBackward,
@@ -67,7 +71,13 @@ struct AttentionArgs {
   int64_t window = 0;  // sliding window in tokens; 0 = the whole prefix
   float scale = 1.0f;
   std::span<const int32_t> pos, slot;
+  // false: every row sees all keys of its slot up to the last position of its run in this batch
+  // (bidirectional attention within a segment, e.g. one image in a vision tower).
+  bool causal = true;
 };
+
+// GELU: the exact form x Φ(x) (erf), or the tanh approximation (gelu_pytorch_tanh).
+enum class GeluKind : uint8_t { Erf, Tanh };
 
 // One product of a linear_group: y = x W^T (+ b when b is non-null and defined).
 struct LinearTarget {
@@ -109,6 +119,12 @@ class Backend {
   virtual void rope_backward(const Tensor& dy, const Tensor& cs, int64_t head_dim, Tensor& dx);
   virtual void swiglu(const Tensor& gate, const Tensor& up, Tensor& out);
   virtual void swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, Tensor* dgate, Tensor* dup);
+  // LayerNorm over each row: (x - mean) / sqrt(var + eps) * w + b (b optional; biased variance).
+  virtual void layer_norm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, Tensor& out);
+  virtual void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, float eps, Tensor* dx, Tensor* dw,
+                                   Tensor* db);
+  virtual void gelu(const Tensor& x, GeluKind kind, Tensor& out);
+  virtual void gelu_backward(const Tensor& dout, const Tensor& x, GeluKind kind, Tensor& dx);
   // Writes rows of k, v [T, kv_heads * head_dim] at (slot[t], pos[t]) of the cache.
   virtual void kv_write(const Tensor& k, const Tensor& v, const AttentionArgs& a, KvPages& cache);
   // out[T, heads * head_dim] = softmax(scale q K^T + causal/window mask) V over the cache;

@@ -218,10 +218,50 @@ void swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, T
   on(op, {&dout, &gate, &up, dgate, dup}).swiglu_backward(dout, gate, up, dgate, dup);
 }
 
+void layer_norm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, Tensor& out) {
+  const char* op = "layer_norm";
+  want_f32(op, x, "input");
+  want_f32(op, w, "weight");
+  want_numel(op, w, x.row_size(), "weight");
+  if (b) {
+    want_f32(op, *b, "bias");
+    want_numel(op, *b, x.row_size(), "bias");
+  }
+  want_shape(op, out, x.shape(), "output");
+  on(op, {&x, &w, b, &out}).layer_norm(x, w, b, eps, out);
+}
+
+void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, float eps, Tensor* dx, Tensor* dw,
+                         Tensor* db) {
+  const char* op = "layer_norm_backward";
+  want_numel(op, w, x.row_size(), "weight");
+  want_shape(op, dy, x.shape(), "output gradient");
+  if (dx) want_shape(op, *dx, x.shape(), "input gradient");
+  if (dw) want_shape(op, *dw, w.shape(), "weight gradient");
+  if (db) want_numel(op, *db, x.row_size(), "bias gradient");
+  on(op, {&dy, &x, &w, dx, dw, db}).layer_norm_backward(dy, x, w, eps, dx, dw, db);
+}
+
+void gelu(const Tensor& x, GeluKind kind, Tensor& out) {
+  const char* op = "gelu";
+  want_f32(op, x, "input");
+  want_shape(op, out, x.shape(), "output");
+  on(op, {&x, &out}).gelu(x, kind, out);
+}
+
+void gelu_backward(const Tensor& dout, const Tensor& x, GeluKind kind, Tensor& dx) {
+  const char* op = "gelu_backward";
+  want_shape(op, dout, x.shape(), "output gradient");
+  want_shape(op, dx, x.shape(), "input gradient");
+  on(op, {&dout, &x, &dx}).gelu_backward(dout, x, kind, dx);
+}
+
 namespace {
 void check_attention(const char* op, const KvPages& c, const AttentionArgs& a, int64_t rows) {
   if (a.heads <= 0 || a.kv_heads <= 0 || a.heads % a.kv_heads != 0 || a.head_dim <= 0) [[unlikely]]
     fail(op, "heads must be a positive multiple of kv_heads");
+  if (!a.causal && a.window > 0) [[unlikely]]
+    fail(op, "a sliding window applies to causal attention only");
   if (static_cast<int64_t>(a.pos.size()) != rows || a.slot.size() != a.pos.size()) [[unlikely]]
     fail(op, "one position and one slot per row expected");
   if (c.page_size <= 0 || c.k.ndim() != 4 || c.k.dim(1) != a.kv_heads || c.k.dim(2) != c.page_size ||

@@ -49,6 +49,15 @@ void rope_backward(const Tensor& dy, const Tensor& cs, int64_t head_dim, Tensor&
 void swiglu(const Tensor& gate, const Tensor& up, Tensor& out);
 void swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, Tensor* dgate, Tensor* dup);
 
+// LayerNorm over each row of x (w and b [row size]; b optional): (x - mean) / sqrt(var + eps) w + b.
+void layer_norm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, Tensor& out);
+void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, float eps, Tensor* dx, Tensor* dw,
+                         Tensor* db);
+
+// GELU elementwise: x Φ(x) exactly (erf) or with the tanh approximation.
+void gelu(const Tensor& x, GeluKind kind, Tensor& out);
+void gelu_backward(const Tensor& dout, const Tensor& x, GeluKind kind, Tensor& dx);
+
 // Attention over a paged KV cache (see KvPages, AttentionArgs).
 void kv_write(const Tensor& k, const Tensor& v, const AttentionArgs& a, KvPages& cache);
 void attention(const Tensor& q, const KvPages& cache, const AttentionArgs& a, Tensor& out, Tensor* lse);

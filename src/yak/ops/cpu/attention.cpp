@@ -71,6 +71,10 @@ CacheMap map_of(const KvPages& c, const AttentionArgs& a) {
 int64_t first_visible(int64_t pos, int64_t window) {
   return window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
 }
+// One past the last key a row at `pos` sees; run_end is one past its run's last position.
+int64_t visible_end(const AttentionArgs& a, int64_t pos, int64_t run_end) {
+  return a.causal ? pos + 1 : run_end;
+}
 
 }  // namespace
 
@@ -137,14 +141,15 @@ void CpuBackend::attention(const Tensor& q, const KvPages& cache, const Attentio
       std::fill(acc, acc + rows * hd, 0.0f);
       std::fill(mx, mx + rows, -INFINITY);
       std::fill(l, l + rows, 0.0f);
-      const int64_t p_first = a.pos[t0], p_last = a.pos[t0 + nq - 1];
+      const int64_t p_first = a.pos[t0], run_end = run.pos0 + run.n;
+      const int64_t k_end = a.causal ? a.pos[t0 + nq - 1] + 1 : run_end;
       const int64_t k_lo = first_visible(p_first, a.window);
-      for (int64_t start = k_lo - k_lo % P; start <= p_last; start += P) {
-        const int n = static_cast<int>(std::min<int64_t>(P, p_last + 1 - start));
+      for (int64_t start = k_lo - k_lo % P; start < k_end; start += P) {
+        const int n = static_cast<int>(std::min<int64_t>(P, k_end - start));
         for (int64_t i = 0; i < nq; ++i) {
           const int64_t p = a.pos[t0 + i];
           const int lo = static_cast<int>(std::clamp<int64_t>(first_visible(p, a.window) - start, 0, n));
-          const int hi = static_cast<int>(std::clamp<int64_t>(p + 1 - start, 0, n));
+          const int hi = static_cast<int>(std::clamp<int64_t>(visible_end(a, p, run_end) - start, 0, n));
           for (int64_t h = 0; h < group; ++h) slo[i * group + h] = lo, shi[i * group + h] = hi;
         }
         const int64_t at = m.page_start(run.slot, start, g);
@@ -205,14 +210,14 @@ void CpuBackend::attention_backward(const Tensor& dout, const Tensor& q, const T
   // For a block of rows against keys [j0, j0 + n) of one page: Pm = softmax probabilities,
   // dS = Pm (dP - D) scale; masked keys get 0 in both.
   auto probs = [&](const float* qs, const float* dos, int64_t t0, int64_t nq, int64_t g, const float* kt_rows,
-                   const float* vt_rows, int64_t j0, int n, float* Pm, float* dS) {
+                   const float* vt_rows, int64_t j0, int n, int64_t run_end, float* Pm, float* dS) {
     const int rows = static_cast<int>(nq * group);
     kt.abt(qs, hd, rows, kt_rows, hd, n, static_cast<int>(hd), Pm, P);
     kt.abt(dos, hd, rows, vt_rows, hd, n, static_cast<int>(hd), dS, P);
     for (int64_t i = 0; i < nq; ++i) {
       const int64_t p = a.pos[t0 + i];
       const int lo = static_cast<int>(std::clamp<int64_t>(first_visible(p, a.window) - j0, 0, n));
-      const int hi = static_cast<int>(std::clamp<int64_t>(p + 1 - j0, 0, n));
+      const int hi = static_cast<int>(std::clamp<int64_t>(visible_end(a, p, run_end) - j0, 0, n));
       for (int64_t h = 0; h < group; ++h) {
         const int64_t r = i * group + h, head = g * group + h;
         float* pr = Pm + r * P;
@@ -267,12 +272,12 @@ void CpuBackend::attention_backward(const Tensor& dout, const Tensor& q, const T
             // queries that can see a key of this tile: positions j0 .. j1 - 1 + window - 1
             const int64_t last_pos = run.pos0 + run.n - 1;
             const int64_t p_hi = a.window > 0 ? std::min(last_pos, tl.j1 - 1 + a.window - 1) : last_pos;
-            for (int64_t p0 = tl.j0; p0 <= p_hi; p0 += kQueryBlock) {
+            for (int64_t p0 = a.causal ? tl.j0 : run.pos0; p0 <= p_hi; p0 += kQueryBlock) {
               const int64_t t0 = run.row + (p0 - run.pos0), nq = std::min(kQueryBlock, p_hi - p0 + 1);
               const int rows = static_cast<int>(nq * group);
               gather(qp, ldq, t0, nq, tl.g, qs);
               gather(dop, ldd, t0, nq, tl.g, dos);
-              probs(qs, dos, t0, nq, tl.g, krows, vrows, tl.j0, n, Pm, dS);
+              probs(qs, dos, t0, nq, tl.g, krows, vrows, tl.j0, n, last_pos + 1, Pm, dS);
               kt.atb_acc(Pm, P, rows, n, dos, hd, static_cast<int>(hd), tv, hd);  // dV += P^T dO
               kt.atb_acc(dS, P, rows, n, qs, hd, static_cast<int>(hd), tk, hd);   // dK += dS^T Q
             }
@@ -311,11 +316,12 @@ void CpuBackend::attention_backward(const Tensor& dout, const Tensor& q, const T
         gather(qp, ldq, t0, nq, kvh, qs);
         gather(dop, ldd, t0, nq, kvh, dos);
         std::fill(gq, gq + rows * hd, 0.0f);
-        const int64_t k_lo = first_visible(a.pos[t0], a.window), k_hi = a.pos[t0 + nq - 1];
+        const int64_t k_lo = first_visible(a.pos[t0], a.window);
+        const int64_t k_hi = a.causal ? a.pos[t0 + nq - 1] : run.pos0 + run.n - 1;
         for (int64_t j0 = k_lo; j0 <= k_hi; j0 = (j0 / P + 1) * P) {
           const int n = static_cast<int>(std::min((j0 / P + 1) * P, k_hi + 1) - j0);
           const float* krows = K + m.index(run.slot, j0, kvh);
-          probs(qs, dos, t0, nq, kvh, krows, V + m.index(run.slot, j0, kvh), j0, n, Pm, dS);
+          probs(qs, dos, t0, nq, kvh, krows, V + m.index(run.slot, j0, kvh), j0, n, run.pos0 + run.n, Pm, dS);
           kt.ab_acc(dS, P, rows, n, krows, hd, static_cast<int>(hd), gq, hd);  // dQ += dS K
         }
         for (int64_t i = 0; i < nq; ++i)

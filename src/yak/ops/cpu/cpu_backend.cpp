@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "yak/base/error.h"
 #include "yak/ops/cpu/kernels.h"
@@ -170,6 +171,109 @@ void CpuBackend::swiglu_backward(const Tensor& dout, const Tensor& gate, const T
   const KernelTable& k = kernels();
   for_rows(g.rows, g.cols, [&](int64_t r) {
     k.silu_mul_backward(d.row(r), g.row(r), u.row(r), g.cols, dgate ? dg.row(r) : nullptr, dup ? du.row(r) : nullptr);
+  });
+}
+
+namespace {
+// A row's mean and 1 / sqrt(biased variance + eps), accumulated in double.
+std::pair<double, double> row_moments(const float* x, int64_t n, float eps) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += x[i];
+  const double mean = s / static_cast<double>(n);
+  double v = 0;
+  for (int64_t i = 0; i < n; ++i) v += (x[i] - mean) * (x[i] - mean);
+  return {mean, 1.0 / std::sqrt(v / static_cast<double>(n) + eps)};
+}
+}  // namespace
+
+void CpuBackend::layer_norm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, Tensor& out) {
+  Rows xr = rows_of(x), o = rows_of(out);
+  const float* wp = w.data<float>();
+  const float* bp = b && b->defined() ? b->data<float>() : nullptr;
+  const int64_t n = xr.cols;
+  for_rows(xr.rows, n, [&](int64_t r) {
+    const float* a = xr.row(r);
+    float* y = o.row(r);
+    const auto [mean, rstd] = row_moments(a, n, eps);
+    for (int64_t i = 0; i < n; ++i)
+      y[i] = static_cast<float>((a[i] - mean) * rstd) * wp[i] + (bp ? bp[i] : 0.0f);
+  });
+}
+
+// With xh = (x - mean) rstd and g = dy w:  dx = rstd (g - mean(g) - xh mean(g xh));
+// dw = Σ_rows dy xh; db = Σ_rows dy.
+void CpuBackend::layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, float eps, Tensor* dx,
+                                     Tensor* dw, Tensor* db) {
+  Rows xr = rows_of(x), d = rows_of(dy);
+  const float* wp = w.data<float>();
+  const int64_t n = xr.cols;
+  if (dx) {
+    Rows gx = rows_of(*dx);
+    for_rows(xr.rows, n, [&](int64_t r) {
+      const float* a = xr.row(r);
+      const float* g = d.row(r);
+      const auto [mean, rstd] = row_moments(a, n, eps);
+      double sg = 0, sgx = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const double gi = static_cast<double>(g[i]) * wp[i];
+        sg += gi;
+        sgx += gi * (a[i] - mean) * rstd;
+      }
+      sg /= static_cast<double>(n);
+      sgx /= static_cast<double>(n);
+      float* o = gx.row(r);
+      for (int64_t i = 0; i < n; ++i) {
+        const double xh = (a[i] - mean) * rstd;
+        o[i] += static_cast<float>(rstd * (static_cast<double>(g[i]) * wp[i] - sg - xh * sgx));
+      }
+    });
+  }
+  if (dw || db) {  // serial over rows: every row adds into the same dw, db
+    float* gw = dw ? dw->data<float>() : nullptr;
+    float* gb = db ? db->data<float>() : nullptr;
+    for (int64_t r = 0; r < xr.rows; ++r) {
+      const float* a = xr.row(r);
+      const float* g = d.row(r);
+      const auto [mean, rstd] = row_moments(a, n, eps);
+      for (int64_t i = 0; i < n; ++i) {
+        if (gw) gw[i] += g[i] * static_cast<float>((a[i] - mean) * rstd);
+        if (gb) gb[i] += g[i];
+      }
+    }
+  }
+}
+
+namespace {
+constexpr double kSqrt2OverPi = 0.79788456080286535588, kGeluCubic = 0.044715;
+// GELU and its derivative at one point (double inside, as the reference formulas).
+inline double gelu_value(double x, GeluKind kind) {
+  if (kind == GeluKind::Erf) return 0.5 * x * (1.0 + std::erf(x * 0.70710678118654752440));
+  return 0.5 * x * (1.0 + std::tanh(kSqrt2OverPi * (x + kGeluCubic * x * x * x)));
+}
+inline double gelu_slope(double x, GeluKind kind) {
+  if (kind == GeluKind::Erf)
+    return 0.5 * (1.0 + std::erf(x * 0.70710678118654752440)) + x * 0.39894228040143267794 * std::exp(-0.5 * x * x);
+  const double u = kSqrt2OverPi * (x + kGeluCubic * x * x * x), t = std::tanh(u);
+  return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * kSqrt2OverPi * (1.0 + 3.0 * kGeluCubic * x * x);
+}
+}  // namespace
+
+void CpuBackend::gelu(const Tensor& x, GeluKind kind, Tensor& out) {
+  Rows xr = rows_of(x), o = rows_of(out);
+  for_rows(xr.rows, xr.cols, [&](int64_t r) {
+    const float* a = xr.row(r);
+    float* y = o.row(r);
+    for (int64_t i = 0; i < xr.cols; ++i) y[i] = static_cast<float>(gelu_value(a[i], kind));
+  });
+}
+
+void CpuBackend::gelu_backward(const Tensor& dout, const Tensor& x, GeluKind kind, Tensor& dx) {
+  Rows xr = rows_of(x), d = rows_of(dout), g = rows_of(dx);
+  for_rows(xr.rows, xr.cols, [&](int64_t r) {
+    const float* a = xr.row(r);
+    const float* dp = d.row(r);
+    float* o = g.row(r);
+    for (int64_t i = 0; i < xr.cols; ++i) o[i] += static_cast<float>(dp[i] * gelu_slope(a[i], kind));
   });
 }
 

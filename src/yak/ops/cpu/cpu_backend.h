@@ -25,6 +25,11 @@ class CpuBackend final : public Backend {
   void rope_backward(const Tensor& dy, const Tensor& cs, int64_t head_dim, Tensor& dx) override;
   void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) override;
   void swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, Tensor* dgate, Tensor* dup) override;
+  void layer_norm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, Tensor& out) override;
+  void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, float eps, Tensor* dx, Tensor* dw,
+                           Tensor* db) override;
+  void gelu(const Tensor& x, GeluKind kind, Tensor& out) override;
+  void gelu_backward(const Tensor& dout, const Tensor& x, GeluKind kind, Tensor& dx) override;
   void kv_write(const Tensor& k, const Tensor& v, const AttentionArgs& a, KvPages& cache) override;
   void attention(const Tensor& q, const KvPages& cache, const AttentionArgs& a, Tensor& out, Tensor* lse) override;
   void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& out, const Tensor& lse,
