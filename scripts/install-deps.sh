@@ -2,7 +2,7 @@
 # Installs the Debian packages yak builds and tests with. Safe to run again.
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
-      libopenblas-dev libsentencepiece-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev zlib1g-dev
+      libopenblas-dev libsentencepiece-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev zlib1g-dev libjpeg-dev
       libcpp-httplib-dev libsqlite3-dev libyaml-cpp-dev libmariadb-dev
       libgtest-dev libgmock-dev libbenchmark-dev g++-aarch64-linux-gnu python3-venv python3-jieba
       libopenmpi-dev openmpi-bin

@@ -1,4 +1,4 @@
-// PNG decoding and the bicubic resize against PIL and torchvision (tools/golden/make_vl_goldens.py,
+// PNG and JPEG decoding and the bicubic resize against PIL and torchvision (tools/golden/make_vl_goldens.py,
 // tests/golden/vision/images): every colour type the goldens hold decodes to PIL's pixels after
 // transformers' convert_to_rgb (transparency over white), byte for byte; the resize to the image
 // processor's size equals torchvision's antialiased uint8 bicubic byte for byte; damaged files
@@ -43,7 +43,7 @@ int64_t count_differ(const io::Image& a, const Tensor& ref) {
 
 }  // namespace
 
-TEST(Png, EveryColourTypeDecodesToPilsPixels) {
+TEST(Images, EveryColourTypeDecodesToPilsPixels) {
   auto golden = io::SafetensorsFile::open(kDir / "images.safetensors");
   const auto names = files();
   ASSERT_GE(names.size(), 8u);
@@ -52,11 +52,12 @@ TEST(Png, EveryColourTypeDecodesToPilsPixels) {
     const Tensor ref = golden->get("rgb." + std::to_string(i));
     EXPECT_EQ(count_differ(img, ref), 0) << names[i];
   }
-  std::printf("[parity] %zu PNG files (RGB, grey, RGBA, palettes at 8 and 4 bits with tRNS, 1-bit, Adam7) = PIL\n",
+  std::printf("[parity] %zu image files (PNG: RGB, grey, RGBA, palettes at 8 and 4 bits with tRNS, 1-bit, Adam7; "
+              "JPEG: 4:2:0, progressive 4:4:4, grey) = PIL\n",
               names.size());
 }
 
-TEST(Png, BicubicResizeEqualsTorchvision) {
+TEST(Images, BicubicResizeEqualsTorchvision) {
   auto golden = io::SafetensorsFile::open(kDir / "images.safetensors");
   const auto names = files();
   int64_t values = 0;
@@ -72,7 +73,7 @@ TEST(Png, BicubicResizeEqualsTorchvision) {
               names.size());
 }
 
-TEST(Png, DamagedFilesAreRefusedWithAMessage) {
+TEST(Images, DamagedFilesAreRefusedWithAMessage) {
   const auto good = bytes_of(kDir / "rgb_45x70.png");
   auto refuse = [](std::vector<uint8_t> b, const std::string& want) {
     try {
@@ -97,10 +98,14 @@ TEST(Png, DamagedFilesAreRefusedWithAMessage) {
   for (int k = 0; k < 4; ++k) deep[29 + k] = static_cast<uint8_t>(c >> (24 - 8 * k));
   refuse(deep, "16-bit");
   EXPECT_THROW(io::read_image(kDir / "no-such.png"), Error);
+  const auto jpeg = bytes_of(kDir / "photo_420_50x37.jpg");
+  refuse(std::vector<uint8_t>(jpeg.begin(), jpeg.begin() + static_cast<long>(jpeg.size() / 2)), "JPEG");
+  refuse(std::vector<uint8_t>(jpeg.begin(), jpeg.begin() + 3), "JPEG");
+  refuse(bytes_of(kDir / "cmyk_8x8.jpg"), "CMYK");
   EXPECT_THROW(io::resize_bicubic(io::read_image(kDir / "rgb_45x70.png"), 0, 5), Error);
 }
 
-TEST(Png, RandomDamageNeverCrashes) {
+TEST(Images, RandomDamageNeverCrashes) {
   std::mt19937 rng(7);
   int refused = 0, decoded = 0, crc_refused = 0;
   const auto names = files();
@@ -121,6 +126,6 @@ TEST(Png, RandomDamageNeverCrashes) {
     }
   }
   EXPECT_GT(refused - crc_refused, 50);  // damage past the checksums is found by the decoder too
-  std::printf("[robust] 800 damaged PNGs: %d refused with a message (%d by a CRC), %d decoded\n", refused,
+  std::printf("[robust] 800 damaged image files: %d refused with a message (%d by a CRC), %d decoded\n", refused,
               crc_refused, decoded);
 }

@@ -71,7 +71,7 @@ TEST(Qwen3VLConfig, ReadsBothConfigsAndRefusesTheMixtureOfExperts) {
   EXPECT_EQ(cfg.vision->deepstack_visual_indexes, (std::vector<int64_t>{0, 2}));
   EXPECT_EQ(cfg.rope.mrope_section, (std::vector<int64_t>{4, 2, 2}));
   EXPECT_TRUE(cfg.rope.mrope_interleaved);
-  EXPECT_EQ(cfg.vision->image_token_id, 150);
+  EXPECT_EQ(cfg.vision->image_token_id, 295);
   Json j = Json::parse(R"({"architectures": ["Qwen3VLMoeForConditionalGeneration"], "text_config": {}})");
   try {
     io::ModelConfig::from_json(j, "config.json");

@@ -7,6 +7,7 @@
 #include "yak/base/utf8.h"
 #include "yak/infer/grammar.h"
 #include "yak/infer/json_schema.h"
+#include "yak/infer/vision_prompt.h"
 #include "yak/ops/ops.h"
 #include "yak/tokenizer/chat_template.h"
 
@@ -18,7 +19,7 @@ namespace {
 struct GenerateFlags {
   std::string cache_type = "f32", matmul_precision, alpha;
   std::string model, tokenizer, file, chat_template, system, lora, grammar, grammar_file, json_schema;
-  std::vector<std::string> prompts, prompt_ids, stop;
+  std::vector<std::string> prompts, prompt_ids, stop, images;
   int64_t max_new_tokens = -1;
   int threads = 0;
   bool ids = false, verbose = false, ignore_eos = false, no_think = false, print_prompt = false;
@@ -42,6 +43,19 @@ void run_generate(const GenerateFlags& f) {
   std::vector<infer::GenerateRequest> reqs;
   std::optional<tok::ChatTemplate> tmpl;
   if (!f.chat_template.empty()) tmpl = pick_chat_template(f.chat_template, f.model, cfg);
+  // Images: read and preprocessed once; they belong to the one prompt.
+  infer::PromptImages images;
+  if (!f.images.empty()) {
+    check(model->vision() != nullptr, f.model + ": --image needs a vision-language model (Qwen3-VL); this one is " +
+                                          std::string(io::arch_name(cfg.arch)));
+    check(texts.size() == 1 && f.prompt_ids.empty(), "--image goes with one prompt (-p TEXT or -f FILE)");
+    check(tokenizer != nullptr, f.model + ": images need the model's tokenizer");
+    images = infer::load_prompt_images(f.images, model::ImageProcessorConfig::load(f.model, *cfg.vision));
+  }
+  auto encode = [&](const std::string& text, bool add_special) {
+    if (images.grids.empty()) return tokenizer->encode(text, add_special);
+    return infer::encode_with_images(text, images.grids, *tokenizer, *cfg.vision, add_special);
+  };
   for (size_t i = 0; i < texts.size(); ++i) {
     if (size_t bad = utf8::find_invalid(texts[i]); bad != std::string::npos)
       throw Error("prompt " + std::to_string(i + 1) + ": invalid UTF-8 at byte " + std::to_string(bad));
@@ -50,10 +64,12 @@ void run_generate(const GenerateFlags& f) {
                   ": no tokenizer found (tokenizer.json, vocab.json + merges.txt or tokenizer.model); use --prompt-ids "
                   "or --tokenizer");
     infer::GenerateRequest r;
+    const std::string text =
+        images.grids.empty() ? texts[i] : infer::place_images(texts[i], images.grids.size(), *tokenizer, *cfg.vision);
     if (tmpl) {
       std::vector<tok::ChatMessage> msgs;
       if (!f.system.empty()) msgs.push_back({"system", f.system});
-      msgs.push_back({"user", texts[i]});
+      msgs.push_back({"user", text});
       tok::ChatOptions opt;
       opt.enable_thinking = !f.no_think;
       const std::string rendered = tmpl->render(msgs, opt);
@@ -61,11 +77,12 @@ void run_generate(const GenerateFlags& f) {
         std::fwrite(rendered.data(), 1, rendered.size(), stdout);
         continue;
       }
-      r.prompt = tokenizer->encode(rendered, tmpl->add_special_tokens());
+      r.prompt = encode(rendered, tmpl->add_special_tokens());
       r.stop = tmpl->stop_strings();
     } else {
-      r.prompt = tokenizer->encode(texts[i], true);
+      r.prompt = encode(text, true);
     }
+    if (!images.grids.empty()) r.visual = infer::visual_prompt(*model, r.prompt, images);
     reqs.push_back(std::move(r));
   }
   for (auto& s : f.prompt_ids) {
@@ -140,6 +157,9 @@ void register_generate(CLI::App& app) {
   sub->add_option("-p,--prompt", f->prompts, "Prompt text (repeat for a batch)");
   sub->add_option("-f,--file", f->file, "Read the prompt from a file ('-' = stdin)");
   sub->add_option("--prompt-ids", f->prompt_ids, "Prompt as token ids, e.g. \"1 15 27\" (repeatable)");
+  sub->add_option("--image", f->images,
+                  "Image file (PNG or JPEG) for a vision-language model (repeatable); each goes where the prompt says "
+                  "<image>, in order, or before the text");
   sub->add_option("-n,--max-new-tokens", f->max_new_tokens, "Tokens to generate (default: generation_config or 256)");
   sub->add_option("--stop", f->stop, "Stop string (repeatable)");
   sub->add_option("-t,--threads", f->threads, "Threads (default: all cores)");

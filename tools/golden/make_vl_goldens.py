@@ -19,7 +19,8 @@ vl.safetensors with the inputs and outputs of one forward over two images and te
   pos_table    [36, hidden]         not an output: the learned position table, for reference
 
 and tests/golden/vision/images/: small PNG files of every colour type (RGB, grey, RGBA with
-transparency composited on white as transformers does, palette) and images.safetensors with, per
+transparency composited on white as transformers does, palette, 1-bit, Adam7), JPEG files
+(4:2:0, progressive 4:4:4, grey) and images.safetensors with, per
 image i, what transformers' Qwen2VLImageProcessor (the torchvision backend Qwen3-VL uses) makes
 of it with the tiny model's preprocessor_config.json:
 
@@ -46,14 +47,29 @@ from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageP
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "tests" / "golden" / "vision" / "qwen3_vl"
-IMAGE, VIDEO, VSTART, VEND = 150, 151, 152, 153
-EOS = 2
+# A byte-level BPE of 290 pieces, then these special tokens in this order (ids 290..296).
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
+            "<|video_pad|>"]
+BPE_SIZE = 290
+VOCAB = 300
+ENDOFTEXT, IM_START, IM_END, VSTART, VEND, IMAGE, VIDEO = range(BPE_SIZE, BPE_SIZE + 7)
+EOS = IM_END
+# A chatml template that places {"type": "image"} content parts as Qwen-VL's templates do.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for part in message['content'] %}{% if part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+CORPUS = ["Describe the picture.", "A red disc on a smooth gradient of colours.", "What is in the image?",
+          "Compare the two pictures and say which one is brighter.", "The sky is blue and the grass is green.",
+          "A small picture with edges, texture and noise."]
 NEW_TOKENS = 12
 MIN_MARGIN = 2e-3
 
 
 def make_config():
-    text = dict(vocab_size=160, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+    text = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
                 num_attention_heads=4, num_key_value_heads=2, head_dim=16, hidden_act="silu",
                 max_position_embeddings=512, rms_norm_eps=1e-6,
                 rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
@@ -64,7 +80,7 @@ def make_config():
     cfg = Qwen3VLConfig(text_config=text, vision_config=vision, image_token_id=IMAGE, video_token_id=VIDEO,
                         vision_start_token_id=VSTART, vision_end_token_id=VEND, tie_word_embeddings=False)
     cfg.text_config.eos_token_id = EOS
-    cfg.text_config.bos_token_id = 1
+    cfg.text_config.bos_token_id = None
     cfg._attn_implementation = "eager"
     cfg.text_config._attn_implementation = "eager"
     cfg.vision_config._attn_implementation = "eager"
@@ -122,9 +138,17 @@ def make_image_goldens():
     pal.info["transparency"] = bytes([0, 90, 180, 255] * 4)
     images.append(("palette_alpha_24x18.png", pal))
     images.append(("interlaced_17x11.png", picture(17, 11, 8)))
+    # JPEG (PIL writes with libjpeg-turbo): 4:2:0 at quality 75, 4:4:4 progressive, grey.
+    images.append(("photo_420_50x37.jpg", (Image.fromarray(picture(50, 37, 9), "RGB"), dict(quality=75))))
+    images.append(("photo_444_prog_33x41.jpg",
+                   (Image.fromarray(picture(33, 41, 10), "RGB"), dict(quality=92, subsampling=0, progressive=True))))
+    images.append(("grey_27x30.jpg", (Image.fromarray(picture(27, 30, 11)[:, :, 1], "L"), dict(quality=80))))
     tensors, names = {}, []
     for i, (name, im) in enumerate(images):
-        if isinstance(im, np.ndarray):
+        if isinstance(im, tuple):
+            im[0].save(out / name, **im[1])
+            back = Image.open(out / name)
+        elif isinstance(im, np.ndarray):
             (out / name).write_bytes(adam7_png(im))
             back = Image.open(out / name)
             assert (np.asarray(back.convert("RGB")) == im).all(), "PIL reads the interlaced file differently"
@@ -145,6 +169,8 @@ def make_image_goldens():
         tensors[f"grid.{i}"] = grid.to(torch.int32)
         tensors[f"pil_values.{i}"] = p["pixel_values"].contiguous()
         names.append(name)
+    # Not a golden: a CMYK JPEG, which yak refuses with a message.
+    Image.fromarray(picture(8, 8, 12), "RGB").convert("CMYK").save(out / "cmyk_8x8.jpg")
     save_file(tensors, out / "images.safetensors")
     (out / "images.json").write_text(json.dumps({"files": names, "processor": PROCESSOR}, indent=1) + "\n")
     print("wrote", out, names)
@@ -198,6 +224,49 @@ def convert_to_rgb_like_transformers(im):
     return convert_to_rgb(im, return_numpy=True)
 
 
+def make_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=BPE_SIZE, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(CORPUS * 20, trainer)
+    assert tok.get_vocab_size() == BPE_SIZE, tok.get_vocab_size()
+    tok.add_special_tokens(SPECIALS)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    fast.chat_template = CHAT_TEMPLATE
+    assert fast.convert_tokens_to_ids("<|image_pad|>") == IMAGE
+    return fast
+
+
+def end_to_end(model, tokenizer):
+    """transformers' own Qwen3VLProcessor from the chat messages to greedy tokens."""
+    from transformers import Qwen3VLProcessor
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+    images = REPO / "tests" / "golden" / "vision" / "images"
+    proc = Qwen3VLProcessor(image_processor=Qwen2VLImageProcessor(**PROCESSOR), tokenizer=tokenizer,
+                            video_processor=Qwen3VLVideoProcessor(patch_size=4, temporal_patch_size=2, merge_size=2),
+                            chat_template=CHAT_TEMPLATE)
+    cases = [("Describe the picture.", ["rgb_45x70.png"]),
+             ("Compare the two pictures.", ["rgba_30x22.png", "rgb_96x64.png"])]
+    out = []
+    for text, files in cases:
+        content = [{"type": "image"} for _ in files] + [{"type": "text", "text": text}]
+        messages = [{"role": "user", "content": content}]
+        prompt = proc.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        ims = [Image.open(images / f) for f in files]
+        inputs = proc(text=[prompt], images=ims, return_tensors="pt")
+        model.model.rope_deltas = None
+        with torch.no_grad():
+            gen = model.generate(**inputs, do_sample=False, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
+                                 eos_token_id=None, pad_token_id=ENDOFTEXT)
+        out.append({"text": text, "images": files, "prompt_ids": inputs["input_ids"][0].tolist(),
+                    "greedy": gen[0, inputs["input_ids"].shape[1]:].tolist()})
+    return out
+
+
 def main():
     make_image_goldens()
     torch.manual_seed(0)
@@ -205,6 +274,7 @@ def main():
     grids = [[1, 4, 6], [1, 6, 8]]
     merge = cfg.vision_config.spatial_merge_size
     patch_dim = 3 * 2 * 4 * 4
+    tokenizer = make_tokenizer()
     for seed in range(100):
         torch.manual_seed(seed)
         model = Qwen3VLForConditionalGeneration(cfg).eval()
@@ -258,11 +328,13 @@ def main():
     if OUT.exists():
         shutil.rmtree(OUT)
     model.save_pretrained(OUT, safe_serialization=True)
-    GenerationConfig(eos_token_id=EOS, bos_token_id=1, do_sample=False).save_pretrained(OUT)
+    GenerationConfig(eos_token_id=EOS, do_sample=False).save_pretrained(OUT)
     Qwen2VLImageProcessor(**PROCESSOR).save_pretrained(OUT)
+    tokenizer.save_pretrained(OUT)
+    e2e = end_to_end(model, tokenizer)
     save_file(tensors, OUT / "vl.safetensors")
     (OUT / "golden.json").write_text(json.dumps({
-        "seed": seed, "grids": grids, "new_tokens": NEW_TOKENS,
+        "seed": seed, "grids": grids, "new_tokens": NEW_TOKENS, "end_to_end": e2e,
         "transformers": __import__("transformers").__version__, "torch": torch.__version__,
         "note": "inputs and outputs are in vl.safetensors; see tools/golden/make_vl_goldens.py",
     }, indent=1) + "\n")

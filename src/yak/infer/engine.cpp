@@ -5,6 +5,7 @@
 #include <map>
 
 #include "yak/base/error.h"
+#include "yak/autograd/functions.h"
 #include "yak/base/log.h"
 
 namespace yak::infer {
@@ -20,7 +21,8 @@ struct Engine::Seq {
   const std::vector<int32_t>& tokens() const { return cont->tokens(); }
 };
 
-Engine::Engine(model::DecoderModel& model, const tok::Tokenizer* tok) : model_(model), tok_(tok) {
+Engine::Engine(model::DecoderModel& model, const tok::Tokenizer* tok)
+    : model_(model), tok_(tok), mrope_(!model.config().rope.mrope_section.empty()) {
   for (auto id : model_.config().eos_token_ids) eos_.push_back(static_cast<int32_t>(id));
   if (tok_ && tok_->eos_id()) eos_.push_back(*tok_->eos_id());
   set_eos_ids(eos_);
@@ -128,6 +130,10 @@ std::vector<GenerateResult> Engine::run(std::vector<Seq>& seqs, model::KVCache& 
   stats_ = {};
   for (auto& s : seqs) {
     check(!s.prompt.empty(), "generate: the prompt is empty (no tokens)");
+    if (const auto* v = s.req->visual.get()) {
+      check(mrope_ && model_.vision(), "generate: images given to a model without a vision tower");
+      check(v->mrope_pos.size() == 3 * s.prompt.size(), "generate: the images' positions do not fit the prompt");
+    }
     check(static_cast<int64_t>(s.prompt.size()) + s.req->max_new_tokens <= cache.capacity(),
           "prompt of " + std::to_string(s.prompt.size()) + " tokens plus max_new_tokens " +
               std::to_string(s.req->max_new_tokens) + " exceeds the context of " + std::to_string(cache.capacity()));
@@ -147,19 +153,45 @@ std::vector<GenerateResult> Engine::run(std::vector<Seq>& seqs, model::KVCache& 
     for (size_t i = 0; i < seqs.size(); ++i)
       if (!seqs[i].done())
         for (size_t p = seqs[i].cached; p < seqs[i].prompt.size(); ++p) work.emplace_back(i, p);
-    for (size_t b = 0; b < work.size(); b += static_cast<size_t>(prefill_chunk)) {
-      size_t e = std::min(work.size(), b + static_cast<size_t>(prefill_chunk));
+    auto visual_of = [&](size_t i) { return seqs[i].req->visual.get(); };
+    for (size_t b = 0, e = 0; b < work.size(); b = e) {
+      e = std::min(work.size(), b + static_cast<size_t>(prefill_chunk));
+      // A chunk with an image prompt's tokens holds that prompt's alone (its features are one tensor).
+      for (size_t w = b + 1; w < e; ++w)
+        if (work[w].first != work[w - 1].first && (visual_of(work[w].first) || visual_of(work[w - 1].first))) {
+          e = w;
+          break;
+        }
       model::Batch batch;
+      model::VisualInput vin;
+      std::vector<int32_t> features;  // rows of the prompt's image features in this chunk
       std::vector<size_t> owner;
       for (size_t w = b; w < e; ++w) {
         auto [i, p] = work[w];
         batch.ids.push_back(seqs[i].prompt[p]);
         batch.pos.push_back(static_cast<int32_t>(p));
         batch.slot.push_back(seqs[i].slot);
+        if (mrope_) {
+          const model::VisualPrompt* v = visual_of(i);
+          for (int a = 0; a < 3; ++a) batch.mrope_pos.push_back(v ? v->mrope_pos[3 * p + a] : static_cast<int32_t>(p));
+          if (v) {
+            auto it = std::lower_bound(v->rows.begin(), v->rows.end(), static_cast<int32_t>(p));
+            if (it != v->rows.end() && *it == static_cast<int32_t>(p)) {
+              vin.rows.push_back(static_cast<int32_t>(w - b));
+              features.push_back(static_cast<int32_t>(it - v->rows.begin()));
+            }
+          }
+        }
         if (p + 1 == seqs[i].prompt.size()) {
           batch.logits_for.push_back(static_cast<int32_t>(w - b));
           owner.push_back(i);
         }
+      }
+      if (!vin.rows.empty()) {
+        const model::VisualPrompt* v = visual_of(work[b].first);
+        vin.embeds = ag::gather_rows(v->embeds, features);
+        for (const auto& d : v->deepstack) vin.deepstack.push_back(ag::gather_rows(d, features));
+        batch.visual = &vin;
       }
       if (batch.logits_for.empty()) batch.logits_for.push_back(0), owner.push_back(SIZE_MAX);
       Tensor logits = model_.forward(batch, cache).to(cpu_device());
@@ -183,18 +215,25 @@ std::vector<GenerateResult> Engine::run(std::vector<Seq>& seqs, model::KVCache& 
   batch.pos.reserve(seqs.size());
   batch.slot.reserve(seqs.size());
   batch.logits_for.reserve(seqs.size());
+  if (mrope_) batch.mrope_pos.reserve(3 * seqs.size());
   owner.reserve(seqs.size());
   for (;;) {
     batch.ids.clear();
     batch.pos.clear();
     batch.slot.clear();
     batch.logits_for.clear();
+    batch.mrope_pos.clear();
     owner.clear();
     for (size_t i = 0; i < seqs.size(); ++i) {
       Seq& s = seqs[i];
       if (s.done()) continue;
       batch.ids.push_back(s.tokens().back());
       batch.pos.push_back(static_cast<int32_t>(s.tokens().size() - 1));
+      if (mrope_) {  // after the prompt every axis counts on from the prompt's last position
+        const auto* v = s.req->visual.get();
+        const auto rp = static_cast<int32_t>(static_cast<int64_t>(s.tokens().size()) - 1 + (v ? v->rope_delta : 0));
+        for (int a = 0; a < 3; ++a) batch.mrope_pos.push_back(rp);
+      }
       batch.slot.push_back(s.slot);
       batch.logits_for.push_back(static_cast<int32_t>(owner.size()));
       owner.push_back(i);
@@ -263,7 +302,7 @@ model::KVCache Engine::prompt_sharing_cache(std::vector<Seq>& seqs, int64_t capa
   int64_t pages = 0;
   for (size_t i = 0; i < seqs.size(); ++i) {
     leader[i] = i;
-    if (seqs[i].req->max_new_tokens > 0) {
+    if (seqs[i].req->max_new_tokens > 0 && !seqs[i].req->visual) {  // equal pad tokens, different images
       auto [it, first] = leader_of.emplace(std::span<const int32_t>(seqs[i].prompt), i);
       if (!first) {
         leader[i] = it->second;
@@ -295,6 +334,7 @@ GenerateResult Session::generate(const GenerateRequest& request, const TextCallb
   auto& s = seqs[0];
   s.prompt = request.prompt;
   s.req = &request;
+  check(!request.visual, "images in a chat session are not supported yet (use yak generate --image)");
   size_t common = 0;
   while (common < cached_.size() && common < s.prompt.size() && cached_[common] == s.prompt[common]) ++common;
   // Keep at least the last prompt token uncached: its logits start the answer.

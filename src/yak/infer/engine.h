@@ -26,6 +26,9 @@ struct GenerateRequest {
   // When set, every token keeps the text a prefix of a sentence of the grammar, and the sequence
   // ends (Stop) as soon as the grammar allows nothing more.
   std::optional<TokenConstraint> constraint;
+  // Vision-language models: the prompt's images (model::make_visual_prompt). Such a prompt is
+  // prefilled on its own and never shares KV pages with another.
+  std::shared_ptr<const model::VisualPrompt> visual;
 };
 
 // Why a sequence ended: an EOS token or a stop string (Stop), or max_new_tokens (Length).
@@ -152,6 +155,7 @@ class Engine {
 
   model::DecoderModel& model_;
   const tok::Tokenizer* tok_;
+  bool mrope_ = false;  // the model takes 3 rotary positions per token (Qwen3-VL)
   std::vector<int32_t> eos_;
   GenerateStats stats_;
 };

@@ -1,6 +1,10 @@
 #include "yak/io/image.h"
 
+#include <jpeglib.h>
 #include <zlib.h>
+
+#include <csetjmp>
+#include <cstdio>
 
 #include <algorithm>
 #include <array>
@@ -217,12 +221,92 @@ Image decode_png(std::span<const uint8_t> bytes, const std::string& where) {
   return img;
 }
 
+namespace {
+
+// libjpeg reports errors through a callback that must not return: it jumps back to the decoder
+// with the library's message. Corrupt-data warnings (a truncated file, damaged entropy data)
+// count as errors too, as PIL refuses such files.
+struct JpegErrors {
+  jpeg_error_mgr mgr;
+  std::jmp_buf back;
+  char message[JMSG_LENGTH_MAX];
+};
+[[noreturn]] void jpeg_fail(j_common_ptr c) {
+  auto* e = reinterpret_cast<JpegErrors*>(c->err);
+  (*c->err->format_message)(c, e->message);
+  std::longjmp(e->back, 1);
+}
+void jpeg_warn(j_common_ptr c, int level) {
+  if (level < 0) jpeg_fail(c);  // a warning about corrupt data
+}
+
+}  // namespace
+
+namespace {
+
+// The decode itself, free of objects with destructors between setjmp and any longjmp (the
+// caller owns the image and the scanline buffer). Returns "" or what is wrong.
+const char* run_jpeg(std::span<const uint8_t> bytes, Image* img, std::vector<uint8_t>* line, JpegErrors* err) {
+  jpeg_decompress_struct cinfo{};
+  cinfo.err = jpeg_std_error(&err->mgr);
+  err->mgr.error_exit = jpeg_fail;
+  err->mgr.emit_message = jpeg_warn;
+  if (setjmp(err->back)) {
+    jpeg_destroy_decompress(&cinfo);
+    return err->message;
+  }
+  jpeg_create_decompress(&cinfo);
+  jpeg_mem_src(&cinfo, bytes.data(), static_cast<unsigned long>(bytes.size()));
+  jpeg_read_header(&cinfo, TRUE);
+  const int64_t w = cinfo.image_width, h = cinfo.image_height;
+  const char* refused = nullptr;
+  if (w <= 0 || h <= 0 || w * h > kMaxImagePixels)
+    refused = "is empty or larger than the pixel limit";
+  else if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK)
+    refused = "is in CMYK, which is not supported (convert it to RGB)";
+  if (refused) {
+    jpeg_destroy_decompress(&cinfo);
+    return refused;
+  }
+  const bool grey = cinfo.jpeg_color_space == JCS_GRAYSCALE;
+  cinfo.out_color_space = grey ? JCS_GRAYSCALE : JCS_RGB;
+  img->width = w;
+  img->height = h;
+  img->rgb.resize(static_cast<size_t>(w * h * 3));
+  line->resize(static_cast<size_t>(w * (grey ? 1 : 3)));
+  jpeg_start_decompress(&cinfo);
+  while (cinfo.output_scanline < cinfo.output_height) {
+    uint8_t* rows[1] = {line->data()};
+    const auto y = static_cast<int64_t>(cinfo.output_scanline);
+    jpeg_read_scanlines(&cinfo, rows, 1);
+    uint8_t* dst = img->rgb.data() + y * w * 3;
+    if (grey)
+      for (int64_t x = 0; x < w; ++x) dst[3 * x] = dst[3 * x + 1] = dst[3 * x + 2] = (*line)[static_cast<size_t>(x)];
+    else
+      std::memcpy(dst, line->data(), line->size());
+  }
+  jpeg_finish_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+  return "";
+}
+
+}  // namespace
+
+// libjpeg(-turbo) with its defaults, as PIL decodes: the islow IDCT, fancy chroma upsampling.
+Image decode_jpeg(std::span<const uint8_t> bytes, const std::string& where) {
+  Image img;
+  std::vector<uint8_t> line;
+  JpegErrors err{};
+  const char* problem = run_jpeg(bytes, &img, &line, &err);
+  if (*problem) throw Error(where + ": JPEG " + problem);
+  return img;
+}
+
 Image decode_image(std::span<const uint8_t> bytes, const std::string& where) {
   if (bytes.size() >= 8 && bytes[0] == 137 && bytes[1] == 'P' && bytes[2] == 'N' && bytes[3] == 'G')
     return decode_png(bytes, where);
-  if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF)
-    throw Error(where + ": JPEG images are not supported yet (convert it to PNG)");
-  throw Error(where + ": not an image this build reads (expected a PNG file)");
+  if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF) return decode_jpeg(bytes, where);
+  throw Error(where + ": not an image this build reads (expected a PNG or JPEG file)");
 }
 
 Image read_image(const std::filesystem::path& path) {

@@ -100,6 +100,7 @@ DecoderModel::DecoderModel(io::ModelConfig cfg, io::WeightStore store)
     w.down = L.var(p + "mlp.down_proj.weight", {D, I});
     layers_.push_back(std::move(w));
   }
+  if (cfg_.vision) vision_ = std::make_unique<VisionModel>(*cfg_.vision, store_);
 }
 
 int64_t DecoderModel::parameter_count() const {

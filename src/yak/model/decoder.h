@@ -16,6 +16,7 @@
 #include "yak/model/kv_cache.h"
 #include "yak/model/lora.h"
 #include "yak/model/rope.h"
+#include "yak/model/vision.h"
 #include "yak/tensor/tensor.h"
 
 namespace yak::model {
@@ -61,6 +62,8 @@ class DecoderModel {
   DecoderModel(io::ModelConfig cfg, io::WeightStore store);
 
   const io::ModelConfig& config() const { return cfg_; }
+  // The vision tower of a vision-language checkpoint (Qwen3-VL); null for text models.
+  const VisionModel* vision() const { return vision_.get(); }
   // Replaces the rope settings the checkpoint gave (e.g. with_ntk_alpha's) before any forward.
   void set_rope(const io::RopeConfig& rope) {
     cfg_.rope = rope;
@@ -137,6 +140,7 @@ class DecoderModel {
   ag::Var embed_, final_norm_, lm_head_, score_;
   ag::Var trunk(const Batch& batch, KVCache& cache);  // final-normed hidden states of logits_for rows
   std::vector<LayerWeights> layers_;
+  std::unique_ptr<VisionModel> vision_;
   Rope rope_;
   std::optional<LoraConfig> lora_;
   uint64_t dropout_seed_ = 0;

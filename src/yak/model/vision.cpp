@@ -377,6 +377,21 @@ Tensor preprocess_image(const io::Image& img, const ImageProcessorConfig& cfg, P
   return out;
 }
 
+VisualPrompt make_visual_prompt(const VisionModel& vision, std::span<const int32_t> prompt, const Tensor& patches,
+                                std::span<const PatchGrid> grids) {
+  VisualPrompt v;
+  v.mrope_pos = mrope_positions(prompt, grids, vision.config(), &v.rope_delta);
+  for (size_t t = 0; t < prompt.size(); ++t)
+    if (prompt[t] == vision.config().image_token_id) v.rows.push_back(static_cast<int32_t>(t));
+  VisionOutput out = vision.forward(patches, grids);
+  if (out.embeds.dim(0) != static_cast<int64_t>(v.rows.size())) [[unlikely]]
+    throw Error("vision: the images give " + std::to_string(out.embeds.dim(0)) + " features for " +
+                std::to_string(v.rows.size()) + " image tokens");
+  v.embeds = out.embeds;
+  v.deepstack = std::move(out.deepstack);
+  return v;
+}
+
 std::vector<int32_t> mrope_positions(std::span<const int32_t> ids, std::span<const PatchGrid> grids,
                                      const io::VisionConfig& cfg, int64_t* delta) {
   const int64_t T = static_cast<int64_t>(ids.size()), m = cfg.spatial_merge_size;

@@ -89,6 +89,23 @@ std::pair<int64_t, int64_t> smart_resize(int64_t height, int64_t width, int64_t 
 // resize, rescale and normalise, patches in 2x2 merge blocks.
 Tensor preprocess_image(const io::Image& img, const ImageProcessorConfig& cfg, PatchGrid* grid);
 
+// A prompt's images as a vision-language decoder takes them: the features of its image tokens,
+// their prompt indices, the prompt's M-RoPE positions and the offset of every later token's
+// rotary position (position = cache position + rope_delta).
+struct VisualPrompt {
+  std::vector<int32_t> rows;       // prompt indices of the image tokens, in order
+  ag::Var embeds;                  // [rows, hidden]
+  std::vector<ag::Var> deepstack;  // each [rows, hidden]
+  std::vector<int32_t> mrope_pos;  // 3 per prompt token
+  int64_t rope_delta = 0;
+};
+
+// Runs the tower over the prompt's images (patches and grids as preprocess_image makes them,
+// images in prompt order) and lays the features out for `prompt`, whose image tokens must
+// match the grids.
+VisualPrompt make_visual_prompt(const VisionModel& vision, std::span<const int32_t> prompt, const Tensor& patches,
+                                std::span<const PatchGrid> grids);
+
 // Qwen3-VL's M-RoPE positions (transformers' get_rope_index) for one sequence: text tokens count
 // up on all three axes; the image tokens of image i (a run of image_token_id of grids[i]'s merged
 // size) take (t0, t0 + row, t0 + col) on its merged grid, t0 the position after the preceding text;

@@ -1,4 +1,4 @@
-// Fuzzes the PNG decoder and the bicubic resize: any bytes give an RGB image or a yak::Error.
+// Fuzzes the image decoders (PNG, and JPEG through libjpeg) and the bicubic resize: any bytes give an RGB image or a yak::Error.
 // When the first byte is odd the chunk CRCs are recomputed first, so mutations of the chunk data
 // reach the inflater, the filters and the pixel unpacking instead of stopping at the checksum.
 #include <cstddef>
