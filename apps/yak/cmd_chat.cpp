@@ -39,10 +39,12 @@ void run_chat(ChatFlags& f) {
   if (!f.system.empty()) system = f.system;
   infer::Conversation conv(engine, tmpl, system, f.context);
   conv.options.enable_thinking = !f.no_think;
+  if (model->vision()) conv.enable_images(model::ImageProcessorConfig::load(f.model, *model->config().vision));
   auto sampling = f.sampling.resolve(io::GenerationDefaults::load(f.model));
   std::fprintf(stderr,
-               "yak chat: %s, template %s. /reset starts over, /system TEXT sets the system prompt, /quit ends.\n",
-               io::arch_name(model->config().arch), name.c_str());
+               "yak chat: %s, template %s. /reset starts over, /system TEXT sets the system prompt, %s/quit ends.\n",
+               io::arch_name(model->config().arch), name.c_str(),
+               model->vision() ? "/image PATH attaches a picture to the next message, " : "");
   std::string line;
   for (;;) {
     std::fprintf(stderr, "> ");
@@ -59,6 +61,18 @@ void run_chat(ChatFlags& f) {
       std::string s = line.size() > 8 ? line.substr(8) : "";
       conv.set_system(s.empty() ? std::nullopt : std::optional<std::string>(s));
       std::fprintf(stderr, "(system prompt %s; conversation reset)\n", s.empty() ? "cleared" : "set");
+      continue;
+    }
+    if (line.rfind("/image", 0) == 0) {
+      const std::string path = line.size() > 7 ? line.substr(7) : "";
+      try {
+        check(!path.empty(), "/image needs a file: /image PATH");
+        conv.attach_image({path, {}, path});
+        std::fprintf(stderr, "(%zu image%s for the next message)\n", conv.pending_images(),
+                     conv.pending_images() == 1 ? "" : "s");
+      } catch (const Error& e) {
+        std::fprintf(stderr, "yak: error: %s\n", e.what());
+      }
       continue;
     }
     if (!utf8::is_valid(line)) {

@@ -18,7 +18,7 @@ namespace {
 
 struct GenerateFlags {
   std::string cache_type = "f32", matmul_precision, alpha;
-  std::string model, tokenizer, file, chat_template, system, lora, grammar, grammar_file, json_schema;
+  std::string model, tokenizer, file, chat_template, system, lora, grammar, grammar_file, json_schema, messages;
   std::vector<std::string> prompts, prompt_ids, stop, images;
   int64_t max_new_tokens = -1;
   int threads = 0;
@@ -42,15 +42,34 @@ void run_generate(const GenerateFlags& f) {
   if (!f.file.empty()) texts.push_back(read_input(f.file));
   std::vector<infer::GenerateRequest> reqs;
   std::optional<tok::ChatTemplate> tmpl;
-  if (!f.chat_template.empty()) tmpl = pick_chat_template(f.chat_template, f.model, cfg);
+  if (!f.chat_template.empty() || !f.messages.empty()) tmpl = pick_chat_template(f.chat_template, f.model, cfg);
+  // --messages: OpenAI-style messages from a file; their image parts are files beside it or data: URLs.
+  std::optional<infer::ParsedMessages> parsed;
+  if (!f.messages.empty()) {
+    check(texts.empty() && f.prompt_ids.empty() && f.images.empty() && f.system.empty(),
+          "--messages carries the whole conversation: give no -p, -f, --prompt-ids, --image or --system with it");
+    const std::string where = f.messages == "-" ? "--messages (stdin)" : f.messages;
+    const Json j = Json::parse(read_input(f.messages), nullptr, false);
+    if (j.is_discarded()) throw Error(where + ": not valid JSON (expected a list of messages)");
+    const fs::path base = f.messages == "-" ? fs::current_path() : fs::path(f.messages).parent_path();
+    try {
+      parsed = infer::parse_messages(j.is_object() && j.contains("messages") ? j["messages"] : j,
+                                     {.base_dir = base.empty() ? fs::path(".") : base, .allow_files = true});
+    } catch (const infer::MessagesError& e) {
+      throw Error(where + ": " + e.what());
+    }
+    texts.push_back("");  // one request, built from the messages below
+  }
   // Images: read and preprocessed once; they belong to the one prompt.
   infer::PromptImages images;
-  if (!f.images.empty()) {
+  const bool any_images = !f.images.empty() || (parsed && !parsed->images.empty());
+  if (any_images) {
     check(model->vision() != nullptr, f.model + ": --image needs a vision-language model (Qwen3-VL); this one is " +
                                           std::string(io::arch_name(cfg.arch)));
     check(texts.size() == 1 && f.prompt_ids.empty(), "--image goes with one prompt (-p TEXT or -f FILE)");
     check(tokenizer != nullptr, f.model + ": images need the model's tokenizer");
-    images = infer::load_prompt_images(f.images, model::ImageProcessorConfig::load(f.model, *cfg.vision));
+    const auto pc = model::ImageProcessorConfig::load(f.model, *cfg.vision);
+    images = parsed ? infer::load_prompt_images(parsed->images, pc) : infer::load_prompt_images(f.images, pc);
   }
   auto encode = [&](const std::string& text, bool add_special) {
     if (images.grids.empty()) return tokenizer->encode(text, add_special);
@@ -65,11 +84,17 @@ void run_generate(const GenerateFlags& f) {
                   "or --tokenizer");
     infer::GenerateRequest r;
     const std::string text =
-        images.grids.empty() ? texts[i] : infer::place_images(texts[i], images.grids.size(), *tokenizer, *cfg.vision);
+        parsed || images.grids.empty() ? texts[i]
+                                       : infer::place_images(texts[i], images.grids.size(), *tokenizer, *cfg.vision);
     if (tmpl) {
       std::vector<tok::ChatMessage> msgs;
-      if (!f.system.empty()) msgs.push_back({"system", f.system});
-      msgs.push_back({"user", text});
+      if (parsed) {
+        msgs = parsed->messages;
+        if (!images.grids.empty()) infer::place_images(msgs, *tokenizer, *cfg.vision);
+      } else {
+        if (!f.system.empty()) msgs.push_back({"system", f.system});
+        msgs.push_back({"user", text});
+      }
       tok::ChatOptions opt;
       opt.enable_thinking = !f.no_think;
       const std::string rendered = tmpl->render(msgs, opt);
@@ -157,6 +182,9 @@ void register_generate(CLI::App& app) {
   sub->add_option("-p,--prompt", f->prompts, "Prompt text (repeat for a batch)");
   sub->add_option("-f,--file", f->file, "Read the prompt from a file ('-' = stdin)");
   sub->add_option("--prompt-ids", f->prompt_ids, "Prompt as token ids, e.g. \"1 15 27\" (repeatable)");
+  sub->add_option("--messages", f->messages,
+                  "OpenAI-style messages (a JSON file, '-' = stdin): text and image_url parts (file://, "
+                  "data:image/...;base64, or paths beside the file), rendered with the chat template");
   sub->add_option("--image", f->images,
                   "Image file (PNG or JPEG) for a vision-language model (repeatable); each goes where the prompt says "
                   "<image>, in order, or before the text");

@@ -334,14 +334,23 @@ GenerateResult Session::generate(const GenerateRequest& request, const TextCallb
   auto& s = seqs[0];
   s.prompt = request.prompt;
   s.req = &request;
-  check(!request.visual, "images in a chat session are not supported yet (use yak generate --image)");
   size_t common = 0;
   while (common < cached_.size() && common < s.prompt.size() && cached_[common] == s.prompt[common]) ++common;
+  // Image tokens are equal whatever the picture: the cached prefix holds only as far as the
+  // pictures behind it are the request's first ones.
+  const auto& keys = request.visual ? request.visual->image_keys : std::vector<uint64_t>{};
+  const bool same_images = cached_images_.size() <= keys.size() &&
+                           std::equal(cached_images_.begin(), cached_images_.end(), keys.begin());
+  if (!same_images && engine_.model_.vision()) {
+    const int32_t pad = static_cast<int32_t>(engine_.model_.config().vision->image_token_id);
+    common = std::min<size_t>(common, std::find(cached_.begin(), cached_.end(), pad) - cached_.begin());
+  }
   // Keep at least the last prompt token uncached: its logits start the answer.
   s.cached = std::min(common, s.prompt.empty() ? 0 : s.prompt.size() - 1);
   auto out = engine_.run(seqs, cache_, on_text);
   const auto& toks = s.cont->tokens();
   cached_.assign(toks.begin(), toks.begin() + static_cast<long>(s.cached));
+  cached_images_ = keys;
   return out[0];
 }
 

@@ -166,13 +166,17 @@ class Session {
  public:
   Session(Engine& engine, int64_t capacity);
   GenerateResult generate(const GenerateRequest& request, const TextCallback& on_text = {});
-  void reset() { cached_.clear(); }
+  void reset() {
+    cached_.clear();
+    cached_images_.clear();
+  }
   int64_t capacity() const { return cache_.capacity(); }
 
  private:
   Engine& engine_;
   model::KVCache cache_;
   std::vector<int32_t> cached_;  // tokens whose K/V are in the cache, in order
+  std::vector<uint64_t> cached_images_;  // the pictures behind the cached image tokens, in order
 };
 
 }  // namespace yak::infer

@@ -23,12 +23,19 @@ size_t count_of(const std::string& text, std::string_view what) {
 }  // namespace
 
 PromptImages load_prompt_images(std::span<const std::string> paths, const model::ImageProcessorConfig& cfg) {
+  std::vector<ImageSource> sources;
+  for (const auto& p : paths) sources.push_back({p, {}, p});
+  return load_prompt_images(sources, cfg);
+}
+
+PromptImages load_prompt_images(const std::vector<ImageSource>& images, const model::ImageProcessorConfig& cfg) {
   PromptImages out;
   std::vector<Tensor> parts;
   int64_t rows = 0, cols = 0;
-  for (const auto& p : paths) {
+  for (const auto& src : images) {
     model::PatchGrid g;
-    parts.push_back(model::preprocess_image(io::read_image(p), cfg, &g));
+    const io::Image img = src.bytes.empty() ? io::read_image(src.path) : io::decode_image(src.bytes, src.where);
+    parts.push_back(model::preprocess_image(img, cfg, &g));
     out.grids.push_back(g);
     rows += parts.back().dim(0);
     cols = parts.back().dim(1);
@@ -62,6 +69,13 @@ std::string place_images(const std::string& text, size_t n, const tok::Tokenizer
     from = at + kImageMarker.size();
   }
   return out + text.substr(from);
+}
+
+void place_images(std::vector<tok::ChatMessage>& messages, const tok::Tokenizer& tok, const io::VisionConfig& vision) {
+  for (auto& m : messages) {
+    const size_t n = count_of(m.content, kImageMarker);
+    if (n) m.content = place_images(m.content, n, tok, vision);
+  }
 }
 
 std::vector<int32_t> encode_with_images(const std::string& text, std::span<const model::PatchGrid> grids,

@@ -8,22 +8,26 @@
 #include <string>
 #include <vector>
 
+#include "yak/infer/messages.h"
 #include "yak/model/decoder.h"
 #include "yak/model/vision.h"
 #include "yak/tokenizer/tokenizer.h"
 
 namespace yak::infer {
 
-// The marker users write where an image goes.
-inline constexpr std::string_view kImageMarker = "<image>";
 
 struct PromptImages {
   Tensor patches;                       // every image's patch rows, in order
   std::vector<model::PatchGrid> grids;  // one per image
 };
 
-// Reads and preprocesses image files (io::read_image + model::preprocess_image).
+// Reads and preprocesses image files (io::read_image + model::preprocess_image), or the images
+// of parsed messages (files or data: URLs).
 PromptImages load_prompt_images(std::span<const std::string> paths, const model::ImageProcessorConfig& cfg);
+PromptImages load_prompt_images(const std::vector<ImageSource>& images, const model::ImageProcessorConfig& cfg);
+
+// Every `<image>` marker of the messages replaced by its image's placeholder tokens (their text).
+void place_images(std::vector<tok::ChatMessage>& messages, const tok::Tokenizer& tok, const io::VisionConfig& vision);
 
 // `text` with each `<image>` marker replaced by the image's placeholder tokens (their text);
 // without markers the n placeholders go first. A marker count other than n is an error.

@@ -381,6 +381,15 @@ VisualPrompt make_visual_prompt(const VisionModel& vision, std::span<const int32
                                 std::span<const PatchGrid> grids) {
   VisualPrompt v;
   v.mrope_pos = mrope_positions(prompt, grids, vision.config(), &v.rope_delta);
+  int64_t row = 0;
+  for (const auto& g : grids) {  // FNV-1a over each image's patch values
+    uint64_t h = 1469598103934665603ull;
+    const auto* b = reinterpret_cast<const uint8_t*>(patches.data<float>() + row * patches.dim(1));
+    for (size_t i = 0; i < static_cast<size_t>(g.patches() * patches.dim(1)) * sizeof(float); ++i)
+      h = (h ^ b[i]) * 1099511628211ull;
+    v.image_keys.push_back(h ^ static_cast<uint64_t>(g.h * 131 + g.w));
+    row += g.patches();
+  }
   for (size_t t = 0; t < prompt.size(); ++t)
     if (prompt[t] == vision.config().image_token_id) v.rows.push_back(static_cast<int32_t>(t));
   VisionOutput out = vision.forward(patches, grids);

@@ -98,6 +98,7 @@ struct VisualPrompt {
   std::vector<ag::Var> deepstack;  // each [rows, hidden]
   std::vector<int32_t> mrope_pos;  // 3 per prompt token
   int64_t rope_delta = 0;
+  std::vector<uint64_t> image_keys;  // a hash of each image's patches: which pictures these are
 };
 
 // Runs the tower over the prompt's images (patches and grids as preprocess_image makes them,

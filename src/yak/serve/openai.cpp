@@ -6,6 +6,7 @@
 #include "yak/base/error.h"
 #include "yak/base/utf8.h"
 #include "yak/infer/json_schema.h"
+#include "yak/infer/messages.h"
 
 namespace yak::serve {
 
@@ -377,64 +378,17 @@ ApiRequest parse_chat_request(const Json& body, const ModelContext& m, std::stri
   ApiRequest r;
   r.endpoint = Endpoint::Chat;
   parse_common(f, m, raw, r);
-  if (!f.has("messages") || !f.at("messages").is_array() || f.at("messages").empty())
-    throw ApiError(400, "'messages' must be a non-empty array", "messages");
-  std::vector<tok::ChatMessage> msgs;
-  size_t i = 0;
-  for (auto& msg : f.at("messages")) {
-    const std::string field = "messages[" + std::to_string(i++) + "]";
-    if (!msg.is_object() || !msg.contains("role") || !msg["role"].is_string())
-      throw ApiError(400, "'" + field + "' must be an object with a string \"role\"", field);
-    std::string role = msg["role"].get<std::string>();
-    if (role == "developer") role = "system";
-    if (role != "system" && role != "user" && role != "assistant" && role != "tool")
-      throw ApiError(400, "'" + field + ".role' must be system, developer, user, assistant or tool, got '" + role + "'",
-                     field + ".role");
-    std::string content;
-    const Json c = msg.contains("content") ? msg["content"] : Json(nullptr);
-    if (c.is_string()) {
-      content = c.get<std::string>();
-    } else if (c.is_array()) {
-      for (auto& part : c) {
-        if (!part.is_object() || !part.contains("type") || !part["type"].is_string())
-          throw ApiError(400, "'" + field + ".content' parts must be objects with a \"type\"", field + ".content");
-        const std::string t = part["type"].get<std::string>();
-        if (t == "text") {
-          if (!part.contains("text") || !part["text"].is_string())
-            throw ApiError(400, "'" + field + ".content' text parts need a string \"text\"", field + ".content");
-          if (!content.empty()) content += "\n";
-          content += part["text"].get<std::string>();
-        } else if (t == "image_url") {
-          throw ApiError(400, "the served model cannot see images", field + ".content");
-        } else {
-          throw ApiError(400, "'" + field + ".content' part type '" + t + "' is not supported", field + ".content");
-        }
-      }
-    } else if (!c.is_null() || role != "assistant") {
-      throw ApiError(400, "'" + field + ".content' must be a string or an array of parts", field + ".content");
-    }
-    std::vector<tok::ToolCall> calls;
-    if (msg.contains("tool_calls") && !msg["tool_calls"].is_null()) {
-      const std::string tf = field + ".tool_calls";
-      if (role != "assistant" || !msg["tool_calls"].is_array())
-        throw ApiError(400, "'" + tf + "' must be an array, on assistant messages only", tf);
-      for (const auto& tc : msg["tool_calls"]) {
-        if (!tc.is_object() || !tc.contains("function") || !tc["function"].is_object() ||
-            !tc["function"].contains("name") || !tc["function"]["name"].is_string())
-          throw ApiError(400, "'" + tf + "' entries need \"function\": {\"name\", \"arguments\"}", tf);
-        const Json& fn = tc["function"];
-        nlohmann::ordered_json args = nlohmann::ordered_json::object();
-        if (fn.contains("arguments") && fn["arguments"].is_string()) {
-          args = nlohmann::ordered_json::parse(fn["arguments"].get<std::string>(), nullptr, false);
-          if (args.is_discarded()) throw ApiError(400, "'" + tf + "' arguments must be JSON text", tf);
-        } else if (fn.contains("arguments")) {
-          args = nlohmann::ordered_json::parse(fn["arguments"].dump());
-        }
-        calls.push_back({checked_text(fn["name"].get<std::string>(), tf), tok::python_json(args)});
-      }
-    }
-    msgs.push_back({role, checked_text(content, field + ".content"), std::move(calls)});
+  if (!f.has("messages")) throw ApiError(400, "'messages' must be a non-empty array", "messages");
+  // The parser `yak generate --messages` uses. No image is read here: the served models cannot
+  // see yet, so any image part is refused below (a server that can will take data: URLs only).
+  infer::ParsedMessages parsed;
+  try {
+    parsed = infer::parse_messages(f.at("messages"), {.base_dir = ".", .allow_files = true});
+  } catch (const infer::MessagesError& e) {
+    throw ApiError(400, e.what(), e.field);
   }
+  if (!parsed.images.empty()) throw ApiError(400, "the served model cannot see images", parsed.images[0].where);
+  std::vector<tok::ChatMessage> msgs = std::move(parsed.messages);
   if (f.has("logprobs")) r.logprobs = f.boolean("logprobs").value() ? 0 : -1;
   if (auto k = f.integer("top_logprobs", 0, 20)) {
     if (r.logprobs < 0) throw ApiError(400, "'top_logprobs' needs \"logprobs\": true", "top_logprobs");
