@@ -5,10 +5,13 @@
 // refuses; the page pool's sharing, eviction and invalidation rules hold. With a draft model
 // (speculative decoding), greedy output is the target's own, token for token, and sampled
 // output follows the target's distribution (chi-square against probabilities computed here).
+// Prompts with pictures (a tiny Qwen3-VL) get the engine's tokens alone, batched with each other
+// and with text prompts; the prefix cache takes their image pages back only for the same picture.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <deque>
 #include <map>
 #include <random>
@@ -18,9 +21,11 @@
 #include "yak/base/error.h"
 #include "yak/base/json.h"
 #include "yak/infer/engine.h"
+#include "yak/infer/vision_prompt.h"
 #include "yak/io/safetensors.h"
 #include "yak/model/init.h"
 #include "yak/serve/scheduler.h"
+#include "yak/tokenizer/tokenizer.h"
 
 using namespace yak;
 namespace fs = std::filesystem;
@@ -37,6 +42,7 @@ std::vector<int32_t> random_prompt(std::mt19937& rng, size_t n, int32_t vocab) {
 
 struct Collected {
   std::vector<int32_t> tokens;  // from logprobs events
+  std::vector<float> logprobs;  // of those tokens
   std::string text;
   serve::Event last;
 };
@@ -47,7 +53,7 @@ Collected collect(serve::RequestHandle& h) {
   for (;;) {
     EXPECT_TRUE(h.next(e, std::chrono::seconds(120))) << "no event within 120 s";
     c.text += e.text;
-    for (auto& lp : e.logprobs) c.tokens.push_back(lp.id);
+    for (auto& lp : e.logprobs) c.tokens.push_back(lp.id), c.logprobs.push_back(lp.logprob);
     if (e.done) break;
   }
   c.last = e;
@@ -398,6 +404,144 @@ TEST_F(SchedulerTest, SpeculativeSamplingFollowsTheTargetsDistribution) {
 }
 
 // The page pool alone, on a cache of 6 pages for 2 slots.
+namespace {
+// Chat prompts with pictures on the tiny Qwen3-VL of tools/golden/make_vl_goldens.py.
+struct VisionPrompts {
+  const fs::path dir = fs::path(YAK_GOLDEN_DIR) / "vision" / "qwen3_vl";
+  std::unique_ptr<model::DecoderModel> model = model::DecoderModel::load(dir);
+  std::unique_ptr<tok::Tokenizer> tok = tok::load_tokenizer(dir);
+  const io::VisionConfig& v = *model->config().vision;
+  model::ImageProcessorConfig pc = model::ImageProcessorConfig::load(dir, v);
+
+  infer::PromptImages images(const std::vector<std::string>& files) {
+    std::vector<std::string> paths;
+    for (auto& f : files) paths.push_back((dir.parent_path() / "images" / f).string());
+    return infer::load_prompt_images(paths, pc);
+  }
+  // `yak generate --chat-template auto`'s rendering (with an optional system message).
+  infer::GenerateRequest request(const std::string& system, const std::string& text, const infer::PromptImages& im,
+                                 int64_t n = 12) {
+    std::string rendered = system.empty() ? "" : "<|im_start|>system\n" + system + "<|im_end|>\n";
+    rendered += "<|im_start|>user\n" + infer::place_images(text, im.grids.size(), *tok, v) +
+                "<|im_end|>\n<|im_start|>assistant\n";
+    infer::GenerateRequest r;
+    r.prompt = infer::encode_with_images(rendered, im.grids, *tok, v, false);
+    if (!im.grids.empty()) r.visual = infer::visual_prompt(*model, r.prompt, im);
+    r.max_new_tokens = n;
+    r.ignore_eos = true;
+    return r;
+  }
+};
+}  // namespace
+
+TEST(SchedulerVision, PromptsWithPicturesGetTheEnginesTokens) {
+  VisionPrompts vp;
+  std::ifstream gf(vp.dir / "golden.json");
+  const Json golden = Json::parse(gf);
+  std::vector<infer::GenerateRequest> reqs;
+  std::vector<std::vector<int32_t>> from_transformers;
+  for (const auto& c : golden["end_to_end"]) {
+    reqs.push_back(vp.request("", c["text"].get<std::string>(), vp.images(c["images"].get<std::vector<std::string>>())));
+    from_transformers.push_back(c["greedy"].get<std::vector<int32_t>>());
+  }
+  reqs.push_back(vp.request("", "Describe the picture.", vp.images({"grey_13x9.png"})));
+  reqs.push_back(vp.request("Be brief.", "Hello there, who are you?", {}));  // text on the same model
+  auto sampled = vp.request("", "Tell a story about it.", vp.images({"palette_40x40.png"}), 10);
+  sampled.sampling.do_sample = true;
+  sampled.sampling.temperature = 0.9f;
+  sampled.sampling.seed = 5;
+  reqs.push_back(sampled);
+  infer::Engine engine(*vp.model, nullptr);
+  std::vector<std::vector<int32_t>> want;
+  for (auto& r : reqs) want.push_back(engine.generate({r})[0].tokens);
+  EXPECT_EQ(want[0], from_transformers[0]);
+  EXPECT_EQ(want[1], from_transformers[1]);
+  for (int64_t chunk : {int64_t{5}, int64_t{256}}) {
+    serve::SchedulerOptions o;
+    o.parallel = 3;  // fewer slots than requests
+    o.ctx = 256;
+    o.prefill_chunk = chunk;  // 5: image rows split over steps, two prompts' images in line for one step
+    serve::Scheduler sched(*vp.model, nullptr, engine.eos_ids(), o);
+    std::vector<std::shared_ptr<serve::RequestHandle>> hs;
+    for (auto& r : reqs) hs.push_back(sched.submit(r, 0));
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      auto c = collect(*hs[i]);
+      EXPECT_EQ(c.tokens, want[i]) << "request " << i << " chunk " << chunk;
+      EXPECT_TRUE(c.last.error.empty()) << c.last.error;
+    }
+    EXPECT_EQ(sched.metrics().pages.in_use, 0);
+  }
+}
+
+TEST(SchedulerVision, CachedPagesOfAPictureServeOnlyThatPicture) {
+  VisionPrompts vp;
+  // A system prompt of more than a page, then the picture inside the second page.
+  const std::string system =
+      "You look at pictures and answer questions about them, carefully and in few words, as a patient guide would.";
+  const auto pic = vp.images({"rgb_96x64.png"});
+  auto other = pic;  // the same grid (so the same tokens), other pixels
+  other.patches = pic.patches.clone();
+  for (int64_t i = 0; i < other.patches.numel(); ++i) other.patches.data<float>()[i] *= -0.5f;
+  auto a = vp.request(system, "What is in the picture? Answer in one short sentence, please.", pic, 8);
+  auto b = vp.request(system, "What is in the picture? Answer in one short sentence, please.", other, 8);
+
+  ASSERT_EQ(a.prompt, b.prompt);
+  ASSERT_GT(a.prompt.size(), 128u);
+  const int32_t first_image = a.visual->rows.front(), last_image = a.visual->rows.back();
+  ASSERT_GE(first_image, 64);
+  ASSERT_LT(last_image, 128) << "the picture lies in the second page";
+  infer::Engine engine(*vp.model, nullptr);
+  const auto want_a = engine.generate({a})[0].tokens, want_b = engine.generate({b})[0].tokens;
+  // The tiny model's greedy tokens hardly feel a picture this far from the end; its log-probs do.
+  auto max_diff = [](const std::vector<float>& x, const std::vector<float>& y) {
+    float d = x.size() == y.size() ? 0.0f : INFINITY;
+    for (size_t i = 0; i < x.size() && i < y.size(); ++i) d = std::max(d, std::abs(x[i] - y[i]));
+    return d;
+  };
+  std::vector<float> alone_a, alone_b;
+  {
+    serve::SchedulerOptions o;
+    o.parallel = 1;
+    o.ctx = 256;
+    o.prefix_cache = false;
+    serve::Scheduler sched(*vp.model, nullptr, engine.eos_ids(), o);
+    auto ca = collect(*sched.submit(a, 0)), cb = collect(*sched.submit(b, 0));
+    EXPECT_EQ(ca.tokens, want_a);
+    EXPECT_EQ(cb.tokens, want_b);
+    alone_a = ca.logprobs;
+    alone_b = cb.logprobs;
+  }
+  ASSERT_GT(max_diff(alone_a, alone_b), 1e-3f) << "the pictures must make a difference for this test to mean anything";
+
+  serve::SchedulerOptions o;
+  o.parallel = 2;
+  o.ctx = 256;
+  serve::Scheduler sched(*vp.model, nullptr, engine.eos_ids(), o);
+  auto first = collect(*sched.submit(a, 0));
+  EXPECT_EQ(first.tokens, want_a);
+  EXPECT_EQ(first.last.cached_tokens, 0);
+  auto again = collect(*sched.submit(a, 0));
+  EXPECT_EQ(again.tokens, want_a);
+  EXPECT_EQ(again.last.cached_tokens, 128) << "the same picture: both pages come from the cache";
+  EXPECT_LT(max_diff(again.logprobs, alone_a), 1e-5f);
+  auto changed = collect(*sched.submit(b, 0));
+  EXPECT_EQ(changed.tokens, want_b);
+  EXPECT_EQ(changed.last.cached_tokens, 64) << "another picture: only the page before it is shared";
+  EXPECT_LT(max_diff(changed.logprobs, alone_b), 1e-5f) << "the other picture's own numbers, not the cached one's";
+  // n samples of one prompt with a picture share its pages and keep their own draws.
+  std::vector<infer::GenerateRequest> samples;
+  std::vector<std::shared_ptr<serve::RequestHandle>> hs;
+  for (int i = 0; i < 3; ++i) {
+    auto r = vp.request(system, "And the colours?", other, 6);
+    r.sampling.do_sample = true;
+    r.sampling.seed = 70 + static_cast<uint64_t>(i);
+    samples.push_back(r);
+    hs.push_back(sched.submit(r, 0, /*group=*/4));
+  }
+  for (size_t i = 0; i < hs.size(); ++i)
+    EXPECT_EQ(collect(*hs[i]).tokens, engine.generate({samples[i]})[0].tokens) << "sample " << i;
+}
+
 TEST(PagePool, SharesEvictsAndInvalidates) {
   auto model = model::DecoderModel::load(kDir);
   model::KVCache cache(model->config(), 2, 7 * 64, 6, DType::F32);

@@ -45,7 +45,7 @@ void serve_until_signal(serve::ApiServer& server, const std::function<void()>& d
 
 struct ServeFlags {
   std::string model, draft_model, tokenizer, lora, host = "127.0.0.1", api_key, cors, chat_template = "auto", alias;
-  std::string cache_type = "f32", matmul_precision, pooling = "last", alpha;
+  std::string cache_type = "f32", matmul_precision, pooling = "last", alpha, media_dir;
   int port = 8080, parallel = 4, threads = 0, max_n = 16, draft_max = 4;
   int64_t ctx = 0, kv_size = 0, batch = 256, queue = 64, max_body_mb = 8;
   int64_t rm_max_len = 0, rm_batch = 16;  // serve-rm: --max_len, --batch_size
@@ -108,6 +108,14 @@ void run_serve(const ServeFlags& f) {
   if (tokenizer && f.chat_template != "none") mc.chat_template = pick_chat_template(f.chat_template, f.model, cfg);
   mc.max_n = f.max_n;
   if (tokenizer) mc.vocab = std::make_shared<infer::VocabTrie>(*tokenizer);  // for constrained output
+  if (model->vision()) {
+    mc.vision = *cfg.vision;
+    mc.image_processor = model::ImageProcessorConfig::load(f.model, *cfg.vision);
+  }
+  if (!f.media_dir.empty()) {
+    check(fs::is_directory(f.media_dir), "--allowed-local-media-path " + f.media_dir + ": not a folder");
+    mc.media_dir = f.media_dir;
+  }
 
   serve::SchedulerOptions so;
   so.parallel = f.parallel;
@@ -157,6 +165,9 @@ void run_serve(const ServeFlags& f) {
   if (draft)
     std::printf("yak serve: speculative decoding with %s (%lld layers), up to %d drafts per step at p >= %.2f\n",
                 f.draft_model.c_str(), static_cast<long long>(draft->config().num_layers), so.draft_max, static_cast<double>(so.draft_p_min));
+  if (mc.vision)
+    std::printf("yak serve: sees images (data: URLs%s)\n",
+                mc.media_dir.empty() ? "" : (", and files under " + mc.media_dir.string()).c_str());
   if (asking)
     std::printf("yak serve: questions on %s at http://%s:%d/api/ask (%zu knowledge-base entries)\n",
                 ask::redact_url(f.ask.db).c_str(), f.host.c_str(), port, asking->entries());
@@ -201,6 +212,8 @@ void register_serve(CLI::App& app) {
   s->add_option("--cors", f->cors, "Allow browser requests from this origin (default: none)");
   s->add_option("--max-body-mb", f->max_body_mb, "Largest request body in MiB (413 beyond; default 8)");
   s->add_option("--max-n", f->max_n, "Largest 'n' (samples per prompt; default 16)");
+  s->add_option("--allowed-local-media-path", f->media_dir,
+                "Vision models: image parts may name files under this folder (default: data: URLs only)");
   s->add_option("--pooling", f->pooling, "Embeddings: last (last token's hidden state, default) or mean");
   s->add_option("--shutdown-timeout", f->shutdown_timeout, "Seconds in-flight requests get after SIGTERM (default 10)");
   s->add_option("-t,--threads", f->threads, "Threads (default: all cores)");

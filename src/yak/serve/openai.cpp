@@ -307,7 +307,10 @@ std::string sanitize(std::string_view s) {
 }
 
 Json logprob_entry(const ModelContext& m, int32_t id, float lp) {
-  std::string t = m.tok ? m.tok->decode(std::span<const int32_t>(&id, 1), false) : std::to_string(id);
+  // Ids past the tokenizer (a model's padded vocabulary) have no text, as in the streamed reply.
+  std::string t = !m.tok ? std::to_string(id)
+                  : id < m.tok->vocab_size() ? m.tok->decode(std::span<const int32_t>(&id, 1), false)
+                                              : std::string();
   Json bytes = Json::array();
   for (unsigned char c : t) bytes.push_back(static_cast<int>(c));
   if (utf8::find_invalid(t) != std::string::npos) t = sanitize(t);
@@ -339,6 +342,21 @@ Json completion_logprobs(const ModelContext& m, const std::vector<TokenLogprob>&
     text_offset += e["token"].get<std::string>().size();
   }
   return Json{{"tokens", tokens}, {"token_logprobs", values}, {"top_logprobs", tops}, {"text_offset", offsets}};
+}
+
+// Every image file must lie under the media folder once links and ".." are resolved.
+void check_media_paths(const std::vector<infer::ImageSource>& images, const std::filesystem::path& media_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path root = fs::weakly_canonical(fs::absolute(media_dir, ec), ec);
+  for (const auto& img : images) {
+    if (img.path.empty()) continue;
+    const fs::path p = fs::weakly_canonical(fs::absolute(img.path, ec), ec);
+    const fs::path rel = p.lexically_relative(root);
+    if (ec || rel.empty() || *rel.begin() == "..")
+      throw ApiError(400, "'" + img.where + "': the file is outside the server's media folder (--allowed-local-media-path)",
+                     img.where);
+  }
 }
 
 const char* finish_json(infer::FinishReason f) {
@@ -379,15 +397,24 @@ ApiRequest parse_chat_request(const Json& body, const ModelContext& m, std::stri
   r.endpoint = Endpoint::Chat;
   parse_common(f, m, raw, r);
   if (!f.has("messages")) throw ApiError(400, "'messages' must be a non-empty array", "messages");
-  // The parser `yak generate --messages` uses. No image is read here: the served models cannot
-  // see yet, so any image part is refused below (a server that can will take data: URLs only).
+  // The parser `yak generate --messages` uses; files only under the media folder (a model that
+  // cannot see reads none: it refuses every picture below).
   infer::ParsedMessages parsed;
   try {
-    parsed = infer::parse_messages(f.at("messages"), {.base_dir = ".", .allow_files = true});
+    parsed = infer::parse_messages(f.at("messages"),
+                                   {.base_dir = m.media_dir, .allow_files = !m.media_dir.empty() || !m.vision});
   } catch (const infer::MessagesError& e) {
     throw ApiError(400, e.what(), e.field);
   }
-  if (!parsed.images.empty()) throw ApiError(400, "the served model cannot see images", parsed.images[0].where);
+  if (!parsed.images.empty()) {
+    if (!m.vision || !m.image_processor) throw ApiError(400, "the served model cannot see images", parsed.images[0].where);
+    check_media_paths(parsed.images, m.media_dir);
+    try {
+      r.images = std::make_shared<const infer::PromptImages>(infer::load_prompt_images(parsed.images, *m.image_processor));
+    } catch (const Error& e) {
+      throw ApiError(400, e.what(), "messages");
+    }
+  }
   std::vector<tok::ChatMessage> msgs = std::move(parsed.messages);
   if (f.has("logprobs")) r.logprobs = f.boolean("logprobs").value() ? 0 : -1;
   if (auto k = f.integer("top_logprobs", 0, 20)) {
@@ -405,11 +432,21 @@ ApiRequest parse_chat_request(const Json& body, const ModelContext& m, std::stri
   parse_tools(f, m, raw, r, opt);
   std::string text;
   try {
+    if (r.images) infer::place_images(msgs, tk, *m.vision);
     text = m.chat_template->render(msgs, opt);
   } catch (const Error& e) {
     throw ApiError(400, std::string("the messages do not fit the chat template: ") + e.what(), "messages");
   }
-  r.prompts.push_back(tk.encode(text, m.chat_template->add_special_tokens()));
+  const bool add_special = m.chat_template->add_special_tokens();
+  if (r.images) {
+    try {
+      r.prompts.push_back(infer::encode_with_images(text, r.images->grids, tk, *m.vision, add_special));
+    } catch (const Error& e) {
+      throw ApiError(400, std::string("the images do not fit the prompt: ") + e.what(), "messages");
+    }
+  } else {
+    r.prompts.push_back(tk.encode(text, add_special));
+  }
   for (auto& s : m.chat_template->stop_strings()) r.stop.push_back(s);
   resolve_max_tokens(f, m, r);
   return r;

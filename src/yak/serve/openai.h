@@ -3,6 +3,7 @@
 // and sampling settings; replies, stream chunks and errors written as OpenAI writes them.
 #pragma once
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -12,6 +13,7 @@
 #include "yak/base/json.h"
 #include "yak/infer/engine.h"
 #include "yak/infer/grammar.h"
+#include "yak/infer/vision_prompt.h"
 #include "yak/io/hf_config.h"
 #include "yak/serve/scheduler.h"
 #include "yak/tokenizer/chat_template.h"
@@ -42,6 +44,13 @@ struct ModelContext {
   int64_t ctx = 0;  // largest prompt + completion
   int max_n = 16;   // largest `n`
   std::shared_ptr<const infer::VocabTrie> vocab;  // for constrained output (set when tok is)
+  // Vision-language models: the tower's settings and the image preprocessing (unset: the model
+  // cannot see, and image parts are refused).
+  std::optional<io::VisionConfig> vision;
+  std::optional<model::ImageProcessorConfig> image_processor;
+  // Image parts may name files under this folder (file:// URLs or paths relative to it); empty:
+  // data: URLs only. Paths that lead outside it (.., links) are refused.
+  std::filesystem::path media_dir;
 };
 
 struct ApiRequest {
@@ -57,6 +66,9 @@ struct ApiRequest {
   bool ignore_eos = false;
   std::optional<infer::TokenConstraint> constraint;  // response_format json_*, grammar, or tool_choice
   bool tool_calls = false;  // tools offered (tool_choice not "none"): replies are searched for calls
+  // A chat with pictures: the one prompt's images, read and preprocessed (the vision tower runs
+  // on the model's thread).
+  std::shared_ptr<const infer::PromptImages> images;
 };
 
 // A reply split into its text and the <tool_call> blocks the model wrote (OpenAI's tool_calls

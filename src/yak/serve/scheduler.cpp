@@ -4,8 +4,10 @@
 #include <cmath>
 #include <future>
 
+#include "yak/autograd/functions.h"
 #include "yak/base/error.h"
 #include "yak/base/log.h"
+#include "yak/model/vision.h"
 
 namespace yak::serve {
 
@@ -41,6 +43,7 @@ Scheduler::Scheduler(model::DecoderModel& model, const tok::Tokenizer* tok, std:
                      SchedulerOptions options, model::DecoderModel* draft)
     : model_(model),
       tok_(tok),
+      mrope_(!model.config().rope.mrope_section.empty()),
       eos_(std::move(eos_ids)),
       opt_(options),
       cache_(model.config(), options.parallel, options.ctx, pool_pages(options), options.cache_type, model.device()),
@@ -89,6 +92,20 @@ std::shared_ptr<RequestHandle> Scheduler::submit(infer::GenerateRequest request,
                                     std::to_string(request.max_new_tokens) + " to generate exceed the context of " +
                                     std::to_string(max_sequence()) + " tokens");
   auto job = std::make_unique<Job>();
+  if (const auto* v = request.visual.get()) {
+    check(mrope_ && model_.vision(), "images given to a model without a vision tower");
+    check(v->mrope_pos.size() == 3 * request.prompt.size(), "the images' positions do not fit the prompt");
+    check(v->rows.size() == static_cast<size_t>(v->embeds.value().dim(0)), "the images' features do not fit the prompt");
+    job->pool_tokens = request.prompt;
+    // Each image's rows take ids from its picture's key and the row's place in it.
+    size_t image = 0;
+    for (size_t r = 0; r < v->rows.size(); ++r) {
+      if (r > 0 && v->rows[r] != v->rows[r - 1] + 1) ++image;
+      const uint64_t key = image < v->image_keys.size() ? v->image_keys[image] : 0;
+      const uint64_t h = (key ^ (0x9e3779b97f4a7c15ull * (r + 1))) * 0xff51afd7ed558ccdull;
+      job->pool_tokens[static_cast<size_t>(v->rows[r])] = -1 - static_cast<int32_t>((h >> 33) & 0x7fffffff);
+    }
+  }
   job->req = std::move(request);
   job->handle = std::make_shared<RequestHandle>();
   job->top_logprobs = top_logprobs;
@@ -189,7 +206,7 @@ void Scheduler::admit() {
                                    return s.busy && s.prefilling() && s.job->group == job.group;
                                  });
     if (sibling_filling) break;
-    const auto& prompt = job.req.prompt;
+    const auto& prompt = job.pool_tokens.empty() ? job.req.prompt : job.pool_tokens;
     const int64_t reuse_limit = static_cast<int64_t>(prompt.size()) - 1;  // its last token's logits start the answer
     const int64_t worst = pages_for(job.req);
     // Conservative: as if nothing were shared, so a running slot can always grow to its worst case.
@@ -254,13 +271,39 @@ void Scheduler::push_tokens(int32_t s, size_t from, std::span<const float> raw_r
   if (!e.text.empty() || !e.logprobs.empty()) slot.job->handle->push(std::move(e));
 }
 
+void Scheduler::commit_pages(int32_t s) {
+  Slot& slot = slots_[static_cast<size_t>(s)];
+  Job& job = *slot.job;
+  if (job.pool_tokens.empty()) {
+    pool_.commit(s, slot.cont ? slot.cont->tokens() : job.req.prompt, slot.cached);
+    return;
+  }
+  if (slot.cont) {  // the generated tokens follow the prompt's as they are
+    const auto& toks = slot.cont->tokens();
+    for (size_t i = job.pool_tokens.size(); i < toks.size(); ++i) job.pool_tokens.push_back(toks[i]);
+  }
+  pool_.commit(s, job.pool_tokens, slot.cached);
+}
+
+void Scheduler::push_mrope(model::Batch& batch, const Job& job, int64_t p) const {
+  const auto* v = job.req.visual.get();
+  const auto n = static_cast<int64_t>(job.req.prompt.size());
+  if (v && p < n) {
+    for (int a = 0; a < 3; ++a) batch.mrope_pos.push_back(v->mrope_pos[static_cast<size_t>(3 * p + a)]);
+    return;
+  }
+  // Text, and everything after an image prompt: every axis counts on from the last position.
+  const auto rp = static_cast<int32_t>(p + (v ? v->rope_delta : 0));
+  for (int a = 0; a < 3; ++a) batch.mrope_pos.push_back(rp);
+}
+
 void Scheduler::sample_row(int32_t s, std::span<float> row) {
   Slot& slot = slots_[static_cast<size_t>(s)];
   if (!slot.cont) {
     slot.cont = std::make_unique<infer::Continuation>(slot.job->req, tok_, eos_);
   } else {
     slot.cached = static_cast<int64_t>(slot.cont->tokens().size());
-    pool_.commit(s, slot.cont->tokens(), slot.cached);
+    commit_pages(s);
   }
   const size_t from = slot.cont->tokens().size();
   const bool keep = slot.job->top_logprobs >= 0;
@@ -281,7 +324,7 @@ void Scheduler::verify_rows(int32_t s, std::span<float> rows) {
   // The target's cache holds the last token and the kept drafts; the rejected positions are
   // rewritten before anything reads them (attention reads positions <= its own).
   slot.cached = static_cast<int64_t>(n + kept);
-  pool_.commit(s, slot.cont->tokens(), slot.cached);
+  commit_pages(s);
   slot.draft_cached = std::min(slot.draft_cached, slot.cached);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -381,21 +424,42 @@ bool Scheduler::step() {
       batch.ids.push_back(j == 0 ? toks.back() : drafts[j - 1]);
       batch.pos.push_back(static_cast<int32_t>(toks.size() - 1 + j));
       batch.slot.push_back(static_cast<int32_t>(i));
+      if (mrope_) push_mrope(batch, *slot.job, static_cast<int64_t>(toks.size() - 1 + j));
       batch.logits_for.push_back(static_cast<int32_t>(batch.ids.size() - 1));
     }
     owner.push_back({static_cast<int32_t>(i), first, drafts.size() + 1});
   }
   std::vector<std::pair<int32_t, int64_t>> filled;  // (slot, prompt tokens written this step)
+  // The image features of this step's prompt tokens: one prompt's (its features are one tensor).
+  model::VisualInput vin;
+  std::vector<int32_t> features;  // rows of that prompt's features, in batch order
+  const model::VisualPrompt* seen = nullptr;
   for (size_t i = 0; i < slots_.size() && budget > 0; ++i) {
     Slot& slot = slots_[i];
     if (!slot.busy || !slot.prefilling()) continue;
     const auto& prompt = slot.job->req.prompt;
+    const model::VisualPrompt* v = slot.job->req.visual.get();
     const int64_t left = static_cast<int64_t>(prompt.size()) - slot.cached;
-    const int64_t take = std::min(left, budget);
+    int64_t take = std::min(left, budget);
+    if (v) {
+      // Past the first image row: only when no other prompt's images are in this step.
+      auto first = std::lower_bound(v->rows.begin(), v->rows.end(), static_cast<int32_t>(slot.cached));
+      if (seen && first != v->rows.end()) take = std::min<int64_t>(take, *first - slot.cached);
+      if (take <= 0) continue;
+      if (first != v->rows.end() && *first < slot.cached + take) seen = v;
+    }
     for (int64_t p = slot.cached; p < slot.cached + take; ++p) {
+      if (v == seen && v) {
+        auto it = std::lower_bound(v->rows.begin(), v->rows.end(), static_cast<int32_t>(p));
+        if (it != v->rows.end() && *it == p) {
+          vin.rows.push_back(static_cast<int32_t>(batch.ids.size()));
+          features.push_back(static_cast<int32_t>(it - v->rows.begin()));
+        }
+      }
       batch.ids.push_back(prompt[static_cast<size_t>(p)]);
       batch.pos.push_back(static_cast<int32_t>(p));
       batch.slot.push_back(static_cast<int32_t>(i));
+      if (mrope_) push_mrope(batch, *slot.job, p);
     }
     if (take == left) {
       owner.push_back({static_cast<int32_t>(i), batch.logits_for.size(), 1});
@@ -405,6 +469,11 @@ bool Scheduler::step() {
     budget -= take;
   }
   if (batch.ids.empty()) return false;
+  if (!vin.rows.empty()) {
+    vin.embeds = ag::gather_rows(seen->embeds, features);
+    for (const auto& d : seen->deepstack) vin.deepstack.push_back(ag::gather_rows(d, features));
+    batch.visual = &vin;
+  }
   // Pages for every position this step writes (admission kept them available).
   for (size_t r = 0; r < batch.ids.size(); ++r)
     if (!pool_.reserve(batch.slot[r], batch.pos[r] + 1)) throw Error("serve: the KV page pool ran out (a scheduling bug)");
@@ -414,7 +483,7 @@ bool Scheduler::step() {
   for (auto [s, take] : filled) {
     Slot& slot = slots_[static_cast<size_t>(s)];
     slot.cached += take;
-    pool_.commit(s, slot.job->req.prompt, slot.cached);
+    commit_pages(s);
   }
   for (const RowOwner& o : owner) {
     if (o.slot < 0) continue;

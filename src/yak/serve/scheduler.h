@@ -3,7 +3,9 @@
 // their prompt, so requests join and leave the batch at every step and a long prompt delays the
 // others by at most one chunk. Slot states: Free -> Prefill (prompt in chunks, after the pages
 // the prefix cache already holds) -> Decode (one token per step) -> Free (finished, cancelled or
-// failed: its pages go back to the pool at once).
+// failed: its pages go back to the pool at once). Prompts with images (vision-language models)
+// carry their features and M-RoPE positions; a step's prompt tokens hold one such prompt's at
+// most, and the prefix cache knows their image tokens by the picture, not by the pad token.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -118,6 +120,10 @@ class Scheduler {
     std::shared_ptr<RequestHandle> handle;
     int top_logprobs = -1;
     int64_t group = -1;
+    // With images: the tokens the page pool sees, the image tokens replaced by negative ids
+    // drawn from their picture (equal pads of different pictures never share pages); then
+    // the generated tokens as they come. Empty for text prompts (the pool sees the tokens).
+    std::vector<int32_t> pool_tokens;
   };
   struct Slot {
     bool busy = false;
@@ -144,9 +150,14 @@ class Scheduler {
   void push_tokens(int32_t slot, size_t from, std::span<const float> raw_rows, size_t rows);
   void finish(int32_t slot, const std::string& error);
   int64_t pages_for(const infer::GenerateRequest& r) const;
+  // Registers the slot's full pages up to slot.cached (its prompt and what it generated).
+  void commit_pages(int32_t slot);
+  // The 3 rotary positions of a slot's token at cache position p (M-RoPE models).
+  void push_mrope(model::Batch& batch, const Job& job, int64_t p) const;
 
   model::DecoderModel& model_;
   const tok::Tokenizer* tok_;
+  bool mrope_ = false;  // the model takes 3 rotary positions per token (Qwen3-VL)
   std::vector<int32_t> eos_;
   SchedulerOptions opt_;
   model::KVCache cache_;

@@ -163,6 +163,9 @@ http::Reply ApiServer::generate(const http::Request& req, Endpoint endpoint) {
   auto r = std::make_shared<ApiRequest>(endpoint == Endpoint::Chat ? parse_chat_request(body, ctx_, req.body)
                                                                    : parse_completion_request(body, ctx_, req.body));
   static std::atomic<int64_t> next_group{0};
+  // Pictures: the vision tower runs between two steps, on the model's thread.
+  std::shared_ptr<const model::VisualPrompt> visual;
+  if (r->images) sched_->run_exclusive([&] { visual = infer::visual_prompt(*model_, r->prompts.at(0), *r->images); });
   std::vector<std::shared_ptr<RequestHandle>> handles;
   try {
     for (auto& prompt : r->prompts) {
@@ -176,6 +179,7 @@ http::Reply ApiServer::generate(const http::Request& req, Endpoint endpoint) {
         g.stop = r->stop;
         g.ignore_eos = r->ignore_eos;
         g.constraint = r->constraint;
+        g.visual = visual;
         handles.push_back(sched_->submit(std::move(g), r->logprobs, group));
       }
     }
