@@ -440,8 +440,10 @@ TEST(SchedulerVision, PromptsWithPicturesGetTheEnginesTokens) {
   const Json golden = Json::parse(gf);
   std::vector<infer::GenerateRequest> reqs;
   std::vector<std::vector<int32_t>> from_transformers;
+  const auto n = golden["new_tokens"].get<int64_t>();
   for (const auto& c : golden["end_to_end"]) {
-    reqs.push_back(vp.request("", c["text"].get<std::string>(), vp.images(c["images"].get<std::vector<std::string>>())));
+    reqs.push_back(
+        vp.request("", c["text"].get<std::string>(), vp.images(c["images"].get<std::vector<std::string>>()), n));
     from_transformers.push_back(c["greedy"].get<std::vector<int32_t>>());
   }
   reqs.push_back(vp.request("", "Describe the picture.", vp.images({"grey_13x9.png"})));

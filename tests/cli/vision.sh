@@ -21,7 +21,8 @@ for c in g["end_to_end"]:
 PY
 )
 [[ ${#cases[@]} -eq 2 ]] && ok || bad "golden.json holds ${#cases[@]} end-to-end cases, expected 2"
-gen() { "$yak" generate -m "$m" --chat-template auto --ids --ignore-eos -n 12 -t 1 "$@" 2>&1; }
+n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["new_tokens"])' "$m/golden.json")  # 24
+gen() { "$yak" generate -m "$m" --chat-template auto --ids --ignore-eos -n $n -t 1 "$@" 2>&1; }
 for c in "${cases[@]}"; do
   IFS='|' read -r text files want <<<"$c"
   args=()
@@ -48,18 +49,18 @@ read -r f1 f2 <<<"$files"
 cp "$img/$f1" "$tmp/first.png"
 printf '[{"role":"user","content":[{"type":"image_url","image_url":{"url":"first.png"}},{"type":"image_url","image_url":{"url":"data:image/png;base64,%s"}},{"type":"text","text":"%s"}]}]' \
   "$(base64 -w0 "$img/$f2")" "$text" >"$tmp/chat.json"
-got=$("$yak" generate -m "$m" --messages "$tmp/chat.json" --ids --ignore-eos -n 12 -t 1 2>&1)
+got=$("$yak" generate -m "$m" --messages "$tmp/chat.json" --ids --ignore-eos -n $n -t 1 2>&1)
 [[ $got == "$want" ]] && ok || bad "--messages: got '$got', transformers '$want'"
 # Qwen's own part spelling and a file:// URL: the same prompt.
 printf '{"messages":[{"role":"user","content":[{"type":"image","image":"file://%s"},{"type":"image","image":"%s"},{"type":"text","text":"%s"}]}]}' \
   "$tmp/first.png" "$(cd "$img" && pwd)/$f2" "$text" >"$tmp/chat2.json"
-got=$("$yak" generate -m "$m" --messages "$tmp/chat2.json" --ids --ignore-eos -n 12 -t 1 2>&1)
+got=$("$yak" generate -m "$m" --messages "$tmp/chat2.json" --ids --ignore-eos -n $n -t 1 2>&1)
 [[ $got == "$want" ]] && ok || bad "--messages with image parts and file://: got '$got'"
 
 # yak chat: /image attaches a picture to the next message; the reply is generate's.
 IFS='|' read -r text files want <<<"${cases[0]}"
-chat=$(printf '/image %s\n%s\n' "$img/$files" "$text" | "$yak" chat -m "$m" -n 12 --temp 0 -t 1 2>"$tmp/chat.err")
-single=$("$yak" generate -m "$m" --chat-template auto --image "$img/$files" -p "$text" -n 12 --temp 0 -t 1 2>&1)
+chat=$(printf '/image %s\n%s\n' "$img/$files" "$text" | "$yak" chat -m "$m" -n $n --temp 0 -t 1 2>"$tmp/chat.err")
+single=$("$yak" generate -m "$m" --chat-template auto --image "$img/$files" -p "$text" -n $n --temp 0 -t 1 2>&1)
 [[ -n $chat && $chat == "$single" ]] && ok || bad "chat with /image: '$chat' vs generate '$single'"
 grep -q "(1 image for the next message)" "$tmp/chat.err" && ok || bad "chat did not confirm the image: $(cat "$tmp/chat.err")"
 printf '/image %s\nhi\n' "$tmp/none.png" | "$yak" chat -m "$m" -n 2 -t 1 >/dev/null 2>"$tmp/chat.err"

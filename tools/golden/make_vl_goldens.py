@@ -64,7 +64,7 @@ CHAT_TEMPLATE = (
 CORPUS = ["Describe the picture.", "A red disc on a smooth gradient of colours.", "What is in the image?",
           "Compare the two pictures and say which one is brighter.", "The sky is blue and the grass is green.",
           "A small picture with edges, texture and noise."]
-NEW_TOKENS = 12
+NEW_TOKENS = 24
 MIN_MARGIN = 2e-3
 
 
