@@ -1,3 +1,6 @@
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
 #include "tokenizer_test_util.h"
 #include "yak/base/error.h"
@@ -8,9 +11,20 @@ namespace {
 
 using namespace yak::tok::testing;
 
+// Content parts (the qwen3-vl cases) become the text yak's messages carry: a picture is the
+// placeholder the template writes for it.
 std::vector<ChatMessage> messages_of(const Json& j) {
   std::vector<ChatMessage> m;
-  for (const auto& x : j) m.push_back({x["role"].get<std::string>(), x["content"].get<std::string>()});
+  for (const auto& x : j) {
+    std::string content;
+    if (x["content"].is_string()) {
+      content = x["content"].get<std::string>();
+    } else {
+      for (const auto& part : x["content"])
+        content += part["type"] == "image" ? "<|vision_start|><|image_pad|><|vision_end|>" : part["text"].get<std::string>();
+    }
+    m.push_back({x["role"].get<std::string>(), content});
+  }
   return m;
 }
 
@@ -46,6 +60,9 @@ TEST(TokenizerChatTemplate, DetectsFamilies) {
   EXPECT_EQ(ChatTemplate::detect(cfg("alpaca2"), ""), "alpaca2");
   EXPECT_EQ(ChatTemplate::detect(Json::object(), "LlamaForCausalLM"), "llama2");
   EXPECT_EQ(ChatTemplate::detect(Json::object(), "GPT2LMHeadModel"), "plain");
+  EXPECT_EQ(ChatTemplate::detect(Json::object(), "Qwen3VLForConditionalGeneration"), "qwen3-vl");
+  EXPECT_FALSE(ChatTemplate::builtin_from_config(Json::object(), "Qwen3VLForConditionalGeneration").default_system());
+  EXPECT_TRUE(ChatTemplate::by_name("qwen3-vl").supports_tools());
   EXPECT_EQ(ChatTemplate::builtin_from_config(cfg("chatml"), "").default_system(), "You are a helpful assistant.");
   EXPECT_EQ(ChatTemplate::builtin_from_config(cfg("chatml_shared"), "").default_system(), "You are a helpful assistant.");
   // A checkpoint with a template gets that template, rendered by the Jinja interpreter.
@@ -70,6 +87,34 @@ TEST(TokenizerChatTemplate, JinjaRendersEveryFamilysGoldens) {
     ++n;
   }
   EXPECT_GT(n, 50);
+}
+
+TEST(TokenizerChatTemplate, ReadsTheTemplateFilesOfAFolder) {
+  // tokenizer_config.json's own template first, then chat_template.jinja, then a processor's
+  // chat_template.json; a malformed chat_template.json names the file.
+  const auto dir = std::filesystem::temp_directory_path() / ("yak_tmpl_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  auto put = [&](const char* name, const std::string& text) { std::ofstream(dir / name) << text; };
+  EXPECT_EQ(load_tokenizer_config(dir), Json::object());
+  put("chat_template.json", R"({"chat_template": "{{ 'from json' }}"})");
+  EXPECT_EQ(load_tokenizer_config(dir)["chat_template"], "{{ 'from json' }}");
+  put("chat_template.jinja", "{{ 'from jinja' }}");
+  EXPECT_EQ(load_tokenizer_config(dir)["chat_template"], "{{ 'from jinja' }}");
+  put("tokenizer_config.json", R"({"chat_template": "{{ 'own' }}", "eos_token": "</s>"})");
+  EXPECT_EQ(load_tokenizer_config(dir)["chat_template"], "{{ 'own' }}");
+  std::filesystem::remove(dir / "tokenizer_config.json");
+  std::filesystem::remove(dir / "chat_template.jinja");
+  put("chat_template.json", R"({"template": 3})");
+  try {
+    load_tokenizer_config(dir);
+    FAIL() << "a chat_template.json without chat_template was read";
+  } catch (const yak::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("chat_template.json: expected an object with a string 'chat_template'"),
+              std::string::npos)
+        << e.what();
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST(TokenizerChatTemplate, JinjaErrorsNameTheTemplateLine) {

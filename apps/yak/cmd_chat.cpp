@@ -106,7 +106,7 @@ void register_chat(CLI::App& app) {
   sub->add_option("-m,--model", f->model, "Hugging Face model folder")->required();
   sub->add_option("--tokenizer", f->tokenizer, "Tokenizer file or folder (default: the model folder)");
   sub->add_option("--lora", f->lora, "Apply a PEFT LoRA adapter folder");
-  sub->add_option("--chat-template", f->chat_template, "auto (the checkpoint's Jinja template, else a built-in by architecture), chatml, qwen3, llama2, alpaca2, plain, "
+  sub->add_option("--chat-template", f->chat_template, "auto (the checkpoint's Jinja template, else a built-in by architecture), chatml, qwen3, qwen3-vl, llama2, alpaca2, plain, "
                  "or FILE.jinja");
   sub->add_option("--system", f->system, "System prompt");
   sub->add_flag("--no-think", f->no_think, "Qwen3: disable thinking");

@@ -198,7 +198,7 @@ void register_generate(CLI::App& app) {
   sub->add_option("--lora", f->lora, "Apply a PEFT LoRA adapter folder");
   sub->add_option("--chat-template", f->chat_template,
                   "Wrap the prompt as a user turn: auto (the checkpoint's Jinja template, else a built-in), chatml, qwen3, "
-                  "llama2, alpaca2, plain, or FILE.jinja");
+                  "qwen3-vl, llama2, alpaca2, plain, or FILE.jinja");
   sub->add_option("--system", f->system, "System prompt (with --chat-template)");
   sub->add_flag("--no-think", f->no_think, "Qwen3: disable thinking (enable_thinking=false)");
   sub->add_option("--grammar", f->grammar, "Constrain the output to a GBNF grammar (llama.cpp's notation; rule 'root')");

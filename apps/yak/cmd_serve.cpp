@@ -205,7 +205,7 @@ void register_serve(CLI::App& app) {
   s->add_flag("--no-prefix-cache", f->no_prefix_cache, "Do not share KV pages of common prompt prefixes");
   s->add_option("--cache-type", f->cache_type, "KV cache element type: f32 (default), f16, bf16");
   s->add_option("--chat-template", f->chat_template, "auto (default: the checkpoint's Jinja template, else a built-in by architecture), chatml, qwen3, "
-                "llama2, alpaca2, plain, none, or FILE.jinja");
+                "qwen3-vl, llama2, alpaca2, plain, none, or FILE.jinja");
   s->add_option("--alias", f->alias, "Model name in /v1/models (default: the folder or file name)");
   s->add_option("--tokenizer", f->tokenizer, "Tokenizer file or folder (default: the model's)");
   s->add_option("--lora", f->lora, "Apply a PEFT LoRA adapter folder");

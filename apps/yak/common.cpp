@@ -113,11 +113,7 @@ Json load_tokenizer_config(const std::string& model_dir) {
     if (auto add = g.get_bool_opt("tokenizer.ggml.add_bos_token")) tc["add_bos_token"] = *add;
     return tc;
   }
-  if (fs::exists(d / "tokenizer_config.json")) tc = read_json_file(d / "tokenizer_config.json");
-  if (!tc.is_object()) throw Error((d / "tokenizer_config.json").string() + ": expected a JSON object");
-  if (!tc.contains("chat_template") && fs::exists(d / "chat_template.jinja"))
-    tc["chat_template"] = read_text_file(d / "chat_template.jinja");
-  return tc;
+  return tok::load_tokenizer_config(d);
 }
 
 std::string read_input(const std::string& path) {

@@ -30,7 +30,8 @@ struct SamplingFlags {
 std::unique_ptr<tok::Tokenizer> load_model_tokenizer(const std::string& model_dir, const std::string& tokenizer_path);
 
 // tokenizer_config.json of a model folder ({} when absent), with the chat template from
-// chat_template.jinja (where transformers 5 saves it) when the JSON has none.
+// chat_template.jinja or chat_template.json when the JSON has none (tok::load_tokenizer_config); a
+// GGUF file's chat template and special tokens.
 Json load_tokenizer_config(const std::string& model_dir);
 
 // A chat template by name, or "auto": the model's own (tokenizer_config.json, GGUF metadata),

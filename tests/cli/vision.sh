@@ -57,6 +57,22 @@ printf '{"messages":[{"role":"user","content":[{"type":"image","image":"file://%
 got=$("$yak" generate -m "$m" --messages "$tmp/chat2.json" --ids --ignore-eos -n $n -t 1 2>&1)
 [[ $got == "$want" ]] && ok || bad "--messages with image parts and file://: got '$got'"
 
+# The template from a processor's chat_template.json, and with no template file the built-in
+# qwen3-vl family: the checkpoint's prompt either way.
+mkdir -p "$tmp/json_tmpl" "$tmp/no_tmpl"
+for f in "$(cd "$m" && pwd)"/*; do
+  name=$(basename "$f")
+  [[ $name == chat_template.jinja ]] && continue
+  ln -s "$f" "$tmp/json_tmpl/$name"
+  ln -s "$f" "$tmp/no_tmpl/$name"
+done
+python3 -c 'import json,sys; print(json.dumps({"chat_template": open(sys.argv[1]).read()}))' "$m/chat_template.jinja" \
+  >"$tmp/json_tmpl/chat_template.json"
+for d in json_tmpl no_tmpl; do
+  got=$("$yak" generate -m "$tmp/$d" --messages "$tmp/chat.json" --ids --ignore-eos -n $n -t 1 2>&1)
+  [[ $got == "$want" ]] && ok || bad "--messages with $d: got '$got', transformers '$want'"
+done
+
 # yak chat: /image attaches a picture to the next message; the reply is generate's.
 IFS='|' read -r text files want <<<"${cases[0]}"
 chat=$(printf '/image %s\n%s\n' "$img/$files" "$text" | "$yak" chat -m "$m" -n $n --temp 0 -t 1 2>"$tmp/chat.err")

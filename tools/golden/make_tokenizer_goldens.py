@@ -115,6 +115,37 @@ QWEN2_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 
+# Qwen3-VL-Instruct's template (Qwen/Qwen3-VL-*-Instruct chat_template.json), its text, image and
+# tool-result branches; tools in the system turn and video parts are left out here (the tools
+# format is Qwen2.5's, checked by make_tool_goldens.py). No default system turn; image parts
+# become <|vision_start|><|image_pad|><|vision_end|>.
+QWEN3_VL_TEMPLATE = (
+    "{%- if messages[0].role == 'system' %}\n    {{- '<|im_start|>system\\n' }}\n"
+    "    {%- if messages[0].content is string %}\n        {{- messages[0].content }}\n    {%- else %}\n"
+    "        {%- for content in messages[0].content %}\n            {%- if 'text' in content %}\n"
+    "                {{- content.text }}\n            {%- endif %}\n        {%- endfor %}\n    {%- endif %}\n"
+    "    {{- '<|im_end|>\\n' }}\n{%- endif %}\n"
+    "{%- for message in messages %}\n"
+    "    {%- if message.role == \"user\" %}\n        {{- '<|im_start|>' + message.role + '\\n' }}\n"
+    "        {%- if message.content is string %}\n            {{- message.content }}\n        {%- else %}\n"
+    "            {%- for content in message.content %}\n"
+    "                {%- if content.type == 'image' or 'image' in content or 'image_url' in content %}\n"
+    "                    {{- '<|vision_start|><|image_pad|><|vision_end|>' }}\n"
+    "                {%- elif 'text' in content %}\n                    {{- content.text }}\n                {%- endif %}\n"
+    "            {%- endfor %}\n        {%- endif %}\n        {{- '<|im_end|>\\n' }}\n"
+    "    {%- elif message.role == \"assistant\" %}\n        {{- '<|im_start|>' + message.role + '\\n' }}\n"
+    "        {%- if message.content is string %}\n            {{- message.content }}\n        {%- else %}\n"
+    "            {%- for content_item in message.content %}\n                {%- if 'text' in content_item %}\n"
+    "                    {{- content_item.text }}\n                {%- endif %}\n            {%- endfor %}\n"
+    "        {%- endif %}\n        {{- '<|im_end|>\\n' }}\n"
+    "    {%- elif message.role == \"tool\" %}\n"
+    "        {%- if loop.first or (messages[loop.index0 - 1].role != \"tool\") %}\n            {{- '<|im_start|>user' }}\n        {%- endif %}\n"
+    "        {{- '\\n<tool_response>\\n' }}\n        {{- message.content }}\n        {{- '\\n</tool_response>' }}\n"
+    "        {%- if loop.last or (messages[loop.index0 + 1].role != \"tool\") %}\n            {{- '<|im_end|>\\n' }}\n        {%- endif %}\n"
+    "    {%- endif %}\n{%- endfor %}\n"
+    "{%- if add_generation_prompt %}\n    {{- '<|im_start|>assistant\\n' }}\n{%- endif %}\n"
+)
+
 # meta-llama/Llama-2-7b-chat-hf tokenizer_config.json chat_template.
 LLAMA2_TEMPLATE = (
     "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}"
@@ -159,6 +190,20 @@ CONVERSATIONS = {
         {"role": "user", "content": "1+1?"},
         {"role": "assistant", "content": "<think>\nadd them\n</think>\n\n2"},
         {"role": "user", "content": "2+2?"},
+    ],
+}
+
+
+# Conversations with pictures (content parts), rendered by the qwen3-vl family only. yak's messages
+# carry an image as the placeholder text the template writes for it.
+VL_CONVERSATIONS = {
+    "image_then_text": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe the picture."}]}],
+    "two_images_system": [
+        {"role": "system", "content": "You see pictures."},
+        {"role": "user", "content": [{"type": "text", "text": "Compare "}, {"type": "image"},
+                                     {"type": "text", "text": " with "}, {"type": "image"}]},
+        {"role": "assistant", "content": "The first is brighter."},
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "And this one?"}]},
     ],
 }
 
@@ -307,10 +352,12 @@ def chat(shared):
         "qwen3": QWEN3_TEMPLATE,
         "llama2": LLAMA2_TEMPLATE,
         "alpaca2": ALPACA2_TEMPLATE,
+        "qwen3-vl": QWEN3_VL_TEMPLATE,
     }
     out = {"templates": families, "cases": []}
     for fam, tpl in families.items():
-        for conv_name, msgs in CONVERSATIONS.items():
+        convs = dict(CONVERSATIONS, **VL_CONVERSATIONS) if fam == "qwen3-vl" else CONVERSATIONS
+        for conv_name, msgs in convs.items():
             for agp in (True, False):
                 for think in ((True, False) if fam == "qwen3" else (True,)):
                     if fam in ("llama2", "alpaca2") and conv_name == "assistant_with_think":

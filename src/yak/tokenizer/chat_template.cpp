@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "yak/base/error.h"
+#include "yak/base/mmap.h"
 #include "yak/tokenizer/jinja/jinja.h"
 
 namespace yak::tok {
@@ -173,7 +174,7 @@ std::string render_llama2(std::span<const ChatMessage> msgs, const std::optional
 }  // namespace
 
 std::vector<std::string> ChatTemplate::known_names() {
-  return {"chatml", "qwen3", "llama2", "alpaca2", "alpaca2-long", "plain"};
+  return {"chatml", "qwen3", "qwen3-vl", "llama2", "alpaca2", "alpaca2-long", "plain"};
 }
 
 ChatTemplate ChatTemplate::by_name(const std::string& name) {
@@ -186,7 +187,7 @@ ChatTemplate ChatTemplate::by_name(const std::string& name) {
   } else if (name == "alpaca2-long") {
     t.name_ = "alpaca2";
     t.default_system_ = kAlpaca2LongSystem;
-  } else if (name != "qwen3" && name != "llama2" && name != "plain") {
+  } else if (name != "qwen3" && name != "qwen3-vl" && name != "llama2" && name != "plain") {
     std::string known;
     for (const auto& n : known_names()) known += (known.empty() ? "" : ", ") + n;
     throw Error("unknown chat template '" + name + "' (known: " + known + ")");
@@ -243,6 +244,7 @@ std::string ChatTemplate::detect(const Json& cfg, const std::string& arch) {
     return src.find("你是一个乐于助人的助手") != std::string::npos ? "alpaca2" : "llama2";
   if (src.empty() && (arch == "Qwen2ForCausalLM" || arch == "Qwen2MoeForCausalLM")) return "chatml";
   if (src.empty() && arch == "LlamaForCausalLM") return "llama2";
+  if (src.empty() && arch == "Qwen3VLForConditionalGeneration") return "qwen3-vl";
   return "plain";
 }
 
@@ -279,6 +281,23 @@ ChatTemplate ChatTemplate::builtin_from_config(const Json& cfg, const std::strin
     if (e != std::string::npos) t.default_system_ = src.substr(p + set.size(), e - p - set.size());
   }
   return t;
+}
+
+Json load_tokenizer_config(const std::filesystem::path& dir) {
+  Json tc = Json::object();
+  const auto cfg = dir / "tokenizer_config.json";
+  if (std::filesystem::exists(cfg)) tc = read_json_file(cfg);
+  if (!tc.is_object()) throw Error(cfg.string() + ": expected a JSON object");
+  if (tc.contains("chat_template")) return tc;
+  if (std::filesystem::exists(dir / "chat_template.jinja")) {
+    tc["chat_template"] = read_text_file(dir / "chat_template.jinja");
+  } else if (const auto js = dir / "chat_template.json"; std::filesystem::exists(js)) {
+    const Json j = read_json_file(js);
+    if (!j.is_object() || !j.contains("chat_template") || !j["chat_template"].is_string())
+      throw Error(js.string() + ": expected an object with a string 'chat_template'");
+    tc["chat_template"] = j["chat_template"];
+  }
+  return tc;
 }
 
 std::string python_json(const nlohmann::ordered_json& j) {
@@ -359,7 +378,7 @@ std::string ChatTemplate::render(std::span<const ChatMessage> msgs, const ChatOp
       if (!m.tool_calls.empty() || m.role == "tool")
         throw Error("the " + name_ + " chat template has no format for tool calls and tool results");
   }
-  if (name_ == "chatml") return render_chatml(msgs, o, default_system_);
+  if (name_ == "chatml" || name_ == "qwen3-vl") return render_chatml(msgs, o, default_system_);
   if (name_ == "qwen3") return render_qwen3(msgs, o);
   if (name_ == "llama2" || name_ == "alpaca2") return render_llama2(msgs, default_system_);
   std::string out;
@@ -369,7 +388,7 @@ std::string ChatTemplate::render(std::span<const ChatMessage> msgs, const ChatOp
 
 std::vector<std::string> ChatTemplate::stop_strings() const {
   if (jinja_) return jinja_stops_;
-  if (name_ == "chatml" || name_ == "qwen3") return {"<|im_end|>", "<|endoftext|>"};
+  if (name_ == "chatml" || name_ == "qwen3" || name_ == "qwen3-vl") return {"<|im_end|>", "<|endoftext|>"};
   if (name_ == "llama2" || name_ == "alpaca2") return {"</s>"};
   return {};
 }

@@ -1,9 +1,11 @@
 // Chat templates: a checkpoint's own Jinja template (tokenizer_config.json `chat_template`,
-// chat_template.jinja, a GGUF's tokenizer.chat_template, or --chat-template FILE.jinja) rendered by
-// yak's Jinja interpreter as transformers' apply_chat_template renders it; and, for checkpoints
-// without one, built-in families (ChatML/Qwen2, Qwen3 thinking switch, Llama-2, Chinese-Alpaca-2,
-// plain completion) written in C++ to match the official templates.
+// chat_template.jinja, a processor's chat_template.json, a GGUF's tokenizer.chat_template, or
+// --chat-template FILE.jinja) rendered by yak's Jinja interpreter as transformers'
+// apply_chat_template renders it; and, for checkpoints without one, built-in families (ChatML/Qwen2,
+// Qwen3 thinking switch, Qwen3-VL, Llama-2, Chinese-Alpaca-2, plain completion) written in C++ to
+// match the official templates.
 #pragma once
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <span>
@@ -42,9 +44,15 @@ struct ChatOptions {
 // keys in the given order): what Hugging Face chat templates print with `| tojson`.
 std::string python_json(const nlohmann::ordered_json& j);
 
+// A Hugging Face folder's tokenizer_config.json (an empty object when there is none) with its
+// `chat_template` filled, when the JSON has none, from chat_template.jinja (where transformers 5
+// saves it) or else chat_template.json (`{"chat_template": "..."}`, where processors of
+// vision-language models saved it). Throws yak::Error naming the file when one is malformed.
+Json load_tokenizer_config(const std::filesystem::path& dir);
+
 class ChatTemplate {
  public:
-  // Known names: chatml, qwen3, llama2, alpaca2, plain. Throws yak::Error listing them otherwise.
+  // Known names: chatml, qwen3, qwen3-vl, llama2, alpaca2, plain. Throws yak::Error listing them otherwise.
   static ChatTemplate by_name(const std::string& name);
   // A Jinja template's source; `where` names it in errors (a file, "tokenizer_config.json"). The
   // special tokens (bos_token, eos_token, unk_token, pad_token: strings or {"content": ...}) come
@@ -75,7 +83,7 @@ class ChatTemplate {
   bool add_special_tokens() const { return name_ == "plain"; }
   // Whether the template renders tools and tool calls (Qwen's format for the built-in families;
   // a Jinja template that reads `tools`).
-  bool supports_tools() const { return name_ == "chatml" || name_ == "qwen3" || jinja_tools_; }
+  bool supports_tools() const { return name_ == "chatml" || name_ == "qwen3" || name_ == "qwen3-vl" || jinja_tools_; }
 
   // System prompt used when the conversation has none (chatml: Qwen2's; alpaca2: Chinese-Alpaca-2's).
   const std::optional<std::string>& default_system() const { return default_system_; }

@@ -11,6 +11,7 @@
 #include "yak/io/gguf_writer.h"
 #include "yak/io/safetensors.h"
 #include "yak/tokenizer/bpe.h"
+#include "yak/tokenizer/chat_template.h"
 #include "yak/tokenizer/gguf_vocab.h"
 #include "yak/tokenizer/sp_proto.h"
 
@@ -29,18 +30,9 @@ std::string pre_name(const std::vector<std::string>& regexes, const std::string&
   throw Error(where + ": the pre-tokenizer's regexes match none GGUF names (qwen2, llama-bpe, gpt-2, ...)");
 }
 
-Json tokenizer_config(const fs::path& dir) {
-  Json tc = Json::object();
-  if (fs::exists(dir / "tokenizer_config.json")) tc = read_json_file(dir / "tokenizer_config.json");
-  if (!tc.is_object()) throw Error((dir / "tokenizer_config.json").string() + ": expected a JSON object");
-  if (!tc.contains("chat_template") && fs::exists(dir / "chat_template.jinja"))
-    tc["chat_template"] = read_text_file(dir / "chat_template.jinja");
-  return tc;
-}
-
 void add_bpe(io::GgufWriter& w, const fs::path& dir, int64_t vocab_size, const io::ModelConfig& cfg) {
   const fs::path path = dir / "tokenizer.json";
-  const Json tc = tokenizer_config(dir);
+  const Json tc = load_tokenizer_config(dir);
   BpeSpec spec = BpeTokenizer::spec_from_json_string(read_text_file(path), path.string(), &tc);
   std::vector<std::string> tokens(static_cast<size_t>(vocab_size));
   std::vector<int32_t> types(static_cast<size_t>(vocab_size), spproto::kUnused);
@@ -107,7 +99,7 @@ void add_sentencepiece(io::GgufWriter& w, const fs::path& dir, int64_t vocab_siz
     scores.push_back(-1000.0f);
     types.push_back(spproto::kUserDefined);
   }
-  const Json tc = tokenizer_config(dir);
+  const Json tc = load_tokenizer_config(dir);
   w.add_string("tokenizer.ggml.model", "llama");
   w.add_string("tokenizer.ggml.pre", "default");
   w.add_strings("tokenizer.ggml.tokens", tokens);
