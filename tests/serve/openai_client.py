@@ -16,16 +16,10 @@ import urllib.request
 
 import jsonschema
 import openai
+from checks import check, fails, summarize  # noqa: F401
 
 yak, model, base, key = sys.argv[1:5]
 speculative = sys.argv[5:6] == ["speculative"]  # the server runs with a draft model
-fails = []
-
-
-def check(cond, what):
-    if not cond:
-        fails.append(what)
-        print("FAIL", what, flush=True)
 
 
 client = openai.OpenAI(base_url=base, api_key=key, max_retries=0, timeout=120)
@@ -241,5 +235,4 @@ if speculative:
 else:
     check(drafted == 0 and kept == 0, f"no draft model, yet {drafted} drafts counted")
 
-print(f"{len(fails)} failures", flush=True)
-sys.exit(1 if fails else 0)
+summarize()

@@ -8,15 +8,9 @@ import sys
 
 import jsonschema
 import openai
+from checks import check, fails, summarize  # noqa: F401
 
 base, key = sys.argv[1:3]
-fails = []
-
-
-def check(cond, what):
-    if not cond:
-        fails.append(what)
-        print("FAIL", what, flush=True)
 
 
 client = openai.OpenAI(base_url=base, api_key=key, max_retries=0, timeout=120)
@@ -79,5 +73,4 @@ try:
 except openai.BadRequestError as ex:
     check(ex.body.get("param") == "tool_choice", f"unknown function: {ex.body}")
 
-print(f"{len(fails)} failures", flush=True)
-sys.exit(1 if fails else 0)
+summarize()

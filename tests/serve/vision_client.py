@@ -14,16 +14,10 @@ import tempfile
 import zlib
 
 import openai
+from checks import check, fails, summarize  # noqa: F401
 
 yak, model, images, base, media = sys.argv[1:6]
 images, media = os.path.abspath(images), os.path.abspath(media)
-fails = []
-
-
-def check(cond, what):
-    if not cond:
-        fails.append(what)
-        print("FAIL", what, flush=True)
 
 
 client = openai.OpenAI(base_url=base, api_key="sk-vl", max_retries=0, timeout=120)
@@ -144,4 +138,4 @@ refused([text, image_part("data:image/png;base64," + base64.b64encode(b"not a pi
         "messages[0].content[1]: not an image this build reads")
 refused([image_part("missing.png"), text], "cannot open the image")
 
-sys.exit(1 if fails else 0)
+summarize()
